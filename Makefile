@@ -1,0 +1,49 @@
+# tenantsync — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/tenantsync?sslmode=disable
+GO ?= go
+BIN := bin
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## build server, worker and entraemu into bin/
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/...
+
+.PHONY: run
+run: build ## start the whole product (emulator, server, worker) on the local Postgres
+	@DATABASE_URL='$(DATABASE_URL)' BIN='$(BIN)' ./scripts/run.sh
+
+.PHONY: test
+test: ## run every test (Postgres at 127.0.0.1:5432 unless TEST_DATABASE_URL is set)
+	@./scripts/with-test-db.sh $(GO) test -count=1 -timeout 30m ./...
+
+.PHONY: test-race
+test-race: ## run every test with the race detector
+	@./scripts/with-test-db.sh $(GO) test -count=1 -race -timeout 45m ./...
+
+.PHONY: bench
+bench: ## run the benchmarks (figures are reported as ratios to baselines measured in the same run)
+	@./scripts/with-test-db.sh $(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
+
+.PHONY: lint
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l . ); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+.PHONY: migrate
+migrate: ## apply the database migrations to DATABASE_URL
+	@DATABASE_URL='$(DATABASE_URL)' ./scripts/ensure-db.sh
+	DATABASE_URL='$(DATABASE_URL)' $(GO) run ./cmd/server migrate
+
+.PHONY: river-migrations
+river-migrations: ## regenerate River's goose files after upgrading River
+	$(GO) run ./internal/postgres/rivergen -dir migrations
+
+.PHONY: up
+up: ## start the stack with docker compose (needs a Docker engine)
+	docker compose up --build

@@ -1,0 +1,120 @@
+package deploy
+
+import (
+	"context"
+	"os"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/tenantsync/tenantsync/internal/config"
+)
+
+func loadCompose(t *testing.T) *types.Project {
+	t.Helper()
+	opts, err := cli.NewProjectOptions([]string{"../../docker-compose.yml"}, cli.WithWorkingDirectory("../.."), cli.WithName("tenantsync"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := opts.LoadProject(context.Background())
+	if err != nil {
+		t.Fatalf("docker-compose.yml does not load: %v", err)
+	}
+	return p
+}
+
+// envNames lists the variables a config type reads.
+func envNames(v any) map[string]bool {
+	out := map[string]bool{}
+	var walk func(reflect.Type)
+	walk = func(t reflect.Type) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if f.Anonymous {
+				walk(f.Type)
+				continue
+			}
+			if n := strings.Split(f.Tag.Get("env"), ",")[0]; n != "" {
+				out[n] = true
+			}
+		}
+	}
+	walk(reflect.TypeOf(v))
+	return out
+}
+
+func TestComposeServices(t *testing.T) {
+	p := loadCompose(t)
+	for _, name := range []string{"postgres", "migrate", "entraemu", "server", "worker"} {
+		if _, err := p.GetService(name); err != nil {
+			t.Errorf("service %s missing: %v", name, err)
+		}
+	}
+	pg, _ := p.GetService("postgres")
+	if pg.HealthCheck == nil || len(pg.HealthCheck.Test) == 0 {
+		t.Error("postgres has no healthcheck")
+	}
+	w, _ := p.GetService("worker")
+	if w.Deploy == nil || w.Deploy.Replicas == nil || *w.Deploy.Replicas != 2 {
+		t.Errorf("worker replicas = %v, want 2", w.Deploy)
+	}
+	for _, name := range []string{"server", "worker"} {
+		s, _ := p.GetService(name)
+		if d := s.DependsOn["migrate"]; d.Condition != types.ServiceConditionCompletedSuccessfully {
+			t.Errorf("%s must wait for migrate to complete, has %q", name, d.Condition)
+		}
+		if d := s.DependsOn["entraemu"]; d.Condition != types.ServiceConditionHealthy {
+			t.Errorf("%s must wait for a healthy entraemu, has %q", name, d.Condition)
+		}
+		if s.HealthCheck == nil {
+			t.Errorf("%s has no healthcheck", name)
+		}
+	}
+	m, _ := p.GetService("migrate")
+	if d := m.DependsOn["postgres"]; d.Condition != types.ServiceConditionHealthy {
+		t.Errorf("migrate must wait for a healthy postgres, has %q", d.Condition)
+	}
+}
+
+// Every variable given to server and worker must be one the process reads,
+// so a typo in compose cannot silently fall back to a default.
+func TestComposeVariableNames(t *testing.T) {
+	p := loadCompose(t)
+	known := map[string]map[string]bool{
+		"server":  envNames(config.Server{}),
+		"worker":  envNames(config.Worker{}),
+		"migrate": envNames(config.Migrate{}),
+	}
+	for name, vars := range known {
+		s, err := p.GetService(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := range s.Environment {
+			if !vars[k] {
+				t.Errorf("%s: compose sets %s, which %s does not read", name, k, name)
+			}
+		}
+		if s.Environment["DATABASE_URL"] == nil {
+			t.Errorf("%s: DATABASE_URL not set", name)
+		}
+	}
+}
+
+// The runtime image must be non-root with static binaries.
+func TestDockerfile(t *testing.T) {
+	b, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for _, re := range []string{`(?m)^FROM .* AS build$`, `CGO_ENABLED=0`, `(?m)^USER nonroot`, `(?m)^FROM gcr.io/distroless/static`} {
+		if !regexp.MustCompile(re).MatchString(s) {
+			t.Errorf("Dockerfile lacks %s", re)
+		}
+	}
+}

@@ -1,0 +1,4 @@
+// Package deploy holds no code: its tests check the deployment files at the
+// repository root (docker-compose.yml, Dockerfile) with the real Compose
+// loader, on machines without a Docker engine too.
+package deploy

@@ -1,0 +1,129 @@
+// Package domain holds tenantsync's core types and errors: tenants and their
+// lifecycle, directory objects, sync runs. It imports only the standard
+// library; every other package imports it.
+package domain
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// TenantStatus is a tenant's place in the lifecycle of ARCHITECTURE.md.
+type TenantStatus string
+
+// The tenant lifecycle: pending → active ⇄ failing → consent_revoked or
+// insufficient_permissions → disconnected.
+const (
+	TenantPending                 TenantStatus = "pending"
+	TenantActive                  TenantStatus = "active"
+	TenantFailing                 TenantStatus = "failing"
+	TenantConsentRevoked          TenantStatus = "consent_revoked"
+	TenantInsufficientPermissions TenantStatus = "insufficient_permissions"
+	TenantDisconnected            TenantStatus = "disconnected"
+)
+
+// TenantStatuses lists every status in lifecycle order.
+var TenantStatuses = []TenantStatus{
+	TenantPending, TenantActive, TenantFailing, TenantConsentRevoked,
+	TenantInsufficientPermissions, TenantDisconnected,
+}
+
+// Valid reports whether s is a known status.
+func (s TenantStatus) Valid() bool {
+	for _, v := range TenantStatuses {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Describe says what the status means to a person.
+func (s TenantStatus) Describe() string {
+	switch s {
+	case TenantPending:
+		return "Connecting: we are confirming the consent with Microsoft."
+	case TenantActive:
+		return "Connected: the directory is being kept in sync."
+	case TenantFailing:
+		return "Connected, but recent syncs failed; we keep retrying."
+	case TenantConsentRevoked:
+		return "Consent was removed in Microsoft Entra ID; an administrator needs to reconnect."
+	case TenantInsufficientPermissions:
+		return "Some permissions are missing; an administrator needs to reconnect and accept all of them."
+	case TenantDisconnected:
+		return "Disconnected: the directory copy is removed."
+	}
+	return string(s)
+}
+
+// NeedsAdmin reports whether only the customer's admin can fix the state.
+func (s TenantStatus) NeedsAdmin() bool {
+	return s == TenantConsentRevoked || s == TenantInsufficientPermissions
+}
+
+// Tenant is a customer organization that connected the app.
+type Tenant struct {
+	ID              string       `db:"id"`
+	Status          TenantStatus `db:"status"`
+	StatusReason    string       `db:"status_reason"`
+	StatusChangedAt time.Time    `db:"status_changed_at"`
+	DisplayName     string       `db:"display_name"`
+	Domains         []string     `db:"domains"`
+	ConsentedAt     *time.Time   `db:"consented_at"`
+	ConsentedBy     string       `db:"consented_by"`
+	ConsentedByOID  string       `db:"consented_by_oid"`
+	GrantedRoles    []string     `db:"granted_roles"`
+	LastSyncedAt    *time.Time   `db:"last_synced_at"`
+	NextSyncAt      *time.Time   `db:"next_sync_at"`
+	FailureCount    int          `db:"failure_count"`
+	SyncSuspended   bool         `db:"sync_suspended"`
+	CreatedAt       time.Time    `db:"created_at"`
+	UpdatedAt       time.Time    `db:"updated_at"`
+}
+
+// Name is the display name, or the ID while the name is not known yet.
+func (t Tenant) Name() string {
+	if t.DisplayName != "" {
+		return t.DisplayName
+	}
+	return t.ID
+}
+
+// TenantEvent is one entry of a tenant's history.
+type TenantEvent struct {
+	ID         int64     `db:"id"`
+	TenantID   string    `db:"tenant_id"`
+	At         time.Time `db:"at"`
+	Kind       string    `db:"kind"`
+	FromStatus string    `db:"from_status"`
+	ToStatus   string    `db:"to_status"`
+	Reason     string    `db:"reason"`
+	Actor      string    `db:"actor"`
+}
+
+// Event kinds recorded in a tenant's history.
+const (
+	EventConsented     = "consented"
+	EventStatusChanged = "status_changed"
+	EventDisconnected  = "disconnected"
+	EventPurged        = "purged"
+	EventSyncRequested = "sync_requested"
+	EventSuspended     = "sync_suspended"
+	EventResumed       = "sync_resumed"
+)
+
+// Error kinds, mapped to HTTP status codes in one table by the web layer.
+var (
+	ErrNotFound     = errors.New("not found")
+	ErrInvalid      = errors.New("invalid")
+	ErrConflict     = errors.New("conflict")
+	ErrUnauthorized = errors.New("unauthorized")
+	ErrForbidden    = errors.New("forbidden")
+)
+
+// Invalidf returns an error of kind ErrInvalid with a message for people.
+func Invalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,174 @@
+// Package pgtest gives each test its own freshly migrated Postgres database,
+// cloned from a template that is migrated once per migration set (pgtestdb).
+//
+// The server comes from TEST_DATABASE_URL when set, else from a
+// testcontainers-go Postgres container when Docker answers. Without either the
+// test is skipped with a message saying how to provide Postgres, except under
+// CI=true, where it fails: a green run must not hide skipped tests.
+package pgtest
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" driver for pgtestdb
+	"github.com/peterldowns/pgtestdb"
+	"github.com/testcontainers/testcontainers-go"
+	tcpostgres "github.com/testcontainers/testcontainers-go/modules/postgres"
+
+	"github.com/tenantsync/tenantsync/internal/postgres"
+	"github.com/tenantsync/tenantsync/migrations"
+)
+
+// Pool returns a pool on a fresh, fully migrated database that is dropped
+// when the test passes (and kept for inspection when it fails).
+func Pool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), URL(t))
+	if err != nil {
+		t.Fatalf("pgtest: connect: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// URL returns the connection string of a fresh, fully migrated database.
+func URL(t testing.TB) string {
+	t.Helper()
+	return pgtestdb.Custom(t, Server(t), migrator{}).URL()
+}
+
+// Empty returns the connection string of a fresh database with no schema,
+// for tests of the migrations themselves.
+func Empty(t testing.TB) string {
+	t.Helper()
+	return pgtestdb.Custom(t, Server(t), pgtestdb.NoopMigrator{}).URL()
+}
+
+var (
+	serverOnce sync.Once
+	serverConf pgtestdb.Config
+	serverErr  error
+)
+
+// Server returns the Postgres server the tests use; see the package doc.
+func Server(t testing.TB) pgtestdb.Config {
+	t.Helper()
+	serverOnce.Do(func() { serverConf, serverErr = findServer() })
+	if serverErr != nil {
+		msg := fmt.Sprintf("pgtest: no Postgres for this test: %v. Set TEST_DATABASE_URL "+
+			"(e.g. postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable), or run Docker for testcontainers, or use `make test`", serverErr)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return serverConf
+}
+
+func findServer() (pgtestdb.Config, error) {
+	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
+		return configFromURL(u)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	provider, err := testcontainers.NewDockerProvider()
+	if err != nil {
+		return pgtestdb.Config{}, fmt.Errorf("TEST_DATABASE_URL unset and no Docker: %w", err)
+	}
+	defer provider.Close()
+	if err := provider.Health(ctx); err != nil {
+		return pgtestdb.Config{}, fmt.Errorf("TEST_DATABASE_URL unset and Docker unhealthy: %w", err)
+	}
+	// The container lives as long as the test binary; Ryuk reaps it after.
+	ctr, err := tcpostgres.Run(ctx, "postgres:17-alpine",
+		tcpostgres.WithDatabase("postgres"), tcpostgres.WithUsername("postgres"), tcpostgres.WithPassword("postgres"),
+		tcpostgres.BasicWaitStrategies(),
+		testcontainers.WithCmdArgs("-c", "fsync=off", "-c", "max_connections=500"))
+	if err != nil {
+		return pgtestdb.Config{}, fmt.Errorf("start postgres container: %w", err)
+	}
+	u, err := ctr.ConnectionString(ctx, "sslmode=disable")
+	if err != nil {
+		return pgtestdb.Config{}, fmt.Errorf("postgres container: %w", err)
+	}
+	return configFromURL(u)
+}
+
+func configFromURL(raw string) (pgtestdb.Config, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return pgtestdb.Config{}, fmt.Errorf("TEST_DATABASE_URL is not a postgres:// URL")
+	}
+	pw, _ := u.User.Password()
+	port := u.Port()
+	if port == "" {
+		port = "5432"
+	}
+	q := u.Query()
+	if q.Get("sslmode") == "" {
+		q.Set("sslmode", "disable")
+	}
+	return pgtestdb.Config{
+		DriverName: "pgx",
+		Host:       u.Hostname(),
+		Port:       port,
+		User:       u.User.Username(),
+		Password:   pw,
+		Database:   strings.TrimPrefix(u.Path, "/"),
+		Options:    q.Encode(),
+		// Pools in tests (River clients, servers) may still hold a
+		// connection when the test ends.
+		ForceTerminateConnections: true,
+	}, nil
+}
+
+// migrator builds pgtestdb templates with tenantsync's own goose migrations.
+type migrator struct{}
+
+// Hash identifies the migration set, so a changed migration gets a new template.
+func (migrator) Hash() (string, error) {
+	h := sha256.New()
+	var names []string
+	if err := fs.WalkDir(migrations.FS, ".", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			names = append(names, p)
+		}
+		return err
+	}); err != nil {
+		return "", err
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		b, err := fs.ReadFile(migrations.FS, n)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s %d\n", n, len(b))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// Migrate applies every migration to the template database.
+func (migrator) Migrate(ctx context.Context, db *sql.DB, _ pgtestdb.Config) error {
+	m, err := postgres.NewMigratorDB(db, nil)
+	if err != nil {
+		return err
+	}
+	// db belongs to pgtestdb; do not Close the migrator.
+	_, err = m.Up(ctx)
+	return err
+}

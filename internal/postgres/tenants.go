@@ -1,0 +1,127 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tenantsync/tenantsync/internal/domain"
+)
+
+const tenantColumns = `id::text, status, status_reason, status_changed_at, display_name, domains,
+	consented_at, consented_by, consented_by_oid, granted_roles, last_synced_at, next_sync_at,
+	failure_count, sync_suspended, created_at, updated_at`
+
+const tenantGet = `SELECT ` + tenantColumns + ` FROM tenants WHERE id = $1`
+
+// TenantGet returns one tenant, or domain.ErrNotFound.
+func (s *Store) TenantGet(ctx context.Context, id string) (domain.Tenant, error) {
+	rows, err := s.db.Query(ctx, tenantGet, id)
+	if err != nil {
+		return domain.Tenant{}, fmt.Errorf("get tenant %s: %w", id, err)
+	}
+	t, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByPos[domain.Tenant])
+	if err != nil {
+		return domain.Tenant{}, fmt.Errorf("get tenant %s: %w", id, notFound(err))
+	}
+	return t, nil
+}
+
+const tenantUpsertConsented = `
+INSERT INTO tenants (id, status, status_reason, status_changed_at, consented_at, consented_by, consented_by_oid, created_at, updated_at)
+VALUES ($1, 'pending', $2, $3, $3, $4, $5, $3, $3)
+ON CONFLICT (id) DO UPDATE SET
+	status = 'pending', status_reason = EXCLUDED.status_reason, status_changed_at = EXCLUDED.status_changed_at,
+	consented_at = EXCLUDED.consented_at, consented_by = EXCLUDED.consented_by,
+	consented_by_oid = EXCLUDED.consented_by_oid, failure_count = 0, updated_at = EXCLUDED.updated_at
+RETURNING ` + tenantColumns
+
+const tenantStatusForUpdate = `SELECT status FROM tenants WHERE id = $1 FOR UPDATE`
+
+// TenantUpsertConsented records a fresh admin consent: the tenant (new or
+// reconnecting from any state) becomes pending, and the history says who
+// consented. Run it inside Tx together with the verification job.
+func (s *Store) TenantUpsertConsented(ctx context.Context, id, by, byOID string) (domain.Tenant, error) {
+	now := s.now().UTC()
+	var from string
+	if err := s.db.QueryRow(ctx, tenantStatusForUpdate, id).Scan(&from); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return domain.Tenant{}, fmt.Errorf("upsert tenant %s: %w", id, err)
+	}
+	const reason = "admin consent granted; waiting for verification"
+	rows, err := s.db.Query(ctx, tenantUpsertConsented, id, reason, now, by, byOID)
+	if err != nil {
+		return domain.Tenant{}, fmt.Errorf("upsert tenant %s: %w", id, err)
+	}
+	t, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByPos[domain.Tenant])
+	if err != nil {
+		return domain.Tenant{}, fmt.Errorf("upsert tenant %s: %w", id, err)
+	}
+	if err := s.TenantEventAdd(ctx, domain.TenantEvent{
+		TenantID: id, At: now, Kind: domain.EventConsented, FromStatus: from,
+		ToStatus: string(domain.TenantPending), Reason: reason, Actor: by,
+	}); err != nil {
+		return domain.Tenant{}, err
+	}
+	return t, nil
+}
+
+// TenantSetStatus moves a tenant to status with a reason and records the
+// transition; setting the same status and reason again records nothing.
+func (s *Store) TenantSetStatus(ctx context.Context, id string, status domain.TenantStatus, reason, actor string) error {
+	if !status.Valid() {
+		return domain.Invalidf("unknown tenant status %q", status)
+	}
+	now := s.now().UTC()
+	return s.Tx(ctx, func(_ pgx.Tx, st *Store) error {
+		var from string
+		if err := st.db.QueryRow(ctx, tenantStatusForUpdate, id).Scan(&from); err != nil {
+			return fmt.Errorf("set status of tenant %s: %w", id, notFound(err))
+		}
+		tag, err := st.db.Exec(ctx, `UPDATE tenants SET status = $2, status_reason = $3, status_changed_at = $4, updated_at = $4
+			WHERE id = $1 AND (status <> $2 OR status_reason <> $3)`, id, status, reason, now)
+		if err != nil {
+			return fmt.Errorf("set status of tenant %s: %w", id, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return nil
+		}
+		return st.TenantEventAdd(ctx, domain.TenantEvent{
+			TenantID: id, At: now, Kind: domain.EventStatusChanged, FromStatus: from,
+			ToStatus: string(status), Reason: reason, Actor: actor,
+		})
+	})
+}
+
+const tenantEventAdd = `
+INSERT INTO tenant_events (tenant_id, at, kind, from_status, to_status, reason, actor)
+VALUES ($1, $2, $3, $4, $5, $6, $7)`
+
+// TenantEventAdd appends one entry to a tenant's history.
+func (s *Store) TenantEventAdd(ctx context.Context, ev domain.TenantEvent) error {
+	if ev.At.IsZero() {
+		ev.At = s.now().UTC()
+	}
+	if _, err := s.db.Exec(ctx, tenantEventAdd, ev.TenantID, ev.At, ev.Kind, ev.FromStatus, ev.ToStatus, ev.Reason, ev.Actor); err != nil {
+		return fmt.Errorf("add event for tenant %s: %w", ev.TenantID, err)
+	}
+	return nil
+}
+
+const tenantEventList = `
+SELECT id, tenant_id::text, at, kind, from_status, to_status, reason, actor
+FROM tenant_events WHERE tenant_id = $1 ORDER BY at DESC, id DESC LIMIT $2`
+
+// TenantEvents returns a tenant's newest events first.
+func (s *Store) TenantEvents(ctx context.Context, id string, limit int) ([]domain.TenantEvent, error) {
+	rows, err := s.db.Query(ctx, tenantEventList, id, limit)
+	if err != nil {
+		return nil, fmt.Errorf("events of tenant %s: %w", id, err)
+	}
+	evs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[domain.TenantEvent])
+	if err != nil {
+		return nil, fmt.Errorf("events of tenant %s: %w", id, err)
+	}
+	return evs, nil
+}
