@@ -1,0 +1,67 @@
+// Package jobs defines tenantsync's River job kinds and their workers, and
+// wires onboarding and dirsync to River: VerifyTenant, SyncTenant,
+// PurgeTenant and the periodic sync fan-out.
+package jobs
+
+import (
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+)
+
+// activeStates makes a job unique while one is queued or running, but not
+// after it completed (libraries.md §3: the default includes completed, which
+// would block the next sync for a day).
+var activeStates = []rivertype.JobState{
+	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
+	rivertype.JobStateRetryable, rivertype.JobStateScheduled,
+}
+
+// VerifyTenantArgs asks the worker to confirm a fresh admin consent.
+type VerifyTenantArgs struct {
+	TenantID string `json:"tenant_id" river:"unique"`
+}
+
+// Kind names the job kind.
+func (VerifyTenantArgs) Kind() string { return "verify_tenant" }
+
+// InsertOpts makes verification unique per tenant while active.
+func (VerifyTenantArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: 10, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: activeStates}}
+}
+
+// SyncTenantArgs asks the worker to sync one tenant's directory.
+type SyncTenantArgs struct {
+	TenantID string `json:"tenant_id" river:"unique"`
+	// Full forces a full round even when a delta link is saved.
+	Full bool `json:"full,omitempty"`
+}
+
+// Kind names the job kind.
+func (SyncTenantArgs) Kind() string { return "sync_tenant" }
+
+// InsertOpts makes a sync unique per tenant while one is queued or running.
+func (SyncTenantArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: 8, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: activeStates}}
+}
+
+// PurgeTenantArgs asks the worker to delete a tenant's directory copy.
+type PurgeTenantArgs struct {
+	TenantID string `json:"tenant_id" river:"unique"`
+}
+
+// Kind names the job kind.
+func (PurgeTenantArgs) Kind() string { return "purge_tenant" }
+
+// InsertOpts makes a purge unique per tenant while active.
+func (PurgeTenantArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: 10, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: activeStates}}
+}
+
+// NewInserter returns an insert-only River client (no queues, no workers) for
+// processes that enqueue jobs inside their own transactions, like the server.
+func NewInserter(pool *pgxpool.Pool) (*river.Client[pgx.Tx], error) {
+	return river.NewClient(riverpgxv5.New(pool), &river.Config{})
+}
