@@ -81,6 +81,8 @@ type Tenant struct {
 	SyncSuspended   bool         `db:"sync_suspended"`
 	CreatedAt       time.Time    `db:"created_at"`
 	UpdatedAt       time.Time    `db:"updated_at"`
+	UserCount       int          `db:"user_count"`  // users in the directory copy, as of the last sync
+	GroupCount      int          `db:"group_count"` // groups in the directory copy, as of the last sync
 }
 
 // Name is the display name, or the ID while the name is not known yet.

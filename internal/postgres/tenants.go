@@ -12,7 +12,7 @@ import (
 
 const tenantColumns = `id::text, status, status_reason, status_changed_at, display_name, domains,
 	consented_at, consented_by, consented_by_oid, granted_roles, last_synced_at, next_sync_at,
-	failure_count, sync_suspended, created_at, updated_at`
+	failure_count, sync_suspended, created_at, updated_at, user_count, group_count`
 
 const tenantGet = `SELECT ` + tenantColumns + ` FROM tenants WHERE id = $1`
 

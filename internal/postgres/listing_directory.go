@@ -1,0 +1,91 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tenantsync/tenantsync/internal/domain"
+)
+
+// DirectoryPage selects a page of a tenant's directory copy in ID order.
+type DirectoryPage struct {
+	After string // the last ID of the previous page; "" = first page
+	Limit int    // 1–1000; 0 = 100
+}
+
+func (p *DirectoryPage) check() error {
+	switch {
+	case p.Limit == 0:
+		p.Limit = 100
+	case p.Limit < 1 || p.Limit > 1000:
+		return domain.Invalidf("limit must be between 1 and 1000")
+	}
+	if p.After != "" && !isUUID(p.After) {
+		return domain.Invalidf("malformed cursor")
+	}
+	if p.After == "" {
+		p.After = "00000000-0000-0000-0000-000000000000"
+	}
+	return nil
+}
+
+const directoryUserPage = `
+SELECT tenant_id::text, id::text, user_principal_name, display_name, given_name, surname, mail, job_title, account_enabled
+FROM directory_users WHERE tenant_id = $1 AND id > $2::uuid ORDER BY id LIMIT $3`
+
+// DirectoryUserList returns a page of a tenant's users and whether more follow.
+func (s *Store) DirectoryUserList(ctx context.Context, tenantID string, p DirectoryPage) ([]domain.DirectoryUser, bool, error) {
+	if err := p.check(); err != nil {
+		return nil, false, err
+	}
+	rows, err := s.db.Query(ctx, directoryUserPage, tenantID, p.After, p.Limit+1)
+	if err != nil {
+		return nil, false, fmt.Errorf("users of tenant %s: %w", tenantID, err)
+	}
+	users, err := pgx.CollectRows(rows, pgx.RowToStructByPos[domain.DirectoryUser])
+	if err != nil {
+		return nil, false, fmt.Errorf("users of tenant %s: %w", tenantID, err)
+	}
+	if len(users) > p.Limit {
+		return users[:p.Limit], true, nil
+	}
+	return users, false, nil
+}
+
+const directoryGroupPage = `
+SELECT tenant_id::text, id::text, display_name, description
+FROM directory_groups WHERE tenant_id = $1 AND id > $2::uuid ORDER BY id LIMIT $3`
+
+// DirectoryGroupList returns a page of a tenant's groups and whether more follow.
+func (s *Store) DirectoryGroupList(ctx context.Context, tenantID string, p DirectoryPage) ([]domain.Group, bool, error) {
+	if err := p.check(); err != nil {
+		return nil, false, err
+	}
+	rows, err := s.db.Query(ctx, directoryGroupPage, tenantID, p.After, p.Limit+1)
+	if err != nil {
+		return nil, false, fmt.Errorf("groups of tenant %s: %w", tenantID, err)
+	}
+	groups, err := pgx.CollectRows(rows, pgx.RowToStructByPos[domain.Group])
+	if err != nil {
+		return nil, false, fmt.Errorf("groups of tenant %s: %w", tenantID, err)
+	}
+	if len(groups) > p.Limit {
+		return groups[:p.Limit], true, nil
+	}
+	return groups, false, nil
+}
+
+// GroupMemberIDs returns the member IDs of one group of a tenant.
+func (s *Store) GroupMemberIDs(ctx context.Context, tenantID, groupID string) ([]string, error) {
+	rows, err := s.db.Query(ctx, `SELECT member_id::text FROM group_members WHERE tenant_id = $1 AND group_id = $2 ORDER BY member_id`, tenantID, groupID)
+	if err != nil {
+		return nil, fmt.Errorf("members of group %s: %w", groupID, err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("members of group %s: %w", groupID, err)
+	}
+	return ids, nil
+}
