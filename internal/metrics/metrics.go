@@ -1,0 +1,170 @@
+// Package metrics defines tenantsync's Prometheus metrics for both
+// processes. Labels stay low-cardinality: routes, endpoints, statuses, kinds
+// and outcomes, never a tenant ID. It imports no other tenantsync package.
+package metrics
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics holds every series; one instance per process, registered on its
+// own registry so tests can build as many as they like.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	httpRequests *prometheus.CounterVec
+	httpDuration *prometheus.HistogramVec
+
+	tokenAcquisitions *prometheus.CounterVec
+	graphRequests     *prometheus.CounterVec
+	graphDuration     *prometheus.HistogramVec
+	throttledWaits    prometheus.Counter
+	throttledSeconds  prometheus.Counter
+
+	syncDuration *prometheus.HistogramVec
+	syncChanges  *prometheus.CounterVec
+	syncPages    prometheus.Counter
+}
+
+// New registers every series on a fresh registry, with the Go and process
+// collectors.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: r,
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tenantsync_http_requests_total", Help: "HTTP requests served, by route pattern, method and status code.",
+		}, []string{"route", "method", "status"}),
+		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "tenantsync_http_request_duration_seconds", Help: "HTTP request latency by route pattern and method.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route", "method"}),
+		tokenAcquisitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tenantsync_token_acquisitions_total", Help: "App-only token acquisitions by outcome (cache, issued, consent_missing, tenant_not_found, sp_disabled, app_credential, throttled, error).",
+		}, []string{"outcome"}),
+		graphRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tenantsync_graph_requests_total", Help: "Microsoft Graph requests by endpoint and HTTP status (0 = no response).",
+		}, []string{"endpoint", "status"}),
+		graphDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "tenantsync_graph_request_duration_seconds", Help: "Microsoft Graph request latency by endpoint.",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"endpoint"}),
+		throttledWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tenantsync_graph_throttled_waits_total", Help: "Times a Graph request was throttled and waited for Retry-After.",
+		}),
+		throttledSeconds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tenantsync_graph_throttled_seconds_total", Help: "Time spent waiting for Graph's Retry-After.",
+		}),
+		syncDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "tenantsync_sync_duration_seconds", Help: "Directory sync run duration by kind (full, delta) and outcome.",
+			Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600},
+		}, []string{"kind", "outcome"}),
+		syncChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tenantsync_sync_changes_total", Help: "Directory rows changed by sync runs, by change (upsert, delete).",
+		}, []string{"change"}),
+		syncPages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tenantsync_sync_pages_total", Help: "Graph delta pages applied.",
+		}),
+	}
+	r.MustRegister(m.httpRequests, m.httpDuration, m.tokenAcquisitions, m.graphRequests, m.graphDuration,
+		m.throttledWaits, m.throttledSeconds, m.syncDuration, m.syncChanges, m.syncPages,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	// A failing scrape-time gauge (database down) must not hide the rest.
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry, ErrorHandling: promhttp.ContinueOnError})
+}
+
+// ObserveHTTP records one served request; route is the route pattern.
+func (m *Metrics) ObserveHTTP(route, method string, status int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	if route == "" {
+		route = "unmatched"
+	}
+	m.httpRequests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	m.httpDuration.WithLabelValues(route, method).Observe(d.Seconds())
+}
+
+// ObserveToken records one token acquisition by outcome.
+func (m *Metrics) ObserveToken(outcome string) {
+	if m == nil {
+		return
+	}
+	m.tokenAcquisitions.WithLabelValues(outcome).Inc()
+}
+
+// ObserveGraph records one Graph request; endpoint is a fixed name such as
+// "users_delta", never a URL.
+func (m *Metrics) ObserveGraph(endpoint string, status int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.graphRequests.WithLabelValues(endpoint, strconv.Itoa(status)).Inc()
+	m.graphDuration.WithLabelValues(endpoint).Observe(d.Seconds())
+}
+
+// ObserveThrottled records one wait for Retry-After.
+func (m *Metrics) ObserveThrottled(wait time.Duration) {
+	if m == nil {
+		return
+	}
+	m.throttledWaits.Inc()
+	m.throttledSeconds.Add(wait.Seconds())
+}
+
+// ObserveSync records one finished sync run.
+func (m *Metrics) ObserveSync(kind, outcome string, d time.Duration, pages, upserts, deletes int) {
+	if m == nil {
+		return
+	}
+	m.syncDuration.WithLabelValues(kind, outcome).Observe(d.Seconds())
+	m.syncChanges.WithLabelValues("upsert").Add(float64(upserts))
+	m.syncChanges.WithLabelValues("delete").Add(float64(deletes))
+	m.syncPages.Add(float64(pages))
+}
+
+// Counter reads a gauge-like count at scrape time, e.g. tenants by status.
+type Counter func(ctx context.Context) (map[string]float64, error)
+
+// RegisterGauge adds a gauge family whose values are read by count at
+// scrape time (bounded by a 2-second timeout), labelled by label.
+func (m *Metrics) RegisterGauge(name, help, label string, count Counter) error {
+	c := &scrapeGauge{desc: prometheus.NewDesc(name, help, []string{label}, nil), count: count}
+	if err := m.Registry.Register(c); err != nil {
+		return fmt.Errorf("register %s: %w", name, err)
+	}
+	return nil
+}
+
+type scrapeGauge struct {
+	desc  *prometheus.Desc
+	count Counter
+}
+
+func (g *scrapeGauge) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
+
+func (g *scrapeGauge) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	values, err := g.count(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(g.desc, err)
+		return
+	}
+	for label, v := range values {
+		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, v, label)
+	}
+}
