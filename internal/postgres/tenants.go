@@ -18,6 +18,9 @@ const tenantGet = `SELECT ` + tenantColumns + ` FROM tenants WHERE id = $1`
 
 // TenantGet returns one tenant, or domain.ErrNotFound.
 func (s *Store) TenantGet(ctx context.Context, id string) (domain.Tenant, error) {
+	if !isUUID(id) {
+		return domain.Tenant{}, fmt.Errorf("get tenant %q: %w", id, domain.ErrNotFound)
+	}
 	rows, err := s.db.Query(ctx, tenantGet, id)
 	if err != nil {
 		return domain.Tenant{}, fmt.Errorf("get tenant %s: %w", id, err)
