@@ -165,4 +165,3 @@ func writeProblem(c echo.Context, p problem) error {
 	}
 	return c.Blob(p.Status, "application/problem+json", b)
 }
-
