@@ -1,0 +1,192 @@
+package dirsync_test
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tenantsync/tenantsync/internal/dirsync"
+	"github.com/tenantsync/tenantsync/internal/domain"
+	"github.com/tenantsync/tenantsync/internal/entraemu"
+	"github.com/tenantsync/tenantsync/internal/postgres"
+	"github.com/tenantsync/tenantsync/internal/postgres/pgtest"
+)
+
+const benchTenant = "0b5e4c1e-6a43-4f7e-9d1c-b3a5c7e90001"
+
+// bigSeed is SmallSeed plus one consented tenant of users generated users.
+func bigSeed(users int) *entraemu.Seed {
+	s := entraemu.SmallSeed()
+	s.Tenants = append(s.Tenants, entraemu.Tenant{
+		ID: benchTenant, DisplayName: "Bench", Domains: []string{"bench.example"}, Consented: true,
+		Generate: &entraemu.Generate{Users: users, Groups: 50, MembersPerGroup: 100, Seed: 9},
+	})
+	return s
+}
+
+// heapPeak samples the live heap every few milliseconds until stopped.
+type heapPeak struct {
+	peak atomic.Uint64
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+func startHeapPeak() *heapPeak {
+	h := &heapPeak{stop: make(chan struct{})}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		var ms runtime.MemStats
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapAlloc > h.peak.Load() {
+				h.peak.Store(ms.HeapAlloc)
+			}
+			select {
+			case <-h.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return h
+}
+
+func (h *heapPeak) done() uint64 { close(h.stop); h.wg.Wait(); return h.peak.Load() }
+
+func setupBench(b *testing.B, users int) *bundle {
+	b.Helper()
+	srv := entraemu.StartTest(b, entraemu.Config{Seed: bigSeed(users), DeltaPageSize: 999, ThrottleScale: 1e6})
+	return newBundle(b, srv, postgres.New(pgtest.Pool(b)), benchTenant, nil)
+}
+
+// rawCopy is the ingest ceiling: the same rows COPYed straight into
+// directory_users of another tenant, in one transaction.
+func rawCopy(b *testing.B, bd *bundle, users []domain.DirectoryUser) time.Duration {
+	b.Helper()
+	ctx := context.Background()
+	other := "0b5e4c1e-6a43-4f7e-9d1c-b3a5c7e90002"
+	if _, err := bd.store.TenantUpsertConsented(ctx, other, "bench", "oid"); err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	err := bd.store.Tx(ctx, func(tx pgx.Tx, _ *postgres.Store) error {
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"directory_users"},
+			[]string{"tenant_id", "id", "user_principal_name", "display_name", "given_name", "surname", "mail", "job_title", "account_enabled"},
+			pgx.CopyFromSlice(len(users), func(i int) ([]any, error) {
+				u := &users[i]
+				return []any{other, u.ID, u.UserPrincipalName, u.DisplayName, u.GivenName, u.Surname, u.Mail, u.JobTitle, u.AccountEnabled}, nil
+			}))
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := time.Since(start)
+	if err := bd.store.Tx(ctx, func(tx pgx.Tx, _ *postgres.Store) error {
+		_, err := tx.Exec(ctx, `DELETE FROM directory_users WHERE tenant_id = $1`, other)
+		return err
+	}); err != nil {
+		b.Fatal(err)
+	}
+	return d
+}
+
+// BenchmarkFullSync100k syncs a 100,000-user tenant from the emulator into
+// Postgres (users, groups, memberships) and compares the users/s with a raw
+// COPY of the same user rows in the same run.
+func BenchmarkFullSync100k(b *testing.B) {
+	const n = 100_000
+	bd := setupBench(b, n)
+	ctx := context.Background()
+	var total time.Duration
+	var requests int
+	var peak uint64
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		if err := bd.store.DirectoryPurge(ctx, bd.tid); err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		h := startHeapPeak()
+		b.StartTimer()
+		start := time.Now()
+		run, err := bd.syncer.Sync(ctx, bd.tid, dirsync.Options{Full: true})
+		total += time.Since(start)
+		peak = max(peak, h.done())
+		if err != nil {
+			b.Fatal(err)
+		}
+		requests += run.Requests
+	}
+	b.StopTimer()
+	users, err := bd.store.DirectoryUsers(ctx, bd.tid)
+	if err != nil || len(users) != n {
+		b.Fatalf("synced %d users, want %d: %v", len(users), n, err)
+	}
+	var raw time.Duration
+	for range 3 {
+		d := rawCopy(b, bd, users)
+		if raw == 0 || d < raw {
+			raw = d
+		}
+	}
+	perSync := total / time.Duration(b.N)
+	b.ReportMetric(float64(len(users))/perSync.Seconds(), "users/s")
+	b.ReportMetric(float64(requests)/float64(b.N), "requests/op")
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+	b.ReportMetric(float64(len(users))/raw.Seconds(), "raw-copy-users/s")
+	b.ReportMetric(raw.Seconds()/perSync.Seconds(), "ratio-to-raw-copy")
+}
+
+// BenchmarkIncremental100 changes 100 users of a 100,000-user tenant and
+// runs a delta round; it reports the requests (want ≤ 2) and the time as a
+// fraction of a full sync measured in the same run.
+func BenchmarkIncremental100(b *testing.B) {
+	const n = 100_000
+	bd := setupBench(b, n)
+	ctx := context.Background()
+	start := time.Now()
+	if _, err := bd.syncer.Sync(ctx, bd.tid, dirsync.Options{Full: true}); err != nil {
+		b.Fatal(err)
+	}
+	full := time.Since(start)
+	dir := bd.srv.Directory(bd.tid)
+	var total time.Duration
+	var requests int
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		for k := range 100 {
+			u := dir.Users[(i*100+k)%len(dir.Users)]
+			u.JobTitle = fmt.Sprintf("Title %d", i)
+			if err := bd.srv.UpdateUser(bd.tid, u); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		t0 := time.Now()
+		run, err := bd.syncer.Sync(ctx, bd.tid, dirsync.Options{})
+		total += time.Since(t0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if run.Kind != domain.SyncDelta || run.Upserts < 100 {
+			b.Fatalf("delta round: %+v", run)
+		}
+		requests += run.Requests
+	}
+	b.StopTimer()
+	per := total / time.Duration(b.N)
+	b.ReportMetric(float64(requests)/float64(b.N), "requests/op")
+	b.ReportMetric(per.Seconds()/full.Seconds(), "ratio-to-full")
+	b.ReportMetric(float64(full.Milliseconds()), "full-ms")
+}

@@ -1,0 +1,347 @@
+package dirsync_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
+
+	"github.com/tenantsync/tenantsync/internal/dirsync"
+	"github.com/tenantsync/tenantsync/internal/domain"
+	"github.com/tenantsync/tenantsync/internal/entra"
+	"github.com/tenantsync/tenantsync/internal/entraemu"
+	"github.com/tenantsync/tenantsync/internal/graph"
+	"github.com/tenantsync/tenantsync/internal/jobs"
+	"github.com/tenantsync/tenantsync/internal/postgres"
+	"github.com/tenantsync/tenantsync/internal/postgres/pgtest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
+	)
+}
+
+type bundle struct {
+	srv    *entraemu.Server
+	store  *postgres.Store
+	tokens *entra.TokenSource
+	graph  *graph.Client
+	syncer *dirsync.Syncer
+	tid    string
+}
+
+type setupOpts struct {
+	tenant   string
+	pageSize int
+	faults   *entraemu.Faults
+	wrap     func(dirsync.Store) dirsync.Store
+}
+
+// setup starts an emulator and a fresh database with tenant o.tenant active.
+func setup(t *testing.T, o setupOpts) *bundle {
+	t.Helper()
+	if o.tenant == "" {
+		o.tenant = entraemu.FabrikamTenantID
+	}
+	if o.pageSize == 0 {
+		o.pageSize = 7
+	}
+	srv := entraemu.StartTest(t, entraemu.Config{Seed: entraemu.SmallSeed(), DeltaPageSize: o.pageSize, ThrottleScale: 1000})
+	if o.faults != nil {
+		srv.SetFaults(o.tenant, *o.faults)
+	}
+	b := newBundle(t, srv, postgres.New(pgtest.Pool(t)), o.tenant, o.wrap)
+	return b
+}
+
+func newBundle(t testing.TB, srv *entraemu.Server, store *postgres.Store, tid string, wrap func(dirsync.Store) dirsync.Store) *bundle {
+	t.Helper()
+	ctx := context.Background()
+	app := srv.DefaultApp()
+	hc := srv.HTTPClient()
+	tokens, err := entra.NewTokenSource(entra.TokenConfig{
+		AuthorityHost: srv.AuthorityHost, GraphBaseURL: srv.GraphBaseURL, ClientID: app.ClientID,
+		Secret: app.Secrets[0].Value, HTTPClient: hc,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gc, err := graph.New(graph.Config{BaseURL: srv.GraphBaseURL, HTTPClient: hc, Tokens: tokens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.TenantUpsertConsented(ctx, tid, "admin@example", "oid"); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.TenantSetStatus(ctx, tid, domain.TenantActive, "test", "test"); err != nil {
+		t.Fatal(err)
+	}
+	syncer := jobs.NewSyncer(gc, store)
+	if wrap != nil {
+		syncer = dirsync.New(jobs.NewSyncSource(gc), wrap(jobs.NewSyncStore(store)), nil)
+	}
+	return &bundle{srv: srv, store: store, tokens: tokens, graph: gc, syncer: syncer, tid: tid}
+}
+
+// assertCopy compares the Postgres copy with the emulator's directory,
+// field by field.
+func assertCopy(t testing.TB, b *bundle) {
+	t.Helper()
+	ctx := context.Background()
+	dir := b.srv.Directory(b.tid)
+	var wantUsers []domain.DirectoryUser
+	for _, u := range dir.Users {
+		wantUsers = append(wantUsers, domain.DirectoryUser{
+			TenantID: b.tid, ID: strings.ToLower(u.ID), UserPrincipalName: u.UserPrincipalName, DisplayName: u.DisplayName,
+			GivenName: u.GivenName, Surname: u.Surname, Mail: u.Mail, JobTitle: u.JobTitle, AccountEnabled: u.AccountEnabled,
+		})
+	}
+	var wantGroups []domain.Group
+	var wantMembers []domain.Membership
+	for _, g := range dir.Groups {
+		wantGroups = append(wantGroups, domain.Group{TenantID: b.tid, ID: strings.ToLower(g.ID), DisplayName: g.DisplayName, Description: g.Description})
+		for _, m := range g.Members {
+			wantMembers = append(wantMembers, domain.Membership{TenantID: b.tid, GroupID: strings.ToLower(g.ID), MemberID: strings.ToLower(m)})
+		}
+	}
+	users, err := b.store.DirectoryUsers(ctx, b.tid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups, err := b.store.DirectoryGroups(ctx, b.tid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	members, err := b.store.DirectoryMemberships(ctx, b.tid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(wantUsers, users); d != "" {
+		t.Errorf("users differ (-emulator +postgres):\n%s", d)
+	}
+	if d := cmp.Diff(wantGroups, groups); d != "" {
+		t.Errorf("groups differ (-emulator +postgres):\n%s", d)
+	}
+	if d := cmp.Diff(wantMembers, members); d != "" {
+		t.Errorf("memberships differ (-emulator +postgres):\n%s", d)
+	}
+}
+
+func (b *bundle) sync(t testing.TB, opt dirsync.Options) domain.SyncRun {
+	t.Helper()
+	run, err := b.syncer.Sync(context.Background(), b.tid, opt)
+	if err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	if run.Outcome != domain.SyncSucceeded {
+		t.Fatalf("sync outcome %s", run.Outcome)
+	}
+	return run
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// change applies every kind of directory change the delta rounds must carry.
+func change(t *testing.T, b *bundle, round int) {
+	t.Helper()
+	srv, tid := b.srv, b.tid
+	dir := srv.Directory(tid)
+	created, err := srv.CreateUser(tid, entraemu.User{
+		UserPrincipalName: fmt.Sprintf("new%d@fabrikam.example", round), DisplayName: fmt.Sprintf("New %d", round),
+		GivenName: "New", Surname: fmt.Sprint(round), Mail: fmt.Sprintf("new%d@fabrikam.example", round), AccountEnabled: true,
+	})
+	must(t, err)
+	upd := dir.Users[3+round]
+	upd.DisplayName, upd.JobTitle, upd.Mail, upd.AccountEnabled = "Renamed "+upd.DisplayName, "", "", !upd.AccountEnabled
+	must(t, srv.UpdateUser(tid, upd))
+	must(t, srv.DeleteUser(tid, dir.Users[5+round].ID, false)) // soft
+	must(t, srv.DeleteUser(tid, dir.Users[9+round].ID, true))  // hard
+	g, err := srv.CreateGroup(tid, entraemu.Group{DisplayName: fmt.Sprintf("Team %d", round), Description: "new",
+		Members: []string{created.ID, dir.Users[12].ID, dir.Users[13].ID}})
+	must(t, err)
+	_ = g
+	g0 := dir.Groups[0]
+	g0.Description = fmt.Sprintf("changed in round %d", round)
+	must(t, srv.UpdateGroup(tid, g0))
+	must(t, srv.AddMember(tid, dir.Groups[1].ID, dir.Users[14+round].ID))
+	if len(dir.Groups[1].Members) > 0 {
+		must(t, srv.RemoveMember(tid, dir.Groups[1].ID, dir.Groups[1].Members[0]))
+	}
+	if len(dir.Groups) > 3 {
+		must(t, srv.DeleteGroup(tid, dir.Groups[len(dir.Groups)-1].ID, round%2 == 0))
+	}
+}
+
+func TestFullThenIncrementalRounds(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	run := b.sync(t, dirsync.Options{})
+	if run.Kind != domain.SyncFull || run.Pages < 4 {
+		t.Errorf("first run: kind %s, %d pages; want a full run over several pages", run.Kind, run.Pages)
+	}
+	assertCopy(t, b)
+
+	for round := range 3 {
+		change(t, b, round)
+		run = b.sync(t, dirsync.Options{})
+		if run.Kind != domain.SyncDelta {
+			t.Errorf("round %d: kind %s, want delta", round, run.Kind)
+		}
+		assertCopy(t, b)
+	}
+	// A restored user comes back with its memberships.
+	dir := b.srv.Directory(b.tid)
+	victim := dir.Users[1].ID
+	must(t, b.srv.DeleteUser(b.tid, victim, false))
+	b.sync(t, dirsync.Options{})
+	assertCopy(t, b)
+	must(t, b.srv.RestoreUser(b.tid, victim))
+	b.sync(t, dirsync.Options{})
+	assertCopy(t, b)
+
+	// Nothing changed: one request per resource.
+	run = b.sync(t, dirsync.Options{})
+	if run.Requests != 2 || run.Upserts != 0 || run.Deletes != 0 {
+		t.Errorf("idle round: %d requests, %d upserts, %d deletes; want 2, 0, 0", run.Requests, run.Upserts, run.Deletes)
+	}
+	runs, err := b.store.SyncRunList(context.Background(), b.tid, 100)
+	must(t, err)
+	for _, r := range runs {
+		if r.Outcome != domain.SyncSucceeded || r.FinishedAt == nil {
+			t.Errorf("run %d: outcome %s", r.ID, r.Outcome)
+		}
+	}
+}
+
+func TestStaleDeltaTokenFallsBackToFullRound(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name  string
+		stale func(*entraemu.Server, string)
+	}{
+		{"expired token (400 syncStateNotFound)", func(s *entraemu.Server, tid string) { s.ExpireDeltaTokens(tid) }},
+		{"forced reset (410 Gone)", func(s *entraemu.Server, tid string) { s.ForceReset(tid) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, setupOpts{})
+			b.sync(t, dirsync.Options{})
+			// Changes the stale token would have carried, deletes included.
+			change(t, b, 0)
+			tt.stale(b.srv, b.tid)
+			run := b.sync(t, dirsync.Options{})
+			if run.Kind != domain.SyncFull {
+				t.Errorf("kind %s, want full", run.Kind)
+			}
+			if run.Deletes == 0 {
+				t.Errorf("the full round swept nothing")
+			}
+			assertCopy(t, b)
+			// And back to delta rounds.
+			change(t, b, 1)
+			if run := b.sync(t, dirsync.Options{}); run.Kind != domain.SyncDelta {
+				t.Errorf("after resync: kind %s, want delta", run.Kind)
+			}
+			assertCopy(t, b)
+		})
+	}
+}
+
+func TestThrottlingIsHonoured(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{tenant: entraemu.ContosoTenantID, pageSize: 4,
+		faults: &entraemu.Faults{ThrottleRate: 0.3, RetryAfter: 1e9}})
+	run := b.sync(t, dirsync.Options{})
+	assertCopy(t, b)
+	c := b.srv.Counters(b.tid)
+	if c.EarlyRetries != 0 {
+		t.Errorf("%d requests sent before their Retry-After", c.EarlyRetries)
+	}
+	if c.Throttled == 0 {
+		t.Errorf("no request was throttled; the test proves nothing: %+v", c)
+	}
+	if run.ThrottledWaits != c.Throttled || run.Requests != c.GraphRequests {
+		t.Errorf("run counted %d throttled waits and %d requests; emulator %d and %d",
+			run.ThrottledWaits, run.Requests, c.Throttled, c.GraphRequests)
+	}
+}
+
+// killer cancels the sync's context while a chosen page is being applied.
+type killer struct {
+	dirsync.Store
+	cancel  context.CancelFunc
+	page    int
+	applied int
+}
+
+func (k *killer) ApplyUsers(ctx context.Context, tid string, p *dirsync.UsersPage, cp dirsync.Checkpoint, sweep bool) (dirsync.Applied, error) {
+	k.applied++
+	if k.applied == k.page {
+		k.cancel()
+	}
+	return k.Store.ApplyUsers(ctx, tid, p, cp, sweep)
+}
+
+func (k *killer) ApplyGroups(ctx context.Context, tid string, p *dirsync.GroupsPage, cp dirsync.Checkpoint, sweep bool) (dirsync.Applied, error) {
+	k.applied++
+	if k.applied == k.page {
+		k.cancel()
+	}
+	return k.Store.ApplyGroups(ctx, tid, p, cp, sweep)
+}
+
+func TestKilledMidPageResumes(t *testing.T) {
+	t.Parallel()
+	// Pages 1-4 are users (30 users, 7 per page), page 6 is groups.
+	for _, page := range []int{3, 6} {
+		t.Run(fmt.Sprintf("page %d", page), func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			k := &killer{cancel: cancel, page: page}
+			b := setup(t, setupOpts{wrap: func(s dirsync.Store) dirsync.Store { k.Store = s; return k }})
+			run, err := b.syncer.Sync(ctx, b.tid, dirsync.Options{})
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("killed sync: %v, want context.Canceled", err)
+			}
+			if run.Outcome != domain.SyncSnoozed || run.Pages != page-1 {
+				t.Errorf("killed run: outcome %s after %d pages; want snoozed after %d", run.Outcome, run.Pages, page-1)
+			}
+			counts, err := b.store.DirectoryCounts(context.Background(), b.tid)
+			must(t, err)
+			if page == 3 && counts.Users != 2*7 {
+				t.Errorf("after the kill %d users are stored, want the 14 of the two committed pages", counts.Users)
+			}
+			k.page = -1
+			run = b.sync(t, dirsync.Options{})
+			if run.Kind != domain.SyncFull {
+				t.Errorf("resumed run kind %s, want full (the round goes on)", run.Kind)
+			}
+			assertCopy(t, b)
+		})
+	}
+}
+
+func TestForcedFullRound(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{tenant: entraemu.ContosoTenantID, pageSize: 20})
+	b.sync(t, dirsync.Options{})
+	run := b.sync(t, dirsync.Options{Full: true})
+	if run.Kind != domain.SyncFull || run.Deletes != 0 {
+		t.Errorf("forced full: kind %s, %d deletes", run.Kind, run.Deletes)
+	}
+	assertCopy(t, b)
+}

@@ -1,0 +1,224 @@
+// Package graph is a thin Microsoft Graph client for directory sync:
+// users/delta and groups/delta with a fixed $select, organization, paging,
+// throttling and Graph's error codes. Pages are decoded as a stream into
+// reused buffers, so memory does not grow with a tenant's size. It imports
+// domain only; tokens come through the small TokenSource interface.
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// TokenSource gives app-only tokens per tenant (entra.TokenSource).
+type TokenSource interface {
+	AccessToken(ctx context.Context, tenantID string) (string, error)
+	Invalidate(tenantID string)
+}
+
+// Config configures a Client.
+type Config struct {
+	// BaseURL is GRAPH_BASE_URL, scheme and host only, e.g. https://graph.microsoft.com.
+	BaseURL string
+	// HTTPClient sends the requests; nil means http.DefaultClient.
+	HTTPClient *http.Client
+	// Tokens authorizes requests.
+	Tokens TokenSource
+	// MaxWait is the longest Retry-After waited in process; a longer one is
+	// returned as a *Error with RetryAfter so the job can snooze. 0 means 5s.
+	MaxWait time.Duration
+	// MaxRetries bounds retries of one request after throttling, 5xx or a
+	// dropped connection. 0 means 6.
+	MaxRetries int
+	// Sleep waits d or until ctx ends; nil means a timer (tests may count).
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// Client calls Microsoft Graph v1.0 as the app, per tenant.
+type Client struct {
+	scheme, host string
+	base         string // scheme://host/v1.0
+	hc           *http.Client
+	tokens       TokenSource
+	maxWait      time.Duration
+	maxRetries   int
+	sleep        func(ctx context.Context, d time.Duration) error
+}
+
+// New returns a Client for cfg.
+func New(cfg Config) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
+	if err != nil || u.Host == "" || u.Scheme != "https" {
+		return nil, fmt.Errorf("graph base URL must be an https URL with a host")
+	}
+	if cfg.Tokens == nil {
+		return nil, errors.New("graph client needs a token source")
+	}
+	c := &Client{
+		scheme: u.Scheme, host: strings.ToLower(u.Host), hc: cfg.HTTPClient, tokens: cfg.Tokens,
+		maxWait: cfg.MaxWait, maxRetries: cfg.MaxRetries, sleep: cfg.Sleep,
+	}
+	c.base = c.scheme + "://" + u.Host + "/v1.0"
+	if c.hc == nil {
+		c.hc = http.DefaultClient
+	}
+	if c.maxWait <= 0 {
+		c.maxWait = 5 * time.Second
+	}
+	if c.maxRetries <= 0 {
+		c.maxRetries = 6
+	}
+	if c.sleep == nil {
+		c.sleep = sleepCtx
+	}
+	return c, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Stats count what one call cost, for sync_runs.
+type Stats struct {
+	Requests       int           // HTTP requests sent to Graph
+	ThrottledWaits int           // Retry-After waits done in process
+	ThrottledFor   time.Duration // total time of those waits
+}
+
+// sameOrigin reports whether link is on the configured Graph host: a
+// nextLink or deltaLink anywhere else is refused, so the token is never sent
+// to another host.
+func (c *Client) sameOrigin(link string) bool {
+	u, err := url.Parse(link)
+	return err == nil && strings.EqualFold(u.Scheme, c.scheme) && strings.EqualFold(u.Host, c.host) && u.User == nil
+}
+
+// get sends GET link with the tenant's token and hands a 200 response body
+// to decode. It retries throttling (429/503/504 with Retry-After up to
+// MaxWait), 5xx and dropped connections a bounded number of times, refreshes
+// the token once on 401 InvalidAuthenticationToken, and maps every other
+// failure to *Error.
+func (c *Client) get(ctx context.Context, tenantID, link string, st *Stats, decode func(io.Reader) error) error {
+	if !c.sameOrigin(link) {
+		return &Error{Kind: ErrForeignLink, Status: 0, Code: "foreignLink", Message: "link does not point at GRAPH_BASE_URL"}
+	}
+	refreshed := false
+	backoff := 500 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		tok, err := c.tokens.AccessToken(ctx, tenantID)
+		if err != nil {
+			return err
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, link, nil)
+		if err != nil {
+			return fmt.Errorf("graph request: %w", err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Accept", "application/json")
+		st.Requests++
+		resp, err := c.hc.Do(req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			// A dropped connection: GET is safe to repeat.
+			if attempt >= c.maxRetries {
+				return &Error{Kind: ErrUnavailable, Code: "connection", Message: "connection failed repeatedly"}
+			}
+			if err := c.sleep(ctx, jitter(backoff)); err != nil {
+				return err
+			}
+			backoff = min(backoff*2, c.maxWait)
+			continue
+		}
+		if resp.StatusCode == http.StatusOK {
+			err := decode(resp.Body)
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16)) //nolint:errcheck // drain for reuse
+			resp.Body.Close()
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return fmt.Errorf("decode graph response: %w", err)
+			}
+			return nil
+		}
+		gerr := readError(resp)
+		resp.Body.Close()
+		switch {
+		case gerr.Kind == ErrUnauthorized && !refreshed:
+			// Facts §5.6: an expired or not-yet-valid token; one new token.
+			refreshed = true
+			c.tokens.Invalidate(tenantID)
+			continue
+		case gerr.Kind == ErrInsufficientPermissions:
+			// Grants may change later; the next run must not reuse this token.
+			c.tokens.Invalidate(tenantID)
+			return gerr
+		case gerr.Kind == ErrThrottled || gerr.Kind == ErrUnavailable:
+			wait := gerr.RetryAfter
+			if wait == 0 {
+				// Facts §5.7: no Retry-After → exponential backoff.
+				wait = jitter(backoff)
+				backoff = min(backoff*2, c.maxWait)
+			}
+			retries := c.maxRetries
+			if gerr.Kind == ErrUnavailable && gerr.RetryAfter == 0 {
+				retries = min(retries, 3) // a failing server, not a busy one
+			}
+			if wait > c.maxWait || attempt >= retries {
+				// A long Retry-After travels with gerr so the job snoozes;
+				// exhausted retries are a failure.
+				return gerr
+			}
+			if gerr.Kind == ErrThrottled {
+				st.ThrottledWaits++
+				st.ThrottledFor += wait
+			}
+			if err := c.sleep(ctx, wait); err != nil {
+				return err
+			}
+			continue
+		}
+		return gerr
+	}
+}
+
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
+}
+
+// ParseRetryAfter reads a Retry-After header: seconds, possibly fractional
+// (facts §5.6: "2.128"), or an HTTP date; 0 when absent.
+func ParseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if f, err := strconv.ParseFloat(v, 64); err == nil {
+		if f <= 0 {
+			return 0
+		}
+		// Round up: a request sent a hair early is an early retry.
+		return time.Duration(f*float64(time.Second)) + time.Millisecond
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now) + time.Second
+	}
+	return 0
+}

@@ -1,0 +1,323 @@
+package graph
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/tenantsync/tenantsync/internal/domain"
+)
+
+// The fixed $select lists: only selected properties are tracked by delta
+// (facts §5.2); members makes groups/delta report members@delta (§5.3).
+const (
+	userSelect  = "id,userPrincipalName,displayName,givenName,surname,mail,jobTitle,accountEnabled"
+	groupSelect = "id,displayName,description,members"
+)
+
+// UsersPage is one page of users/delta. Users and Removed are disjoint: when
+// a page names a user twice, the last mention wins (facts §5.2: replays and
+// repeats happen). Decoding reuses the slices' memory.
+type UsersPage struct {
+	Users     []domain.DirectoryUser // created or changed; TenantID unset
+	Removed   []string               // @removed, soft or hard deleted
+	NextLink  string
+	DeltaLink string
+	Stats     Stats
+}
+
+// GroupsPage is one page of groups/delta. Groups holds groups whose
+// properties the page carries; a large group repeats across pages with a
+// slice of members@delta each (facts §5.3) and may carry only members.
+type GroupsPage struct {
+	Groups         []domain.Group // TenantID unset
+	Removed        []string
+	Members        []domain.Membership // added; TenantID unset
+	MembersRemoved []domain.Membership
+	NextLink       string
+	DeltaLink      string
+	Stats          Stats
+}
+
+// UsersDeltaURL is the first request of a full users round.
+func (c *Client) UsersDeltaURL() string { return c.base + "/users/delta?$select=" + userSelect }
+
+// GroupsDeltaURL is the first request of a full groups round.
+func (c *Client) GroupsDeltaURL() string { return c.base + "/groups/delta?$select=" + groupSelect }
+
+type userJSON struct {
+	ID                string          `json:"id"`
+	UserPrincipalName string          `json:"userPrincipalName"`
+	DisplayName       string          `json:"displayName"`
+	GivenName         string          `json:"givenName"`
+	Surname           string          `json:"surname"`
+	Mail              string          `json:"mail"`
+	JobTitle          string          `json:"jobTitle"`
+	AccountEnabled    *bool           `json:"accountEnabled"`
+	Removed           json.RawMessage `json:"@removed"`
+}
+
+type memberJSON struct {
+	Type    string          `json:"@odata.type"`
+	ID      string          `json:"id"`
+	Removed json.RawMessage `json:"@removed"`
+}
+
+type groupJSON struct {
+	ID          string          `json:"id"`
+	DisplayName *string         `json:"displayName"`
+	Description string          `json:"description"`
+	Members     []memberJSON    `json:"members@delta"`
+	Removed     json.RawMessage `json:"@removed"`
+}
+
+// UsersDelta fetches one users/delta page: link is a saved nextLink or
+// deltaLink, or "" for the first page of a full round.
+func (c *Client) UsersDelta(ctx context.Context, tenantID, link string, p *UsersPage) error {
+	if link == "" {
+		link = c.UsersDeltaURL()
+	}
+	p.Users, p.Removed, p.NextLink, p.DeltaLink, p.Stats = p.Users[:0], p.Removed[:0], "", "", Stats{}
+	last := map[string]int{} // id → index in Users, or -1-index in Removed
+	var u userJSON
+	err := c.get(ctx, tenantID, link, &p.Stats, func(r io.Reader) error {
+		return decodePage(r, &p.NextLink, &p.DeltaLink, func(dec *json.Decoder) error {
+			u = userJSON{Removed: u.Removed[:0]}
+			if err := dec.Decode(&u); err != nil {
+				return err
+			}
+			if u.ID == "" {
+				return fmt.Errorf("user without id")
+			}
+			id := strings.ToLower(u.ID)
+			if i, ok := last[id]; ok {
+				// A repeat: drop the earlier mention.
+				if i >= 0 {
+					p.Users[i].ID = ""
+				} else {
+					p.Removed[-1-i] = ""
+				}
+			}
+			if len(u.Removed) > 0 {
+				last[id] = -1 - len(p.Removed)
+				p.Removed = append(p.Removed, id)
+				return nil
+			}
+			last[id] = len(p.Users)
+			enabled := true // accountEnabled is always set in Entra; absent only under return=minimal
+			if u.AccountEnabled != nil {
+				enabled = *u.AccountEnabled
+			}
+			p.Users = append(p.Users, domain.DirectoryUser{
+				ID: id, UserPrincipalName: u.UserPrincipalName, DisplayName: u.DisplayName, GivenName: u.GivenName,
+				Surname: u.Surname, Mail: u.Mail, JobTitle: u.JobTitle, AccountEnabled: enabled,
+			})
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("users delta for tenant %s: %w", tenantID, err)
+	}
+	if len(last) != len(p.Users)+len(p.Removed) {
+		p.Users = compact(p.Users, func(u domain.DirectoryUser) bool { return u.ID == "" })
+		p.Removed = compact(p.Removed, func(s string) bool { return s == "" })
+	}
+	return checkLinks(p.NextLink, p.DeltaLink)
+}
+
+// GroupsDelta fetches one groups/delta page; see UsersDelta.
+func (c *Client) GroupsDelta(ctx context.Context, tenantID, link string, p *GroupsPage) error {
+	if link == "" {
+		link = c.GroupsDeltaURL()
+	}
+	p.Groups, p.Removed, p.Members, p.MembersRemoved = p.Groups[:0], p.Removed[:0], p.Members[:0], p.MembersRemoved[:0]
+	p.NextLink, p.DeltaLink, p.Stats = "", "", Stats{}
+	last := map[string]int{}   // group id → index in Groups, or -1-index in Removed
+	member := map[string]int{} // group|member → index in Members, or -1-index in MembersRemoved
+	var g groupJSON
+	err := c.get(ctx, tenantID, link, &p.Stats, func(r io.Reader) error {
+		return decodePage(r, &p.NextLink, &p.DeltaLink, func(dec *json.Decoder) error {
+			// encoding/json does not zero reused slice elements, so clear them:
+			// a stale @removed would turn an added member into a removed one.
+			ms := g.Members[:cap(g.Members)]
+			clear(ms)
+			g = groupJSON{Members: ms[:0], Removed: g.Removed[:0]}
+			if err := dec.Decode(&g); err != nil {
+				return err
+			}
+			if g.ID == "" {
+				return fmt.Errorf("group without id")
+			}
+			id := strings.ToLower(g.ID)
+			if len(g.Removed) > 0 || g.DisplayName != nil {
+				if i, ok := last[id]; ok {
+					if i >= 0 {
+						p.Groups[i].ID = ""
+					} else {
+						p.Removed[-1-i] = ""
+					}
+				}
+				if len(g.Removed) > 0 {
+					last[id] = -1 - len(p.Removed)
+					p.Removed = append(p.Removed, id)
+					return nil
+				}
+				// displayName is required on groups, so its absence marks a
+				// repeat of a large group that carries only members (§5.3).
+				last[id] = len(p.Groups)
+				p.Groups = append(p.Groups, domain.Group{ID: id, DisplayName: *g.DisplayName, Description: g.Description})
+			}
+			for _, m := range g.Members {
+				if m.ID == "" {
+					continue
+				}
+				mid := strings.ToLower(m.ID)
+				key := id + "|" + mid
+				if i, ok := member[key]; ok {
+					if i >= 0 {
+						p.Members[i].GroupID = ""
+					} else {
+						p.MembersRemoved[-1-i].GroupID = ""
+					}
+				}
+				ms := domain.Membership{GroupID: id, MemberID: mid}
+				if len(m.Removed) > 0 {
+					member[key] = -1 - len(p.MembersRemoved)
+					p.MembersRemoved = append(p.MembersRemoved, ms)
+				} else {
+					member[key] = len(p.Members)
+					p.Members = append(p.Members, ms)
+				}
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("groups delta for tenant %s: %w", tenantID, err)
+	}
+	if len(last) != len(p.Groups)+len(p.Removed) {
+		p.Groups = compact(p.Groups, func(g domain.Group) bool { return g.ID == "" })
+		p.Removed = compact(p.Removed, func(s string) bool { return s == "" })
+	}
+	if len(member) != len(p.Members)+len(p.MembersRemoved) {
+		p.Members = compact(p.Members, func(m domain.Membership) bool { return m.GroupID == "" })
+		p.MembersRemoved = compact(p.MembersRemoved, func(m domain.Membership) bool { return m.GroupID == "" })
+	}
+	return checkLinks(p.NextLink, p.DeltaLink)
+}
+
+func compact[T any](s []T, drop func(T) bool) []T {
+	out := s[:0]
+	for _, v := range s {
+		if !drop(v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func checkLinks(next, delta string) error {
+	// Facts §5.2: a page has exactly one of the two links.
+	if (next == "") == (delta == "") {
+		return &Error{Kind: ErrOther, Code: "badPage", Message: "delta page must carry exactly one of @odata.nextLink and @odata.deltaLink"}
+	}
+	return nil
+}
+
+// decodePage walks a collection response token by token: each element of
+// "value" is decoded by elem as it arrives, so a page is never held whole.
+func decodePage(r io.Reader, next, delta *string, elem func(*json.Decoder) error) error {
+	dec := json.NewDecoder(r)
+	if err := expectDelim(dec, '{'); err != nil {
+		return err
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key, _ := t.(string)
+		switch key {
+		case "@odata.nextLink":
+			if err := dec.Decode(next); err != nil {
+				return err
+			}
+		case "@odata.deltaLink":
+			if err := dec.Decode(delta); err != nil {
+				return err
+			}
+		case "value":
+			if err := expectDelim(dec, '['); err != nil {
+				return err
+			}
+			for dec.More() {
+				if err := elem(dec); err != nil {
+					return err
+				}
+			}
+			if err := expectDelim(dec, ']'); err != nil {
+				return err
+			}
+		default:
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return err
+			}
+		}
+	}
+	return expectDelim(dec, '}')
+}
+
+func expectDelim(dec *json.Decoder, d json.Delim) error {
+	t, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if got, ok := t.(json.Delim); !ok || got != d {
+		return fmt.Errorf("unexpected JSON token %v, want %v", t, d)
+	}
+	return nil
+}
+
+// Organization is the tenant's /organization entry (facts §5.4).
+type Organization struct {
+	ID          string
+	DisplayName string
+	Domains     []string // verified domains, the default first
+}
+
+// Organization reads the tenant's name and verified domains.
+func (c *Client) Organization(ctx context.Context, tenantID string) (Organization, Stats, error) {
+	var st Stats
+	var body struct {
+		Value []struct {
+			ID              string `json:"id"`
+			DisplayName     string `json:"displayName"`
+			VerifiedDomains []struct {
+				Name      string `json:"name"`
+				IsDefault bool   `json:"isDefault"`
+			} `json:"verifiedDomains"`
+		} `json:"value"`
+	}
+	err := c.get(ctx, tenantID, c.base+"/organization?$select=id,displayName,verifiedDomains", &st, func(r io.Reader) error {
+		return json.NewDecoder(io.LimitReader(r, 4<<20)).Decode(&body)
+	})
+	if err != nil {
+		return Organization{}, st, fmt.Errorf("organization of tenant %s: %w", tenantID, err)
+	}
+	if len(body.Value) == 0 {
+		return Organization{}, st, fmt.Errorf("organization of tenant %s: empty response", tenantID)
+	}
+	o := body.Value[0]
+	org := Organization{ID: o.ID, DisplayName: o.DisplayName}
+	for _, d := range o.VerifiedDomains {
+		if d.IsDefault {
+			org.Domains = append([]string{d.Name}, org.Domains...)
+		} else {
+			org.Domains = append(org.Domains, d.Name)
+		}
+	}
+	return org, st, nil
+}

@@ -1,0 +1,134 @@
+package graph
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// ErrorKind says what a Graph failure means for the sync.
+type ErrorKind int
+
+// Graph error kinds (facts §5.5, §5.6), decided by status and code, never
+// by message.
+const (
+	// ErrOther is any other failure.
+	ErrOther ErrorKind = iota
+	// ErrThrottled is 429; RetryAfter says how long to wait.
+	ErrThrottled
+	// ErrUnavailable is 5xx or repeated connection failures.
+	ErrUnavailable
+	// ErrUnauthorized is 401 other than Authorization_IdentityNotFound,
+	// after one token refresh.
+	ErrUnauthorized
+	// ErrConsentRevoked is 401 Authorization_IdentityNotFound: the app's
+	// service principal is gone from the tenant.
+	ErrConsentRevoked
+	// ErrInsufficientPermissions is 403: the token lacks a required role.
+	ErrInsufficientPermissions
+	// ErrResyncRequired is 400 syncStateNotFound, resyncRequired or
+	// Directory_ExpiredPageToken, or 410 Gone: the delta or skip token is no
+	// longer valid and a full round must start over (facts §5.2).
+	ErrResyncRequired
+	// ErrForeignLink is a nextLink or deltaLink off GRAPH_BASE_URL.
+	ErrForeignLink
+)
+
+var errorKindNames = map[ErrorKind]string{
+	ErrOther: "error", ErrThrottled: "throttled", ErrUnavailable: "unavailable", ErrUnauthorized: "unauthorized",
+	ErrConsentRevoked: "consent revoked", ErrInsufficientPermissions: "insufficient permissions",
+	ErrResyncRequired: "resync required", ErrForeignLink: "foreign link",
+}
+
+func (k ErrorKind) String() string { return errorKindNames[k] }
+
+// Error is a failed Graph request.
+type Error struct {
+	Kind       ErrorKind
+	Status     int
+	Code       string // Graph's error.code
+	Message    string // Graph's error.message, for people; never branched on
+	RetryAfter time.Duration
+}
+
+func (e *Error) Error() string {
+	if e.Status == 0 {
+		return fmt.Sprintf("graph: %s: %s", e.Kind, e.Message)
+	}
+	return fmt.Sprintf("graph: %s (HTTP %d %s): %s", e.Kind, e.Status, e.Code, e.Message)
+}
+
+// ErrorCode is Graph's code, for sync_runs.error_code.
+func (e *Error) ErrorCode() string { return e.Code }
+
+// ResyncRequired reports whether a full round must start over; dirsync
+// checks for this method without importing graph.
+func (e *Error) ResyncRequired() bool { return e.Kind == ErrResyncRequired }
+
+// RetryAfterDuration is how long Graph asked to wait before retrying.
+func (e *Error) RetryAfterDuration() time.Duration { return e.RetryAfter }
+
+// resyncCodes are matched case-insensitively: facts §5.2 quotes both
+// syncStateNotFound and SyncStateNotFound.
+var resyncCodes = []string{"syncstatenotfound", "resyncrequired", "syncstateinvalid", "directory_expiredpagetoken"}
+
+func readError(resp *http.Response) *Error {
+	var body struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	_ = json.Unmarshal(b, &body)
+	e := &Error{Status: resp.StatusCode, Code: body.Error.Code, Message: firstLine(body.Error.Message)}
+	if e.Message == "" {
+		e.Message = http.StatusText(resp.StatusCode)
+	}
+	code := strings.ToLower(e.Code)
+	switch {
+	case resp.StatusCode == http.StatusGone:
+		e.Kind = ErrResyncRequired
+	case resp.StatusCode == http.StatusBadRequest && containsFold(resyncCodes, code):
+		e.Kind = ErrResyncRequired
+	case resp.StatusCode == http.StatusUnauthorized && code == "authorization_identitynotfound":
+		e.Kind = ErrConsentRevoked
+	case resp.StatusCode == http.StatusUnauthorized:
+		e.Kind = ErrUnauthorized
+	case resp.StatusCode == http.StatusForbidden:
+		e.Kind = ErrInsufficientPermissions
+	case resp.StatusCode == http.StatusTooManyRequests:
+		e.Kind = ErrThrottled
+	case resp.StatusCode == http.StatusServiceUnavailable, resp.StatusCode == http.StatusGatewayTimeout,
+		resp.StatusCode == http.StatusBadGateway, resp.StatusCode == http.StatusInternalServerError:
+		e.Kind = ErrUnavailable
+	default:
+		e.Kind = ErrOther
+	}
+	if e.Kind == ErrThrottled || e.Kind == ErrUnavailable {
+		e.RetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	}
+	return e
+}
+
+func containsFold(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 300 {
+		s = s[:300]
+	}
+	return s
+}

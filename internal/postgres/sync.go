@@ -1,0 +1,54 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tenantsync/tenantsync/internal/domain"
+)
+
+const syncStateList = `SELECT resource, link, link_kind, round, round_kind FROM sync_state WHERE tenant_id = $1 ORDER BY resource`
+
+// SyncStateList returns a tenant's checkpoints, one per resource synced so far.
+func (s *Store) SyncStateList(ctx context.Context, tenantID string) ([]SyncCheckpoint, error) {
+	rows, err := s.db.Query(ctx, syncStateList, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("sync state of tenant %s: %w", tenantID, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[SyncCheckpoint])
+	if err != nil {
+		return nil, fmt.Errorf("sync state of tenant %s: %w", tenantID, err)
+	}
+	return out, nil
+}
+
+const syncRunStart = `INSERT INTO sync_runs (tenant_id, kind, started_at) VALUES ($1, $2, $3) RETURNING id`
+
+// SyncRunStart records the start of a sync run and returns its ID.
+func (s *Store) SyncRunStart(ctx context.Context, tenantID string, kind domain.SyncKind) (int64, error) {
+	var id int64
+	if err := s.db.QueryRow(ctx, syncRunStart, tenantID, kind, s.now().UTC()).Scan(&id); err != nil {
+		return 0, fmt.Errorf("start sync run of tenant %s: %w", tenantID, err)
+	}
+	return id, nil
+}
+
+const syncRunFinish = `
+UPDATE sync_runs SET kind = $3, finished_at = $4, pages = $5, upserts = $6, deletes = $7, requests = $8,
+	throttled_waits = $9, throttled_ms = $10, outcome = $11, error = $12, error_code = $13
+WHERE tenant_id = $1 AND id = $2`
+
+// SyncRunFinish records how run ended (finished now unless FinishedAt is set).
+func (s *Store) SyncRunFinish(ctx context.Context, run domain.SyncRun) error {
+	at := s.now().UTC()
+	if run.FinishedAt != nil {
+		at = *run.FinishedAt
+	}
+	if _, err := s.db.Exec(ctx, syncRunFinish, run.TenantID, run.ID, run.Kind, at, run.Pages, run.Upserts, run.Deletes,
+		run.Requests, run.ThrottledWaits, run.ThrottledFor, run.Outcome, run.Error, run.ErrorCode); err != nil {
+		return fmt.Errorf("finish sync run %d of tenant %s: %w", run.ID, run.TenantID, err)
+	}
+	return nil
+}
