@@ -78,6 +78,7 @@ type tenantState struct {
 	groups   []*groupRec
 	groupIdx map[string]int32
 
+	live     int    // live users
 	seq      uint64 // change sequence (facts §5.2 delta state)
 	userLog  []logEntry
 	groupLog []logEntry
@@ -100,17 +101,9 @@ func (t *tenantState) initialDomain() string {
 	return t.domains[len(t.domains)-1]
 }
 
-// liveUsers is the number of users that are not deleted (for throttling
+// userCount is the number of users that are not deleted (for throttling
 // size classes, facts §5.7).
-func (t *tenantState) userCount() int {
-	n := 0
-	for i := range t.users {
-		if r := t.users[i]; r == nil || r.state == stateLive {
-			n++
-		}
-	}
-	return n
-}
+func (t *tenantState) userCount() int { return t.live }
 
 func (t *tenantState) nextSeq() uint64 {
 	t.seq++
@@ -301,6 +294,7 @@ func (t *tenantState) addUser(u User) (int, error) {
 	}
 	slot := len(t.users)
 	t.users = append(t.users, &userRec{u: u})
+	t.live++
 	t.userIdx[u.ID] = int32(slot)
 	t.upnIdx[strings.ToLower(u.UserPrincipalName)] = int32(slot)
 	return slot, nil
@@ -464,6 +458,7 @@ func (e *Emulator) DeleteUser(tenantID, userID string, hard bool) error {
 	seq := t.nextSeq()
 	r := t.rec(slot)
 	if st == stateLive {
+		t.live--
 		for gs := range t.groups {
 			if _, gst := t.group(gs); gst != stateLive || !t.isMember(gs, slot) {
 				continue
@@ -498,6 +493,7 @@ func (e *Emulator) RestoreUser(tenantID, userID string) error {
 	seq := t.nextSeq()
 	r := t.users[slot]
 	r.state = stateLive
+	t.live++
 	for _, gs := range r.removedFrom {
 		if _, gst := t.group(int(gs)); gst == stateLive && t.setMember(int(gs), slot, true, seq) {
 			t.touchGroup(int(gs), seq)

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -71,6 +72,9 @@ type Emulator struct {
 	refresh  map[string]*refreshGrant
 	jtis     map[string]time.Time
 	throttle map[string]*bucket // app|tenant
+
+	verified  sync.Map // raw Graph token → jwt.MapClaims with a valid signature
+	verifiedN atomic.Int64
 
 	statMu   sync.Mutex
 	counters map[string]*Counters
@@ -214,6 +218,7 @@ func (e *Emulator) addTenant(ts Tenant, created time.Time) error {
 		sps: map[string]*servicePrincipal{}, deltaGen: 1,
 	}
 	t.users = make([]*userRec, t.gen.users, t.gen.users+len(ts.Users))
+	t.live = t.gen.users
 	t.groups = make([]*groupRec, t.gen.groups, t.gen.groups+len(ts.Groups))
 	for _, u := range ts.Users {
 		if u.ID == "" {
@@ -316,7 +321,7 @@ func (e *Emulator) DefaultApp() App {
 	return a
 }
 
-// Password returns the sign-in password of a user.
+// password returns the sign-in password of a user.
 func (e *Emulator) password(u User) string {
 	if u.Password != "" {
 		return u.Password

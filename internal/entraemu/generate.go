@@ -124,16 +124,31 @@ func isGUID(s string) bool {
 	return ok
 }
 
+// slotMul scrambles slots inside GUIDs (odd, so invertible mod 2^32).
+const slotMul uint32 = 0x9e3779b1
+
+var slotMulInv = func() uint32 {
+	x := slotMul // Newton iteration for the inverse mod 2^32
+	for range 5 {
+		x *= 2 - slotMul*x
+	}
+	return x
+}()
+
+func scramble(slot int, key uint32) uint64 { return uint64(uint32(slot)*slotMul ^ key) }
+
+func unscramble(lo uint64, key uint32) int { return int((uint32(lo) ^ key) * slotMulInv) }
+
 func (g *generator) userID(slot int) string {
 	return string(g.appendUserID(make([]byte, 0, 36), slot))
 }
 
 func (g *generator) appendUserID(b []byte, slot int) []byte {
-	return appendGUID(b, g.uHi, g.uMid<<32|uint64(uint32(slot)^g.uKey))
+	return appendGUID(b, g.uHi, g.uMid<<32|scramble(slot, g.uKey))
 }
 
 func (g *generator) groupID(slot int) string {
-	return string(appendGUID(make([]byte, 0, 36), g.gHi, g.gMid<<32|uint64(uint32(slot)^g.gKey)))
+	return string(appendGUID(make([]byte, 0, 36), g.gHi, g.gMid<<32|scramble(slot, g.gKey)))
 }
 
 // userSlot maps a generated user ID back to its slot.
@@ -142,7 +157,7 @@ func (g *generator) userSlot(id string) (int, bool) {
 	if !ok || g.users == 0 || hi != g.uHi || lo>>32 != g.uMid {
 		return 0, false
 	}
-	s := int(uint32(lo) ^ g.uKey)
+	s := unscramble(lo, g.uKey)
 	return s, s < g.users
 }
 
@@ -151,7 +166,7 @@ func (g *generator) groupSlot(id string) (int, bool) {
 	if !ok || g.groups == 0 || hi != g.gHi || lo>>32 != g.gMid {
 		return 0, false
 	}
-	s := int(uint32(lo) ^ g.gKey)
+	s := unscramble(lo, g.gKey)
 	return s, s < g.groups
 }
 
