@@ -25,6 +25,7 @@ import (
 	"github.com/tenantsync/tenantsync/internal/entra"
 	"github.com/tenantsync/tenantsync/internal/graph"
 	"github.com/tenantsync/tenantsync/internal/jobs"
+	"github.com/tenantsync/tenantsync/internal/metrics"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 )
 
@@ -68,6 +69,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer pool.Close()
 
+	m := metrics.New()
 	hc, err := entra.NewHTTPClient(c.CAFile)
 	if err != nil {
 		return err
@@ -75,12 +77,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	tokens, err := entra.NewTokenSource(entra.TokenConfig{
 		AuthorityHost: c.AuthorityHost, GraphBaseURL: c.GraphBaseURL, ClientID: c.ClientID,
 		Secret: c.ClientSecret.Reveal(), CertFile: c.ClientCertFile, KeyFile: c.ClientKeyFile,
-		FederatedTokenFile: c.FederatedTokenFile, HTTPClient: hc,
+		FederatedTokenFile: c.FederatedTokenFile, HTTPClient: hc, Observe: m.ObserveToken,
 	})
 	if err != nil {
 		return err
 	}
-	gc, err := graph.New(graph.Config{BaseURL: c.GraphBaseURL, HTTPClient: hc, Tokens: tokens})
+	gc, err := graph.New(graph.Config{BaseURL: c.GraphBaseURL, HTTPClient: hc, Tokens: tokens,
+		Observe: m.ObserveGraph, Throttled: m.ObserveThrottled})
 	if err != nil {
 		return err
 	}
@@ -88,13 +91,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	deps := &jobs.Deps{
 		Store: store, Tokens: tokens, Graph: gc, Logger: logger,
 		SyncInterval: c.SyncInterval, PurgeAfter: c.PurgeAfter, ConsentPropagationWait: c.ConsentPropagationWait,
+		Metrics: m,
 	}
 	client, err := jobs.NewWorkerClient(pool, deps, jobs.ClientConfig{Concurrency: c.Concurrency})
 	if err != nil {
 		return fmt.Errorf("river client: %w", err)
 	}
 
-	admin, err := startAdmin(c.AdminAddr, pool, logger)
+	if err := registerGauges(m, store); err != nil {
+		return err
+	}
+	admin, err := startAdmin(c.AdminAddr, pool, m, logger)
 	if err != nil {
 		return err
 	}
@@ -123,10 +130,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	return nil
 }
 
-// startAdmin serves /healthz (the process is up) and /readyz (the database
-// answers and its schema is current). Metrics will join here (/metrics).
-func startAdmin(addr string, pool *pgxpool.Pool, logger *slog.Logger) (io.Closer, error) {
+// registerGauges adds the scrape-time counts of tenants by status and River
+// jobs by state.
+func registerGauges(m *metrics.Metrics, store *postgres.Store) error {
+	if err := m.RegisterGauge("tenantsync_tenants", "Tenants by status.", "status", store.TenantCountByStatus); err != nil {
+		return err
+	}
+	return m.RegisterGauge("tenantsync_river_jobs", "River jobs by state.", "state", store.JobCountByState)
+}
+
+// startAdmin serves /healthz (the process is up), /readyz (the database
+// answers and its schema is current) and /metrics.
+func startAdmin(addr string, pool *pgxpool.Pool, m *metrics.Metrics, logger *slog.Logger) (io.Closer, error) {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n") //nolint:errcheck
 	})

@@ -5,6 +5,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/tenantsync/tenantsync/internal/config"
+	"github.com/tenantsync/tenantsync/internal/entraemu"
 )
 
 func loadCompose(t *testing.T) *types.Project {
@@ -115,6 +117,31 @@ func TestDockerfile(t *testing.T) {
 	for _, re := range []string{`(?m)^FROM .* AS build$`, `CGO_ENABLED=0`, `(?m)^USER nonroot`, `(?m)^FROM gcr.io/distroless/static`} {
 		if !regexp.MustCompile(re).MatchString(s) {
 			t.Errorf("Dockerfile lacks %s", re)
+		}
+	}
+}
+
+// The stack is wired to the emulator's seeded app and home tenant, and the
+// app's redirect URIs cover the server's public URL.
+func TestComposeMatchesEmulatorSeed(t *testing.T) {
+	p := loadCompose(t)
+	s, _ := p.GetService("server")
+	get := func(k string) string {
+		if v := s.Environment[k]; v != nil {
+			return *v
+		}
+		return ""
+	}
+	app := entraemu.DefaultSeed().Apps[0]
+	if get("ENTRA_CLIENT_ID") != app.ClientID || get("ENTRA_CLIENT_SECRET") != app.Secrets[0].Value {
+		t.Errorf("compose client %s does not match the emulator's seeded app %s", get("ENTRA_CLIENT_ID"), app.ClientID)
+	}
+	if get("OPERATOR_TENANT_ID") != entraemu.HomeTenantID {
+		t.Errorf("OPERATOR_TENANT_ID %s is not the emulator's home tenant", get("OPERATOR_TENANT_ID"))
+	}
+	for _, path := range []string{"/auth/callback", "/connect/callback"} {
+		if !slices.Contains(app.RedirectURIs, get("PUBLIC_BASE_URL")+path) {
+			t.Errorf("%s%s is not a redirect URI of the seeded app", get("PUBLIC_BASE_URL"), path)
 		}
 	}
 }

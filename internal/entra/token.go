@@ -53,6 +53,9 @@ type TokenConfig struct {
 	HTTPClient *http.Client
 	// Now is the clock for cache expiry; nil means time.Now.
 	Now func() time.Time
+	// Observe, if set, is told the outcome of every Token call: "cache",
+	// "issued", or the failure kind (consent_missing, throttled, …).
+	Observe func(outcome string)
 }
 
 // expiryMargin is how long before ExpiresOn a cached token is replaced; MSAL
@@ -76,6 +79,8 @@ type TokenSource struct {
 	mu     sync.RWMutex
 	cache  map[string]Token
 	bypass map[string]bool // tenants whose next request must skip MSAL's cache
+
+	observe func(outcome string)
 }
 
 // NewTokenSource builds the confidential client. It reads the certificate
@@ -108,9 +113,13 @@ func NewTokenSource(cfg TokenConfig) (*TokenSource, error) {
 	if now == nil {
 		now = time.Now
 	}
+	observe := cfg.Observe
+	if observe == nil {
+		observe = func(string) {}
+	}
 	return &TokenSource{
 		client: client, scopes: []string{GraphScope(cfg.GraphBaseURL)}, now: now,
-		cache: map[string]Token{}, bypass: map[string]bool{},
+		cache: map[string]Token{}, bypass: map[string]bool{}, observe: observe,
 	}, nil
 }
 
@@ -183,6 +192,7 @@ func (s *TokenSource) Token(ctx context.Context, tenantID string) (Token, error)
 	t, ok := s.cache[tenantID]
 	s.mu.RUnlock()
 	if ok && s.now().Add(expiryMargin).Before(t.ExpiresOn) {
+		s.observe("cache")
 		return t, nil
 	}
 	// The shared call must not die with the first caller's context.
@@ -235,8 +245,15 @@ func (s *TokenSource) acquire(ctx context.Context, tenantID string) (Token, erro
 	}
 	ar, err := s.client.AcquireTokenByCredential(ctx, s.scopes, opts...)
 	if err != nil {
-		return Token{}, classify(tenantID, err)
+		err = classify(tenantID, err)
+		if te, ok := AsTokenError(err); ok {
+			s.observe(te.Kind.String())
+		} else {
+			s.observe("other")
+		}
+		return Token{}, err
 	}
+	s.observe("issued")
 	t := Token{Value: ar.AccessToken, ExpiresOn: ar.ExpiresOn, Roles: tokenRoles(ar.AccessToken)}
 	s.mu.Lock()
 	s.cache[tenantID] = t

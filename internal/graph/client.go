@@ -40,6 +40,12 @@ type Config struct {
 	MaxRetries int
 	// Sleep waits d or until ctx ends; nil means a timer (tests may count).
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Observe, if set, is told of every request: a fixed endpoint name
+	// (users_delta, groups_delta, organization), the HTTP status (0 when no
+	// response came) and the time it took. Metrics hang here.
+	Observe func(endpoint string, status int, d time.Duration)
+	// Throttled, if set, is told of every wait for Retry-After done in process.
+	Throttled func(wait time.Duration)
 }
 
 // Client calls Microsoft Graph v1.0 as the app, per tenant.
@@ -51,6 +57,8 @@ type Client struct {
 	maxWait      time.Duration
 	maxRetries   int
 	sleep        func(ctx context.Context, d time.Duration) error
+	observe      func(endpoint string, status int, d time.Duration)
+	throttled    func(wait time.Duration)
 }
 
 // New returns a Client for cfg.
@@ -65,6 +73,13 @@ func New(cfg Config) (*Client, error) {
 	c := &Client{
 		scheme: u.Scheme, host: strings.ToLower(u.Host), hc: cfg.HTTPClient, tokens: cfg.Tokens,
 		maxWait: cfg.MaxWait, maxRetries: cfg.MaxRetries, sleep: cfg.Sleep,
+		observe: cfg.Observe, throttled: cfg.Throttled,
+	}
+	if c.observe == nil {
+		c.observe = func(string, int, time.Duration) {}
+	}
+	if c.throttled == nil {
+		c.throttled = func(time.Duration) {}
 	}
 	c.base = c.scheme + "://" + u.Host + "/v1.0"
 	if c.hc == nil {
@@ -131,8 +146,10 @@ func (c *Client) get(ctx context.Context, tenantID, link string, st *Stats, deco
 		req.Header.Set("Authorization", "Bearer "+tok)
 		req.Header.Set("Accept", "application/json")
 		st.Requests++
+		sent := time.Now()
 		resp, err := c.hc.Do(req)
 		if err != nil {
+			c.observe(endpointName(req.URL.Path), 0, time.Since(sent))
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -148,6 +165,7 @@ func (c *Client) get(ctx context.Context, tenantID, link string, st *Stats, deco
 		}
 		if resp.StatusCode == http.StatusOK {
 			err := decode(resp.Body)
+			c.observe(endpointName(req.URL.Path), resp.StatusCode, time.Since(sent))
 			io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16)) //nolint:errcheck // drain for reuse
 			resp.Body.Close()
 			if err != nil {
@@ -160,6 +178,7 @@ func (c *Client) get(ctx context.Context, tenantID, link string, st *Stats, deco
 		}
 		gerr := readError(resp)
 		resp.Body.Close()
+		c.observe(endpointName(req.URL.Path), resp.StatusCode, time.Since(sent))
 		switch {
 		case gerr.Kind == ErrUnauthorized && !refreshed:
 			// Facts §5.6: an expired or not-yet-valid token; one new token.
@@ -189,6 +208,7 @@ func (c *Client) get(ctx context.Context, tenantID, link string, st *Stats, deco
 			if gerr.Kind == ErrThrottled {
 				st.ThrottledWaits++
 				st.ThrottledFor += wait
+				c.throttled(wait)
 			}
 			if err := c.sleep(ctx, wait); err != nil {
 				return err
@@ -221,4 +241,21 @@ func ParseRetryAfter(v string, now time.Time) time.Duration {
 		return t.Sub(now) + time.Second
 	}
 	return 0
+}
+
+// endpointName is a fixed, low-cardinality name for a Graph path.
+func endpointName(path string) string {
+	switch p := strings.TrimPrefix(strings.ToLower(path), "/v1.0/"); {
+	case strings.HasPrefix(p, "users/delta"):
+		return "users_delta"
+	case strings.HasPrefix(p, "groups/delta"):
+		return "groups_delta"
+	case strings.HasPrefix(p, "organization"):
+		return "organization"
+	case strings.HasPrefix(p, "users"):
+		return "users"
+	case strings.HasPrefix(p, "groups"):
+		return "groups"
+	}
+	return "other"
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/entra"
 	"github.com/tenantsync/tenantsync/internal/graph"
+	"github.com/tenantsync/tenantsync/internal/metrics"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 )
 
@@ -49,6 +50,8 @@ type Deps struct {
 	// MaxSnoozes bounds how often one sync job snoozes on throttling before
 	// it counts as a failure (default 50).
 	MaxSnoozes int
+	// Metrics records sync runs; nil records nothing.
+	Metrics *metrics.Metrics
 
 	credBroken atomic.Bool
 }
@@ -253,6 +256,16 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[SyncTenantArgs]) e
 	}
 	defer release()
 	run, err := d.Syncer.Sync(ctx, tid, dirsync.Options{Full: job.Args.Full})
+	if run.ID != 0 {
+		outcome := domain.SyncSucceeded
+		if err != nil {
+			outcome = domain.SyncFailed
+			if dirsync.RetryAfter(err) > 0 || errors.Is(ctx.Err(), context.Canceled) {
+				outcome = domain.SyncSnoozed
+			}
+		}
+		d.Metrics.ObserveSync(string(run.Kind), string(outcome), run.Duration(d.Now()), run.Pages, run.Upserts, run.Deletes)
+	}
 	if err != nil {
 		if snoozes(job.Metadata) >= d.MaxSnoozes && dirsync.RetryAfter(err) > 0 {
 			return d.recordFailure(ctx, tid, err)

@@ -39,7 +39,10 @@ func (s *Store) TenantSetOrganization(ctx context.Context, id, displayName strin
 }
 
 const tenantSyncSucceeded = `
-UPDATE tenants SET last_synced_at = $2, next_sync_at = $3, failure_count = 0, updated_at = $2 WHERE id = $1
+UPDATE tenants SET last_synced_at = $2, next_sync_at = $3, failure_count = 0, updated_at = $2,
+	user_count = (SELECT count(*) FROM directory_users WHERE tenant_id = $1),
+	group_count = (SELECT count(*) FROM directory_groups WHERE tenant_id = $1)
+WHERE id = $1
 RETURNING status`
 
 // TenantSyncSucceeded records a successful sync: the next one is due at
