@@ -1,6 +1,8 @@
 // Command server runs tenantsync's web server: the customer portal, the
 // operator console and the JSON API. `server migrate` applies the database
-// migrations and exits.
+// migrations and exits; `server healthcheck` asks a running server's
+// /healthz on 127.0.0.1 and exits non-zero unless it answers 200 (for
+// container health checks).
 package main
 
 import (
@@ -8,15 +10,23 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/tenantsync/tenantsync/internal/config"
+	"github.com/tenantsync/tenantsync/internal/entra"
+	"github.com/tenantsync/tenantsync/internal/jobs"
 	"github.com/tenantsync/tenantsync/internal/postgres"
+	"github.com/tenantsync/tenantsync/internal/webapp"
 )
+
+// shutdownGrace is how long in-flight requests may take after SIGTERM.
+const shutdownGrace = 20 * time.Second
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -28,12 +38,19 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	if len(args) > 0 && args[0] == "migrate" {
-		c, err := config.LoadMigrate(getenv)
-		if err != nil {
-			return err
+	if len(args) > 0 {
+		switch args[0] {
+		case "migrate":
+			c, err := config.LoadMigrate(getenv)
+			if err != nil {
+				return err
+			}
+			return postgres.MigrateCommand(ctx, c.DatabaseURL.Reveal(), config.NewLogger(c.Common, stdout), stdout)
+		case "healthcheck":
+			return healthcheck(ctx, getenv("HTTP_ADDR"))
+		default:
+			return fmt.Errorf("unknown command %q (want migrate, healthcheck or none)", args[0])
 		}
-		return postgres.MigrateCommand(ctx, c.DatabaseURL.Reveal(), config.NewLogger(c.Common, stdout), stdout)
 	}
 	c, err := config.LoadServer(getenv)
 	if err != nil {
@@ -45,29 +62,81 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer pool.Close()
-	st := postgres.New(pool)
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := st.Ping(r.Context()); err != nil {
-			http.Error(w, "database unreachable", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
+	store := postgres.New(pool)
+	hc, err := entra.NewHTTPClient(c.CAFile)
+	if err != nil {
+		return err
+	}
+	base := strings.TrimRight(c.PublicBaseURL, "/")
+	signin, err := entra.NewSignIn(entra.SignInConfig{
+		AuthorityHost: c.AuthorityHost, ClientID: c.ClientID, ClientSecret: c.ClientSecret.Reveal(),
+		FederatedTokenFile: c.FederatedTokenFile, RedirectURL: base + "/auth/callback", HTTPClient: hc,
 	})
-	srv := &http.Server{Addr: c.HTTPAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	if err != nil {
+		return err
+	}
+	inserter, err := jobs.NewInserter(pool)
+	if err != nil {
+		return fmt.Errorf("river inserter: %w", err)
+	}
+	app, err := webapp.New(webapp.Config{
+		PublicBaseURL: base, ClientID: c.ClientID, Pool: pool, Store: store, Jobs: inserter, SignIn: signin,
+		ConsentURL: func(tenantID, state string) string {
+			return entra.AdminConsentURL(c.AuthorityHost, tenantID, c.ClientID, base+"/connect/callback", state)
+		},
+		Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+
+	ln, err := net.Listen("tcp", c.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on HTTP_ADDR %s: %w", c.HTTPAddr, err)
+	}
+	srv := &http.Server{Handler: app, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	logger.Info("server listening", "addr", c.HTTPAddr, "public_base_url", c.PublicBaseURL)
+	go func() { errc <- srv.Serve(ln) }()
+	logger.Info("server listening", "addr", ln.Addr().String(), "public_base_url", base)
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	// Finish in-flight requests; new connections are refused from here on.
+	logger.Info("server shutting down")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// healthcheck GETs http://127.0.0.1:{port of HTTP_ADDR}/healthz.
+func healthcheck(ctx context.Context, addr string) error {
+	if addr == "" {
+		addr = ":8080"
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" {
+		return fmt.Errorf("HTTP_ADDR %q has no port", addr)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort("127.0.0.1", port)+"/healthz", nil)
+	if err != nil {
 		return err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	defer res.Body.Close()
+	_, _ = io.Copy(io.Discard, res.Body)
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: /healthz answered %s", res.Status)
 	}
 	return nil
 }

@@ -1,0 +1,221 @@
+package entra
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/tenantsync/tenantsync/internal/domain"
+)
+
+// PersonalAccountTenantID is the tenant of personal Microsoft accounts
+// (facts §4.3, §4.5); such accounts cannot administer an organization.
+const PersonalAccountTenantID = "9188040d-6c67-4c5b-b112-36a304b66dad"
+
+// Directory role template IDs carried in the ID token's wids claim that may
+// grant Microsoft Graph application permissions (facts §1.1, E-GAC).
+const (
+	RoleGlobalAdministrator         = "62e90394-69f5-4237-9190-012177145e10"
+	RolePrivilegedRoleAdministrator = "e8611ab8-c189-46e8-94e1-60213ab1f814"
+)
+
+// ErrPersonalAccount means a personal Microsoft account signed in; only work
+// or school accounts can connect an organization.
+var ErrPersonalAccount = errors.New("personal Microsoft accounts cannot sign in")
+
+// Identity is the verified signed-in user of an ID token.
+type Identity struct {
+	TenantID       string   // tid
+	ObjectID       string   // oid, unique within TenantID only (facts §4.5)
+	Subject        string   // sub, pairwise per app
+	Username       string   // preferred_username, mutable: for display only
+	Name           string   // name
+	DirectoryRoles []string // wids: directory role template IDs
+	AppRoles       []string // roles: the app's own roles assigned to the user
+}
+
+// SignInConfig configures OpenID Connect sign-in.
+type SignInConfig struct {
+	// AuthorityHost is ENTRA_AUTHORITY_HOST, e.g. https://login.microsoftonline.com.
+	AuthorityHost string
+	// ClientID is the multi-tenant app's client ID.
+	ClientID string
+	// ClientSecret authenticates the app at the token endpoint.
+	ClientSecret string
+	// FederatedTokenFile holds a client assertion, re-read per redemption;
+	// used when ClientSecret is empty.
+	FederatedTokenFile string
+	// RedirectURL is PUBLIC_BASE_URL + "/auth/callback".
+	RedirectURL string
+	// HTTPClient reaches the authority host (NewHTTPClient).
+	HTTPClient *http.Client
+	// Now is the clock for token expiry; nil means time.Now.
+	Now func() time.Time
+}
+
+// SignIn runs the authorization code flow with PKCE against
+// {host}/organizations and verifies ID tokens as a multi-tenant app must.
+type SignIn struct {
+	host     string
+	clientID string
+	fedFile  string
+	oauth    oauth2.Config
+	verifier *oidc.IDTokenVerifier
+	client   *http.Client
+}
+
+// NewSignIn builds a SignIn. Only a client secret or a federated assertion
+// file authenticate the redemption for now; certificate credentials are
+// refused until a client-assertion signer is shared with the worker.
+func NewSignIn(cfg SignInConfig) (*SignIn, error) {
+	host := strings.TrimRight(cfg.AuthorityHost, "/")
+	if host == "" || cfg.ClientID == "" || cfg.RedirectURL == "" {
+		return nil, errors.New("sign-in: authority host, client ID and redirect URL are required")
+	}
+	if cfg.ClientSecret == "" && cfg.FederatedTokenFile == "" {
+		return nil, errors.New("sign-in: needs ENTRA_CLIENT_SECRET or ENTRA_FEDERATED_TOKEN_FILE (certificate credentials are not supported for sign-in yet)")
+	}
+	client := cfg.HTTPClient
+	if client == nil {
+		client = http.DefaultClient
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	// Discovery for /organizations advertises the {tenantid} issuer template,
+	// which go-oidc cannot match (libraries §5): skip it, take the common
+	// JWKS, and check iss against tid after verification.
+	keys := oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), client), host+"/common/discovery/v2.0/keys")
+	v := oidc.NewVerifier("", keys, &oidc.Config{ClientID: cfg.ClientID, SkipIssuerCheck: true, Now: now})
+	return &SignIn{
+		host:     host,
+		clientID: cfg.ClientID,
+		fedFile:  cfg.FederatedTokenFile,
+		client:   client,
+		verifier: v,
+		oauth: oauth2.Config{
+			ClientID:     cfg.ClientID,
+			ClientSecret: cfg.ClientSecret,
+			RedirectURL:  cfg.RedirectURL,
+			Scopes:       []string{oidc.ScopeOpenID, "profile"},
+			Endpoint: oauth2.Endpoint{
+				AuthURL:   host + "/organizations/oauth2/v2.0/authorize",
+				TokenURL:  host + "/organizations/oauth2/v2.0/token",
+				AuthStyle: oauth2.AuthStyleInParams,
+			},
+		},
+	}, nil
+}
+
+// AuthCodeURL returns the authorize URL for one sign-in attempt; state,
+// nonce and the PKCE verifier stay on the server (facts §4.4).
+func (s *SignIn) AuthCodeURL(state, nonce, verifier string) string {
+	return s.oauth.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce),
+		oauth2.SetAuthURLParam("response_mode", "query"))
+}
+
+// idClaims are the ID token claims tenantsync reads (facts §4.5).
+type idClaims struct {
+	Issuer            string   `json:"iss"`
+	TenantID          string   `json:"tid"`
+	ObjectID          string   `json:"oid"`
+	PreferredUsername string   `json:"preferred_username"`
+	Name              string   `json:"name"`
+	Wids              []string `json:"wids"`
+	Roles             []string `json:"roles"`
+}
+
+// Exchange redeems code with the PKCE verifier and returns the verified
+// identity. Token failures are domain.ErrUnauthorized; a personal account
+// is ErrPersonalAccount.
+func (s *SignIn) Exchange(ctx context.Context, code, verifier, nonce string) (Identity, error) {
+	opts := []oauth2.AuthCodeOption{oauth2.VerifierOption(verifier)}
+	if s.oauth.ClientSecret == "" {
+		assertion, err := os.ReadFile(s.fedFile)
+		if err != nil {
+			return Identity{}, fmt.Errorf("sign-in: read federated token file: %w", err)
+		}
+		opts = append(opts,
+			oauth2.SetAuthURLParam("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+			oauth2.SetAuthURLParam("client_assertion", strings.TrimSpace(string(assertion))))
+	}
+	tok, err := s.oauth.Exchange(oidc.ClientContext(ctx, s.client), code, opts...)
+	if err != nil {
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) {
+			// ErrorCode only: the body may echo request values.
+			return Identity{}, fmt.Errorf("%w: sign-in code redemption refused (%s)", domain.ErrUnauthorized, re.ErrorCode)
+		}
+		return Identity{}, fmt.Errorf("sign-in code redemption: %w", err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		return Identity{}, fmt.Errorf("%w: token response has no id_token", domain.ErrUnauthorized)
+	}
+	return s.Verify(ctx, raw, nonce)
+}
+
+// Verify checks an ID token as a multi-tenant app must (facts §4.5,
+// libraries §5): signature from the JWKS, aud, exp and nbf (go-oidc), then
+// tid a GUID, iss exactly {host}/{tid}/v2.0 and the nonce.
+func (s *SignIn) Verify(ctx context.Context, raw, nonce string) (Identity, error) {
+	idt, err := s.verifier.Verify(oidc.ClientContext(ctx, s.client), raw)
+	if err != nil {
+		return Identity{}, fmt.Errorf("%w: id token: %w", domain.ErrUnauthorized, err)
+	}
+	var c idClaims
+	if err := idt.Claims(&c); err != nil {
+		return Identity{}, fmt.Errorf("%w: id token claims: %w", domain.ErrUnauthorized, err)
+	}
+	if !isTenantGUID(c.TenantID) {
+		return Identity{}, fmt.Errorf("%w: id token tid is not a GUID", domain.ErrUnauthorized)
+	}
+	if c.Issuer != s.host+"/"+c.TenantID+"/v2.0" {
+		return Identity{}, fmt.Errorf("%w: id token issuer does not match its tenant", domain.ErrUnauthorized)
+	}
+	if nonce == "" || subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(nonce)) != 1 {
+		return Identity{}, fmt.Errorf("%w: id token nonce mismatch", domain.ErrUnauthorized)
+	}
+	if strings.EqualFold(c.TenantID, PersonalAccountTenantID) {
+		return Identity{}, ErrPersonalAccount
+	}
+	return Identity{
+		TenantID:       strings.ToLower(c.TenantID),
+		ObjectID:       c.ObjectID,
+		Subject:        idt.Subject,
+		Username:       c.PreferredUsername,
+		Name:           c.Name,
+		DirectoryRoles: c.Wids,
+		AppRoles:       c.Roles,
+	}, nil
+}
+
+// isTenantGUID reports whether s is a GUID in its 36-character form.
+func isTenantGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}

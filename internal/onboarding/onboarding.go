@@ -1,0 +1,309 @@
+// Package onboarding holds the rules of connecting and disconnecting a
+// customer organization: connect states bound to the browser session,
+// single-use and short-lived; the checks of the admin-consent callback; and
+// the transactional hand-over to the worker. It knows no HTTP framework and
+// no SQL: it declares the small interfaces it needs (States, Registry) and
+// imports domain only.
+package onboarding
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tenantsync/tenantsync/internal/domain"
+)
+
+// StateTTL is how long a connect state stays valid after /connect.
+const StateTTL = 10 * time.Minute
+
+// personalAccountTenantID is the tenant of personal Microsoft accounts
+// (facts §4.5); they cannot consent for an organization.
+const personalAccountTenantID = "9188040d-6c67-4c5b-b112-36a304b66dad"
+
+// Directory roles that may grant Microsoft Graph application permissions:
+// Global Administrator and Privileged Role Administrator (facts §1.1, E-GAC;
+// Application Administrators cannot grant Graph app roles).
+var adminRoles = []string{
+	"62e90394-69f5-4237-9190-012177145e10",
+	"e8611ab8-c189-46e8-94e1-60213ab1f814",
+}
+
+// User is the signed-in person, from a verified ID token.
+type User struct {
+	TenantID       string
+	ObjectID       string
+	Username       string
+	Name           string
+	DirectoryRoles []string // wids
+}
+
+// IsAdmin reports whether the user holds a directory role that can grant
+// (and therefore withdraw) the app's Graph permissions.
+func (u User) IsAdmin() bool {
+	for _, r := range u.DirectoryRoles {
+		if slices.Contains(adminRoles, strings.ToLower(r)) {
+			return true
+		}
+	}
+	return false
+}
+
+// Actor names the user in a tenant's history.
+func (u User) Actor() string {
+	if u.Username != "" {
+		return u.Username
+	}
+	return u.ObjectID
+}
+
+// States keeps the pending connect states of one browser session.
+type States interface {
+	// Put remembers state as issued at issued.
+	Put(ctx context.Context, state string, issued time.Time) error
+	// Take forgets state whoever presents it (single use under concurrent
+	// requests too) and says when it was issued if this session held it.
+	Take(ctx context.Context, state string) (issued time.Time, ok bool, err error)
+}
+
+// Registry records consents and disconnections, each in one transaction
+// together with the job that follows it.
+type Registry interface {
+	// RecordConsent upserts the tenant as pending with who consented, records
+	// the event and enqueues its verification.
+	RecordConsent(ctx context.Context, tenantID string, by User) (domain.Tenant, error)
+	// Disconnect marks the tenant disconnected and enqueues the purge of its
+	// directory copy; domain.ErrNotFound when it never connected,
+	// domain.ErrConflict when it is already disconnected.
+	Disconnect(ctx context.Context, tenantID string, by User) error
+}
+
+// Config configures a Service.
+type Config struct {
+	// Registry stores the outcomes.
+	Registry Registry
+	// ConsentURL builds the admin-consent URL for a tenant; an empty state
+	// gives the link a user can send to their admin.
+	ConsentURL func(tenantID, state string) string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Service applies the connect-flow rules.
+type Service struct {
+	registry   Registry
+	consentURL func(tenantID, state string) string
+	now        func() time.Time
+}
+
+// New returns a Service.
+func New(cfg Config) *Service {
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{registry: cfg.Registry, consentURL: cfg.ConsentURL, now: now}
+}
+
+// BeginConnect creates a connect state in the user's session and returns the
+// admin-consent URL of the user's own tenant to redirect to.
+func (s *Service) BeginConnect(ctx context.Context, states States, u User) (string, error) {
+	state, err := randomToken()
+	if err != nil {
+		return "", err
+	}
+	if err := states.Put(ctx, state, s.now()); err != nil {
+		return "", fmt.Errorf("keep connect state: %w", err)
+	}
+	return s.consentURL(u.TenantID, state), nil
+}
+
+// AdminLink is the admin-consent link for tenantID that a user can send to
+// an administrator of their organization.
+func (s *Service) AdminLink(tenantID string) string { return s.consentURL(tenantID, "") }
+
+// Problem is a plain-language class of a failed connect callback.
+type Problem string
+
+// Connect problems, each explained on its own page.
+const (
+	ProblemState            Problem = "state"            // missing, unknown, replayed, other session's or expired
+	ProblemNotSignedIn      Problem = "not_signed_in"    // the browser has no signed-in user
+	ProblemCancelled        Problem = "cancelled"        // the admin declined (AADSTS65004)
+	ProblemNeedsAdmin       Problem = "needs_admin"      // the user is not an admin (AADSTS90094/90095)
+	ProblemOtherOrg         Problem = "other_org"        // consent came from, or the account belongs to, another organization
+	ProblemNotConsented     Problem = "not_consented"    // admin_consent missing or not True
+	ProblemMalformed        Problem = "malformed"        // tenant is not a GUID
+	ProblemPersonalAccount  Problem = "personal_account" // a personal Microsoft account
+	ProblemEntra            Problem = "entra_error"      // any other error Entra reported
+	ProblemNotAdminToRemove Problem = "not_admin_disconnect"
+)
+
+// ConnectError is a refused connect callback. It wraps a domain error kind
+// so the web layer picks the status; nothing was stored.
+type ConnectError struct {
+	Problem Problem
+	// Code is Entra's error value, e.g. access_denied (empty unless
+	// Problem came from an error redirect).
+	Code string
+	// Description is Entra's error_description as received: untrusted text,
+	// for display (escaped) only.
+	Description string
+	// AdminLink is the admin-consent link to send to an admin (ProblemNeedsAdmin).
+	AdminLink string
+	kind      error
+}
+
+func (e *ConnectError) Error() string { return "connect callback refused: " + string(e.Problem) }
+
+// Unwrap returns the domain error kind.
+func (e *ConnectError) Unwrap() error { return e.kind }
+
+func refuse(p Problem, kind error) *ConnectError { return &ConnectError{Problem: p, kind: kind} }
+
+// FinishConnect checks an admin-consent callback (facts §1.1, §1.3) and, when
+// every check passes, records the consent and enqueues its verification in
+// one transaction. u is nil when nobody is signed in. The state is consumed
+// before anything else, so it is single-use whatever the outcome.
+func (s *Service) FinishConnect(ctx context.Context, states States, u *User, q url.Values) (domain.Tenant, error) {
+	state := q.Get("state")
+	if state == "" {
+		return domain.Tenant{}, refuse(ProblemState, domain.ErrInvalid)
+	}
+	issued, ok, err := states.Take(ctx, state)
+	if err != nil {
+		return domain.Tenant{}, fmt.Errorf("take connect state: %w", err)
+	}
+	if u == nil {
+		return domain.Tenant{}, refuse(ProblemNotSignedIn, domain.ErrUnauthorized)
+	}
+	if !ok {
+		return domain.Tenant{}, refuse(ProblemState, domain.ErrInvalid)
+	}
+	if age := s.now().Sub(issued); age > StateTTL || age < -time.Minute {
+		return domain.Tenant{}, refuse(ProblemState, domain.ErrInvalid)
+	}
+	// Error redirects still carry admin_consent=True (facts §1.1): look at
+	// error first.
+	if code := q.Get("error"); code != "" {
+		e := classify(code, q.Get("error_description"), q.Get("error_uri"))
+		e.Code, e.Description = code, q.Get("error_description")
+		// A non-admin who leaves Entra's "Need admin approval" page comes
+		// back with a decline (likely AADSTS65004; UNVERIFIED, facts §1.1),
+		// indistinguishable from an admin's cancel. The ID token's wids say
+		// who it was, so the user learns what actually helps.
+		if !u.IsAdmin() && (e.Problem == ProblemCancelled || e.Problem == ProblemEntra && code == "access_denied") {
+			e.Problem, e.kind = ProblemNeedsAdmin, domain.ErrForbidden
+		}
+		if e.Problem == ProblemNeedsAdmin {
+			e.AdminLink = s.AdminLink(u.TenantID)
+		}
+		return domain.Tenant{}, e
+	}
+	if !strings.EqualFold(q.Get("admin_consent"), "true") {
+		return domain.Tenant{}, refuse(ProblemNotConsented, domain.ErrInvalid)
+	}
+	tenant := q.Get("tenant")
+	if !isGUID(tenant) {
+		return domain.Tenant{}, refuse(ProblemMalformed, domain.ErrInvalid)
+	}
+	if strings.EqualFold(tenant, personalAccountTenantID) {
+		return domain.Tenant{}, refuse(ProblemPersonalAccount, domain.ErrForbidden)
+	}
+	// Never trust tenant on its own (facts §1.3): it must be the tenant the
+	// user signed in to.
+	if !strings.EqualFold(tenant, u.TenantID) {
+		return domain.Tenant{}, refuse(ProblemOtherOrg, domain.ErrForbidden)
+	}
+	t, err := s.registry.RecordConsent(ctx, strings.ToLower(tenant), *u)
+	if err != nil {
+		return domain.Tenant{}, fmt.Errorf("record consent of tenant %s: %w", tenant, err)
+	}
+	return t, nil
+}
+
+var aadstsCode = regexp.MustCompile(`^AADSTS(\d+)`)
+
+// classify maps an error redirect to a problem. The decision rests on
+// `error`; the AADSTS number (facts §1.1 table, E-ERR) only chooses the
+// explanation shown, never what is stored, because Microsoft asks clients
+// not to branch on error_description (facts §2.5).
+func classify(code, description, errorURI string) *ConnectError {
+	n := ""
+	if m := aadstsCode.FindStringSubmatch(strings.TrimSpace(description)); m != nil {
+		n = m[1]
+	} else if u, err := url.Parse(errorURI); err == nil {
+		n = u.Query().Get("code")
+	}
+	switch n {
+	case "65004":
+		return refuse(ProblemCancelled, domain.ErrInvalid)
+	case "90094", "90095":
+		return refuse(ProblemNeedsAdmin, domain.ErrForbidden)
+	case "50020":
+		return refuse(ProblemOtherOrg, domain.ErrForbidden)
+	}
+	if code == "permission_denied" { // v1 doc wording for a cancel (facts §1.2)
+		return refuse(ProblemCancelled, domain.ErrInvalid)
+	}
+	return refuse(ProblemEntra, domain.ErrInvalid)
+}
+
+// Disconnect marks the user's organization disconnected and enqueues the
+// purge of its directory copy. Only a Global Administrator or Privileged
+// Role Administrator of that organization may do it.
+func (s *Service) Disconnect(ctx context.Context, u *User) error {
+	if u == nil {
+		return fmt.Errorf("%w: sign in to disconnect", domain.ErrUnauthorized)
+	}
+	if !u.IsAdmin() {
+		return &ConnectError{Problem: ProblemNotAdminToRemove, kind: domain.ErrForbidden}
+	}
+	if err := s.registry.Disconnect(ctx, u.TenantID, *u); err != nil {
+		return fmt.Errorf("disconnect tenant %s: %w", u.TenantID, err)
+	}
+	return nil
+}
+
+// IsProblem reports whether err is a ConnectError of problem p.
+func IsProblem(err error, p Problem) bool {
+	var ce *ConnectError
+	return errors.As(err, &ce) && ce.Problem == p
+}
+
+// randomToken returns 32 random bytes, base64url-encoded.
+func randomToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("random state: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// isGUID reports whether s is a GUID in its 36-character form.
+func isGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}

@@ -1,0 +1,222 @@
+package webapp
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/riverqueue/river"
+
+	"github.com/tenantsync/tenantsync/internal/entra"
+	"github.com/tenantsync/tenantsync/internal/graph"
+	"github.com/tenantsync/tenantsync/internal/jobs"
+)
+
+// chromium returns the browser binary, skipping the test without one
+// (failing under CI=true, where .ci/run installs it).
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"/usr/lib/chromium/chromium", "/usr/bin/chromium"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("chromium is not installed (apt-get install chromium)")
+	}
+	t.Skip("chromium is not installed; the browser tests need it")
+	return ""
+}
+
+// newChrome starts headless Chromium; actions get a 90 s budget in total.
+func newChrome(t *testing.T) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)),
+		chromedp.Flag("ignore-certificate-errors", true), // the emulator's own CA
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.WindowSize(1000, 900),
+	)
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelA)
+	ctx, cancelB := chromedp.NewContext(actx)
+	t.Cleanup(cancelB)
+	if err := chromedp.Do(ctx); err != nil { // starts the browser
+		t.Fatalf("start chromium: %v", err)
+	}
+	// A timeout on the first context would kill the browser (libraries §7).
+	tctx, cancelC := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(cancelC)
+	return tctx
+}
+
+// screenshot saves the page to docs/screenshots/name.png when
+// UPDATE_SCREENSHOTS=1.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	if os.Getenv("UPDATE_SCREENSHOTS") != "1" {
+		return
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	dir := filepath.Join("..", "..", "docs", "screenshots")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startWorker runs the worker's River client in process, against the same
+// database and emulator, so a connected tenant becomes active.
+func startWorker(t *testing.T, tb *testBundle) {
+	t.Helper()
+	app := tb.emu.DefaultApp()
+	hc := tb.emu.HTTPClient()
+	tokens, err := entra.NewTokenSource(entra.TokenConfig{AuthorityHost: tb.emu.AuthorityHost, GraphBaseURL: tb.emu.GraphBaseURL,
+		ClientID: app.ClientID, Secret: app.Secrets[0].Value, HTTPClient: hc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gc, err := graph.New(graph.Config{BaseURL: tb.emu.GraphBaseURL, HTTPClient: hc, Tokens: tokens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := &jobs.Deps{Store: tb.store, Tokens: tokens, Graph: gc, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		ConsentPropagationWait: 30 * time.Second}
+	client, err := jobs.NewWorkerClient(tb.pool, deps, jobs.ClientConfig{Concurrency: 2, Tune: func(c *river.Config) {
+		c.FetchCooldown = 10 * time.Millisecond
+		c.FetchPollInterval = 50 * time.Millisecond
+		c.Logger = slog.New(slog.DiscardHandler)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = client.StopAndCancel(ctx)
+	})
+}
+
+func signInSteps(tb *testBundle, upn string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.Navigate(tb.base+"/"),
+		chromedp.WaitVisible(chromedp.ID("signin")),
+		chromedp.Click(chromedp.ID("signin")),
+		chromedp.WaitVisible(chromedp.ID("login")),
+		chromedp.SendKeys(chromedp.ID("login"), upn),
+		chromedp.SendKeys(chromedp.ID("password"), tb.emu.Seed().DefaultPassword),
+		chromedp.Click(chromedp.ID("signin-submit")),
+	)
+}
+
+// TestBrowserAdminConnects: a seeded admin signs in, connects, accepts on
+// the consent page and lands on /tenant showing the organization pending;
+// with the worker running in process it then turns active.
+func TestBrowserAdminConnects(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	ctx := newChrome(t)
+
+	if err := chromedp.Do(ctx, chromedp.Navigate(tb.base+"/"), chromedp.WaitVisible(chromedp.ID("signin"))); err != nil {
+		t.Fatalf("landing: %v", err)
+	}
+	screenshot(t, ctx, "landing")
+	if err := chromedp.Do(ctx, signInSteps(tb, contosoAdm), chromedp.WaitVisible(chromedp.ID("connect"))); err != nil {
+		t.Fatalf("sign in: %v", err)
+	}
+	screenshot(t, ctx, "tenant-not-connected")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("connect")), chromedp.WaitVisible(chromedp.ID("accept"))); err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	screenshot(t, ctx, "emulator-consent")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("accept")),
+		chromedp.WaitVisible(chromedp.CSS(`#status[data-status="pending"]`))); err != nil {
+		t.Fatalf("accept: %v", err)
+	}
+	screenshot(t, ctx, "tenant-pending")
+	loc, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil || !strings.HasPrefix(loc, tb.base+"/tenant") {
+		t.Fatalf("after accept at %q (%v)", loc, err)
+	}
+	w := countWritten(t, tb.pool)
+	if w.Tenants != 1 || w.Jobs != 1 {
+		t.Fatalf("written %+v", w)
+	}
+
+	// The worker verifies the consent; the page refreshes itself, and the
+	// test reloads it too until it says active.
+	startWorker(t, tb)
+	for {
+		if err := chromedp.Do(ctx, chromedp.Navigate(tb.base+"/tenant"), chromedp.WaitVisible(chromedp.ID("status"))); err != nil {
+			t.Fatalf("waiting for active: %v", err)
+		}
+		st, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.ID("status"), "data-status"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Value == "active" {
+			break
+		}
+		if st.Value != "pending" {
+			t.Fatalf("status %q, want pending then active", st.Value)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// Let the first sync finish so the screenshot shows counts.
+	for {
+		tn, err := tb.store.TenantGet(context.Background(), contosoID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tn.LastSyncedAt != nil || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(tb.base+"/tenant"), chromedp.WaitVisible(chromedp.CSS(`#status[data-status="active"]`))); err != nil {
+		t.Fatal(err)
+	}
+	screenshot(t, ctx, "tenant-active")
+}
+
+// TestBrowserNonAdmin: a non-admin tries to connect, leaves Entra's "Need
+// admin approval" page and gets the portal's admin-needed page with a link.
+func TestBrowserNonAdmin(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	ctx := newChrome(t)
+	if err := chromedp.Do(ctx, signInSteps(tb, contosoUser), chromedp.WaitVisible(chromedp.ID("connect")),
+		chromedp.Click(chromedp.ID("connect")), chromedp.WaitVisible(chromedp.ID("need-admin-approval"))); err != nil {
+		t.Fatalf("connect as non-admin: %v", err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("return")), chromedp.WaitVisible(chromedp.ID("admin-link"))); err != nil {
+		t.Fatalf("return to app: %v", err)
+	}
+	h1, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main h1")))
+	if err != nil || h1 != "An administrator needs to approve this" {
+		t.Fatalf("heading %q (%v)", h1, err)
+	}
+	link, err := chromedp.Run(ctx, chromedp.Value(chromedp.ID("admin-link")))
+	if err != nil || link != entra.AdminConsentURL(tb.emu.AuthorityHost, contosoID, tb.emu.DefaultApp().ClientID, tb.base+"/connect/callback", "") {
+		t.Errorf("admin link %q (%v)", link, err)
+	}
+	screenshot(t, ctx, "connect-needs-admin")
+	if w := countWritten(t, tb.pool); w != (written{}) {
+		t.Errorf("written %+v, want nothing", w)
+	}
+}

@@ -1,0 +1,169 @@
+package webapp
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/tenantsync/tenantsync/internal/domain"
+)
+
+// contentSecurityPolicy allows no script at all, styles and images from this
+// origin only, forms posting to this origin only, and no framing.
+const contentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; " +
+	"frame-ancestors 'none'; base-uri 'none'"
+
+// middleware installs the chain of libraries §6, in its order. The session
+// is loaded after the context timeout; CSRF checks every unsafe method.
+func (s *Server) middleware() {
+	e := s.echo
+	e.Use(middleware.RequestID())
+	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		LogMethod: true, LogURIPath: true, LogStatus: true, LogLatency: true, LogRequestID: true,
+		HandleError: true,
+		// URIPath only: the query carries code and state.
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			s.log.LogAttrs(context.Background(), slog.LevelInfo, "request",
+				slog.String("method", v.Method), slog.String("path", v.URIPath), slog.Int("status", v.Status),
+				slog.Duration("latency", v.Latency), slog.String("request_id", v.RequestID))
+			return nil
+		},
+	}))
+	e.Use(middleware.Recover())
+	e.Use(middleware.SecureWithConfig(middleware.SecureConfig{
+		XSSProtection:         "0",
+		ContentTypeNosniff:    "nosniff",
+		XFrameOptions:         "DENY",
+		HSTSMaxAge:            31536000,
+		ContentSecurityPolicy: contentSecurityPolicy,
+		ReferrerPolicy:        "no-referrer",
+	}))
+	e.Use(middleware.BodyLimit("64K"))
+	e.Use(middleware.ContextTimeout(s.cfg.RequestTimeout))
+	e.Use(s.skipFor(s.sessionMiddleware, isBare))
+	e.Use(middleware.CSRFWithConfig(middleware.CSRFConfig{
+		Skipper:        func(c echo.Context) bool { return isBare(c) || strings.HasPrefix(c.Request().URL.Path, "/api/") },
+		TokenLookup:    "form:_csrf",
+		CookieName:     "tenantsync_csrf",
+		CookiePath:     "/",
+		CookieHTTPOnly: true,
+		CookieSecure:   s.secure,
+		CookieSameSite: http.SameSiteLaxMode,
+	}))
+	e.Use(noStore)
+}
+
+// isBare reports requests that need neither a session nor CSRF: health
+// checks and static files.
+func isBare(c echo.Context) bool {
+	p := c.Request().URL.Path
+	return p == "/healthz" || p == "/readyz" || p == "/metrics" || strings.HasPrefix(p, "/static/")
+}
+
+func (s *Server) skipFor(mw echo.MiddlewareFunc, skip func(echo.Context) bool) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		wrapped := mw(next)
+		return func(c echo.Context) error {
+			if skip(c) {
+				return next(c)
+			}
+			return wrapped(c)
+		}
+	}
+}
+
+// noStore keeps pages with personal data out of shared caches.
+func noStore(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if !strings.HasPrefix(c.Request().URL.Path, "/static/") {
+			c.Response().Header().Set("Cache-Control", "no-store")
+		}
+		return next(c)
+	}
+}
+
+// callbackLimit rate-limits the OAuth callbacks per client IP (as extracted
+// by e.IPExtractor).
+func (s *Server) callbackLimit() echo.MiddlewareFunc {
+	return middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
+		Store: middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
+			Rate: s.cfg.CallbackRate, Burst: s.cfg.CallbackBurst, ExpiresIn: 3 * time.Minute,
+		}),
+		IdentifierExtractor: func(c echo.Context) (string, error) { return c.RealIP(), nil },
+		ErrorHandler: func(c echo.Context, err error) error {
+			return echo.NewHTTPError(http.StatusForbidden, "request refused")
+		},
+		DenyHandler: func(c echo.Context, _ string, _ error) error {
+			return echo.NewHTTPError(http.StatusTooManyRequests, "Too many attempts from your network; please wait a minute and try again.")
+		},
+	})
+}
+
+// errorKinds maps domain error kinds to HTTP statuses and the words shown;
+// anything else is a 500 and is logged.
+var errorKinds = []struct {
+	kind    error
+	status  int
+	title   string
+	message string
+}{
+	{domain.ErrInvalid, http.StatusBadRequest, "Something in the request was not right", "Please go back and try again."},
+	{domain.ErrUnauthorized, http.StatusUnauthorized, "Please sign in", "You need to sign in with your work account to continue."},
+	{domain.ErrForbidden, http.StatusForbidden, "Not allowed", "Your account may not do this."},
+	{domain.ErrNotFound, http.StatusNotFound, "Not found", "There is nothing here."},
+	{domain.ErrConflict, http.StatusConflict, "Already done", "This has already happened; reload the page to see the current state."},
+}
+
+// handleError renders every error as a page, once; only 5xx are logged,
+// with the request ID, so one failed request is one log line.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	v := errorView{Layout: Layout{Title: "Something went wrong"}, Status: http.StatusInternalServerError,
+		Message: "We could not complete this request. Please try again in a moment."}
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &he):
+		v.Status = he.Code
+		v.Title = http.StatusText(he.Code)
+		if msg, ok := he.Message.(string); ok && he.Code < 500 {
+			v.Message = msg
+		}
+		if he.Code == http.StatusNotFound {
+			v.Title, v.Message = "Page not found", "There is no page at this address."
+		}
+	case errors.Is(err, context.DeadlineExceeded):
+		v.Status, v.Title, v.Message = http.StatusServiceUnavailable, "This took too long", "Please try again in a moment."
+	default:
+		for _, k := range errorKinds {
+			if errors.Is(err, k.kind) {
+				v.Status, v.Title, v.Message = k.status, k.title, k.message
+				break
+			}
+		}
+	}
+	if v.Status >= 500 {
+		s.log.LogAttrs(c.Request().Context(), slog.LevelError, "request failed",
+			slog.String("method", c.Request().Method), slog.String("path", c.Request().URL.Path),
+			slog.Int("status", v.Status), slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)),
+			slog.String("err", err.Error()))
+	}
+	if v.Status == http.StatusUnauthorized {
+		v.SignIn = true
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(v.Status)
+		return
+	}
+	if rerr := s.render(c, v.Status, "error", &v); rerr != nil {
+		s.log.Error("render error page", "err", rerr)
+		_ = c.String(v.Status, v.Title)
+	}
+}

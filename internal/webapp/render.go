@@ -1,0 +1,110 @@
+package webapp
+
+import (
+	"bytes"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/tenantsync/tenantsync/web"
+)
+
+// Layout is what the shared layout needs; every page's view model embeds it.
+type Layout struct {
+	Title string
+	// User is the signed-in user, nil for visitors.
+	User *SessionUser
+	// CSRF is the token for the forms of the page.
+	CSRF string
+	// RefreshSeconds > 0 reloads the page with <meta http-equiv="refresh">
+	// (no script: the CSP allows none).
+	RefreshSeconds int
+	// Notice is a fixed message chosen by the handler (never request text).
+	Notice string
+}
+
+// layout returns the Layout of the current request.
+func (l *Layout) layout() *Layout { return l }
+
+type page interface{ layout() *Layout }
+
+// pageNames lists every page template; each is parsed with the layout into
+// its own set, so pages may define the same blocks.
+var pageNames = []string{
+	"landing", "tenant", "connect_error", "signin_error", "disconnect_confirm", "disconnect_done", "error",
+}
+
+type pages struct {
+	sets map[string]*template.Template
+}
+
+var funcs = template.FuncMap{
+	"when": func(t *time.Time) string {
+		if t == nil || t.IsZero() {
+			return "never"
+		}
+		return t.UTC().Format("2 Jan 2006, 15:04 UTC")
+	},
+	"at": func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format("2 Jan 2006, 15:04 UTC")
+	},
+	"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+}
+
+func parsePages() (*pages, error) {
+	p := &pages{sets: map[string]*template.Template{}}
+	for _, name := range pageNames {
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(web.FS, "templates/layout.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("parse template %s: %w", name, err)
+		}
+		p.sets[name] = t
+	}
+	return p, nil
+}
+
+// render executes a page into a buffer, so a template error becomes an
+// error page rather than half a page.
+func (s *Server) render(c echo.Context, status int, name string, v page) error {
+	l := v.layout()
+	if u, ok := s.currentUser(c); ok && l.User == nil {
+		l.User = &u
+	}
+	if tok, ok := c.Get("csrf").(string); ok {
+		l.CSRF = tok
+	}
+	t, ok := s.pages.sets[name]
+	if !ok {
+		return fmt.Errorf("no page %q", name)
+	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "layout.html", v); err != nil {
+		return fmt.Errorf("render %s: %w", name, err)
+	}
+	return c.HTMLBlob(status, buf.Bytes())
+}
+
+// staticHandler serves the embedded CSS and images.
+func staticHandler() echo.HandlerFunc {
+	sub, err := fs.Sub(web.FS, "static")
+	if err != nil {
+		panic(err) // the embed pattern guarantees the directory
+	}
+	h := http.StripPrefix("/static/", http.FileServer(http.FS(sub)))
+	return func(c echo.Context) error {
+		if strings.HasSuffix(c.Request().URL.Path, "/") {
+			return echo.ErrNotFound
+		}
+		c.Response().Header().Set("Cache-Control", "public, max-age=3600")
+		h.ServeHTTP(c.Response(), c.Request())
+		return nil
+	}
+}
