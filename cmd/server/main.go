@@ -84,7 +84,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		ConsentURL: func(tenantID, state string) string {
 			return entra.AdminConsentURL(c.AuthorityHost, tenantID, c.ClientID, base+"/connect/callback", state)
 		},
-		Logger: logger,
+		Logger:   logger,
+		APIToken: c.OperatorAPIToken.Reveal(),
 	})
 	if err != nil {
 		return err

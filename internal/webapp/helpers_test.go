@@ -114,6 +114,7 @@ func setup(t testing.TB, opts ...func(*setupOpts)) *testBundle {
 		Now:           clock.Now,
 		CallbackRate:  o.callbackRate,
 		CallbackBurst: o.callbackBurst,
+		APIToken:      testAPIToken,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,7 @@ const contentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'se
 func (s *Server) middleware() {
 	e := s.echo
 	e.Use(middleware.RequestID())
+	e.Use(s.observe)
 	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 		LogMethod: true, LogURIPath: true, LogStatus: true, LogLatency: true, LogRequestID: true,
 		HandleError: true,
@@ -59,11 +60,25 @@ func (s *Server) middleware() {
 	e.Use(noStore)
 }
 
+// observe records each request's route pattern (never the raw path, which
+// holds tenant IDs), status and latency.
+func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil && !c.Response().Committed {
+			c.Error(err) // write the error page now, so its status is known
+		}
+		s.metrics.ObserveHTTP(c.Path(), c.Request().Method, c.Response().Status, time.Since(start))
+		return err
+	}
+}
+
 // isBare reports requests that need neither a session nor CSRF: health
 // checks and static files.
 func isBare(c echo.Context) bool {
 	p := c.Request().URL.Path
-	return p == "/healthz" || p == "/readyz" || p == "/metrics" || strings.HasPrefix(p, "/static/")
+	return p == "/healthz" || p == "/readyz" || p == "/metrics" || strings.HasPrefix(p, "/static/") || strings.HasPrefix(p, "/api/")
 }
 
 func (s *Server) skipFor(mw echo.MiddlewareFunc, skip func(echo.Context) bool) echo.MiddlewareFunc {

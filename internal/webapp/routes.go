@@ -1,5 +1,11 @@
 package webapp
 
+import (
+	"github.com/labstack/echo/v4"
+
+	"github.com/tenantsync/tenantsync/internal/api"
+)
+
 // routes is the one place that lists every route of cmd/server
 // (ARCHITECTURE.md). Handlers live one per file, named noun_verb.
 func (s *Server) routes() {
@@ -22,13 +28,16 @@ func (s *Server) routes() {
 	// SessionUser.AppRoles), pages rendered with s.render and the shared
 	// layout, and add the console paths to returnPaths.
 
-	// JSON API: mount here as e.Group("/api/v1", bearerAuth) with the
-	// OpenAPI document at /api/v1/openapi.json. CSRF and sessions are
-	// skipped for /api/ (see middleware.go).
+	// JSON API (bearer OPERATOR_API_TOKEN; off when unset), with its own
+	// routes table in internal/api. CSRF and sessions are skipped for /api/.
+	if s.actions != nil {
+		api.Register(e.Group("/api/v1"), api.Config{Token: s.cfg.APIToken, Store: s.store, Actions: s.actions, Logger: s.log})
+	}
 
 	// Operations.
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", echo.WrapHandler(s.metrics.Handler()))
 	e.GET("/static/*", staticHandler())
 }
 

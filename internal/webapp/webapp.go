@@ -24,7 +24,9 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/tenantsync/tenantsync/internal/entra"
+	"github.com/tenantsync/tenantsync/internal/metrics"
 	"github.com/tenantsync/tenantsync/internal/onboarding"
+	"github.com/tenantsync/tenantsync/internal/operator"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 )
 
@@ -61,6 +63,10 @@ type Config struct {
 	SessionLifetime time.Duration
 	// SessionCleanup is how often expired sessions are deleted; 0 means 5 min.
 	SessionCleanup time.Duration
+	// APIToken is OPERATOR_API_TOKEN; the JSON API is mounted only when set.
+	APIToken string
+	// Metrics records HTTP requests and is served at /metrics; nil builds one.
+	Metrics *metrics.Metrics
 }
 
 // Server is the HTTP handler of cmd/server.
@@ -79,6 +85,8 @@ type Server struct {
 	closeOnce  sync.Once
 	pages      *pages
 	secure     bool
+	metrics    *metrics.Metrics
+	actions    *operator.Actions
 }
 
 // New builds the server: templates parsed once, middleware and routes set.
@@ -122,10 +130,17 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.New()
+	}
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, now: cfg.Now, store: cfg.Store, pool: cfg.Pool,
 		signin: cfg.SignIn, onboarding: ob, pages: p,
-		secure: strings.EqualFold(base.Scheme, "https"),
+		secure:  strings.EqualFold(base.Scheme, "https"),
+		metrics: cfg.Metrics,
+	}
+	if cfg.Jobs != nil {
+		s.actions = operator.New(cfg.Store, cfg.Jobs)
 	}
 	// pgxstore's own cleanup goroutine races on its stop channel; sweep here.
 	s.sessions = newSessionManager(pgxstore.NewWithCleanupInterval(cfg.Pool, 0), cfg.SessionLifetime, s.secure, s.log)
