@@ -461,11 +461,22 @@ func TestTwoWorkersShareTenants(t *testing.T) {
 	}
 	// More rounds, each inserted from both workers at once.
 	for round := range 3 {
-		u, err := srv.CreateUser(entraemu.FabrikamTenantID, entraemu.User{UserPrincipalName: fmt.Sprintf("r%d@fabrikam.example", round), DisplayName: "R", AccountEnabled: true})
-		if err != nil {
+		// A sync still running from before the change would swallow this
+		// round's inserts as duplicates; start each round from a quiet queue.
+		eventually(t, "no sync queued or running", func() bool {
+			var n int
+			if err := pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'sync_tenant' AND state NOT IN ('completed', 'cancelled', 'discarded')`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n == 0
+		})
+		var started time.Time
+		if err := pool.QueryRow(ctx, `SELECT now()`).Scan(&started); err != nil {
 			t.Fatal(err)
 		}
-		_ = u
+		if _, err := srv.CreateUser(entraemu.FabrikamTenantID, entraemu.User{UserPrincipalName: fmt.Sprintf("r%d@fabrikam.example", round), DisplayName: "R", AccountEnabled: true}); err != nil {
+			t.Fatal(err)
+		}
 		var ids []int64
 		for _, c := range []*river.Client[pgx.Tx]{a.client, b.client} {
 			for _, tid := range tenants {
@@ -480,6 +491,17 @@ func TestTwoWorkersShareTenants(t *testing.T) {
 		}
 		for _, id := range ids {
 			a.waitJob(t, id, rivertype.JobStateCompleted)
+		}
+		// Whichever worker took it, a run that started after the change
+		// completes for each tenant.
+		for _, tid := range tenants {
+			eventually(t, fmt.Sprintf("round %d sync of %s", round, tid), func() bool {
+				var n int
+				if err := pool.QueryRow(ctx, `SELECT count(*) FROM sync_runs WHERE tenant_id = $1 AND outcome = 'succeeded' AND started_at >= $2`, tid, started).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				return n > 0
+			})
 		}
 	}
 	for _, tid := range tenants {
