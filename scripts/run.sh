@@ -11,7 +11,9 @@ mkdir -p "$state"
 ./scripts/ensure-db.sh
 
 pids=()
+stopping=""
 cleanup() {
+	stopping=1
 	trap - INT TERM EXIT
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
@@ -56,4 +58,4 @@ fi
 echo "  logs:        $state/*.log"
 echo "Ctrl-C stops everything."
 wait -n "${pids[@]}" || true
-echo "a process exited; see $state/*.log" >&2
+[[ -n "$stopping" ]] || echo "a process exited; see $state/*.log" >&2
