@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +18,20 @@ import (
 	"github.com/tenantsync/tenantsync/internal/entraemu"
 	"github.com/tenantsync/tenantsync/internal/postgres/pgtest"
 )
+
+// lockedBuffer is a log sink the test may read while the worker writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // metricValue returns the value of the first series line matching re, or -1.
 func metricValue(body, series string) float64 {
@@ -55,7 +70,7 @@ func TestMetricsAfterSync(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	var out bytes.Buffer
+	var out lockedBuffer
 	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, &out) }()
 	defer func() {
 		cancel()
@@ -109,5 +124,9 @@ func TestMetricsAfterSync(t *testing.T) {
 	}
 	if regexp.MustCompile(`tenant_id="|` + tid).MatchString(body) {
 		t.Error("a tenant ID appears in the metrics")
+	}
+	// The sync's log line names the tenant, the job and the sync run.
+	if !regexp.MustCompile(`msg="tenant synced".* job_id=\d+ .*tenant_id=` + tid + ` sync_run_id=\d+`).MatchString(out.String()) {
+		t.Errorf("no tenant synced line with job_id, tenant_id and sync_run_id in:\n%s", out.String())
 	}
 }

@@ -148,6 +148,7 @@ func (w *verifyWorker) Timeout(*river.Job[VerifyTenantArgs]) time.Duration {
 // Work confirms a fresh consent: a token for the tenant (retrying through
 // propagation), its roles, the organization; then active + first sync.
 func (w *verifyWorker) Work(ctx context.Context, job *river.Job[VerifyTenantArgs]) error {
+	ctx = withJobID(ctx, job.ID)
 	d, tid := w.d, strings.ToLower(job.Args.TenantID)
 	t, err := d.Store.TenantGet(ctx, tid)
 	if errors.Is(err, domain.ErrNotFound) {
@@ -236,6 +237,7 @@ func (w *syncWorker) Timeout(*river.Job[SyncTenantArgs]) time.Duration { return 
 
 // Work syncs one tenant and records the outcome on the tenant.
 func (w *syncWorker) Work(ctx context.Context, job *river.Job[SyncTenantArgs]) error {
+	ctx = withJobID(ctx, job.ID)
 	d, tid := w.d, strings.ToLower(job.Args.TenantID)
 	t, err := d.Store.TenantGet(ctx, tid)
 	if errors.Is(err, domain.ErrNotFound) {
@@ -273,7 +275,7 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[SyncTenantArgs]) e
 		return d.handleFailure(ctx, tid, err, false)
 	}
 	d.credentialOK()
-	d.Logger.Info("tenant synced", "tenant_id", tid, "sync_run_id", run.ID, "kind", run.Kind, "pages", run.Pages,
+	d.log(ctx).Info("tenant synced", "tenant_id", tid, "sync_run_id", run.ID, "kind", run.Kind, "pages", run.Pages,
 		"upserts", run.Upserts, "deletes", run.Deletes, "requests", run.Requests)
 	return d.Store.TenantSyncSucceeded(ctx, tid, d.Now().Add(d.SyncInterval))
 }
@@ -311,7 +313,7 @@ func (d *Deps) handleFailure(ctx context.Context, tid string, err error, verifyi
 			// Not the tenant's fault: every tenant fails alike until an
 			// operator fixes the credential. Say so once, loudly.
 			if d.credBroken.CompareAndSwap(false, true) {
-				d.Logger.Error("Microsoft Entra ID rejects the app's own credential; fix ENTRA_CLIENT_SECRET / ENTRA_CLIENT_CERT_FILE / ENTRA_FEDERATED_TOKEN_FILE. Tenants keep their status; jobs wait.",
+				d.log(ctx).Error("Microsoft Entra ID rejects the app's own credential; fix ENTRA_CLIENT_SECRET / ENTRA_CLIENT_CERT_FILE / ENTRA_FEDERATED_TOKEN_FILE. Tenants keep their status; jobs wait.",
 					"tenant_id", tid, "error_code", te.Code(), "oauth_error", te.OAuthError)
 			}
 			return river.JobSnooze(d.CredentialBrokenSnooze)
@@ -328,7 +330,7 @@ func (d *Deps) handleFailure(ctx context.Context, tid string, err error, verifyi
 	}
 	if wait := dirsync.RetryAfter(err); wait > 0 {
 		// Throttled longer than the Graph client waits in process.
-		d.Logger.Info("tenant throttled; job snoozed", "tenant_id", tid, "retry_after", wait.String())
+		d.log(ctx).Info("tenant throttled; job snoozed", "tenant_id", tid, "retry_after", wait.String())
 		return river.JobSnooze(wait)
 	}
 	return d.recordFailure(ctx, tid, err)
@@ -345,7 +347,7 @@ func (d *Deps) recordFailure(ctx context.Context, tid string, err error) error {
 	if ferr != nil {
 		return errors.Join(err, ferr)
 	}
-	d.Logger.Warn("tenant sync failed", "tenant_id", tid, "failures", n, "error", err.Error())
+	d.log(ctx).Warn("tenant sync failed", "tenant_id", tid, "failures", n, "error", err.Error())
 	return nil
 }
 
@@ -374,7 +376,7 @@ func (d *Deps) revoke(ctx context.Context, tid, reason string) error {
 	if err != nil {
 		return err
 	}
-	d.Logger.Warn("tenant consent revoked", "tenant_id", tid, "reason", reason)
+	d.log(ctx).Warn("tenant consent revoked", "tenant_id", tid, "reason", reason)
 	return nil
 }
 
@@ -390,7 +392,7 @@ func (d *Deps) insufficient(ctx context.Context, tid string, ge *graph.Error) er
 	if err := d.Store.TenantSetStatus(ctx, tid, domain.TenantInsufficientPermissions, reason, "worker"); err != nil {
 		return err
 	}
-	d.Logger.Warn("tenant lacks permissions", "tenant_id", tid, "reason", reason)
+	d.log(ctx).Warn("tenant lacks permissions", "tenant_id", tid, "reason", reason)
 	return nil
 }
 
@@ -424,6 +426,7 @@ type purgeWorker struct {
 // Work deletes the directory copy of a tenant that is still disconnected or
 // revoked PURGE_AFTER after it became so; a reconnected tenant keeps it.
 func (w *purgeWorker) Work(ctx context.Context, job *river.Job[PurgeTenantArgs]) error {
+	ctx = withJobID(ctx, job.ID)
 	d, tid := w.d, strings.ToLower(job.Args.TenantID)
 	t, err := d.Store.TenantGet(ctx, tid)
 	if errors.Is(err, domain.ErrNotFound) {
@@ -445,7 +448,7 @@ func (w *purgeWorker) Work(ctx context.Context, job *river.Job[PurgeTenantArgs])
 		FromStatus: string(t.Status), ToStatus: string(t.Status), Reason: "directory copy deleted", Actor: "worker"}); err != nil {
 		return err
 	}
-	d.Logger.Info("tenant directory purged", "tenant_id", tid)
+	d.log(ctx).Info("tenant directory purged", "tenant_id", tid)
 	return nil
 }
 
@@ -495,4 +498,18 @@ func (w *fanoutWorker) Work(ctx context.Context, _ *river.Job[SyncFanoutArgs]) e
 		d.Logger.Info("due tenants enqueued", "count", total)
 	}
 	return nil
+}
+
+type jobIDKey struct{}
+
+func withJobID(ctx context.Context, id int64) context.Context {
+	return context.WithValue(ctx, jobIDKey{}, id)
+}
+
+// log is the logger for a job's lines: it carries the job's job_id.
+func (d *Deps) log(ctx context.Context) *slog.Logger {
+	if id, ok := ctx.Value(jobIDKey{}).(int64); ok {
+		return d.Logger.With("job_id", id)
+	}
+	return d.Logger
 }
