@@ -1,6 +1,6 @@
 // Package config reads each process's typed configuration from the
 // environment, with the variable names of ARCHITECTURE.md, and validates it,
-// naming every problem at once. It imports only domain-free libraries.
+// naming every problem at once. It imports domain only.
 package config
 
 import (
@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/tenantsync/tenantsync/internal/domain"
 )
 
 // Secret is a configuration value that must never be printed or logged.
@@ -138,7 +140,7 @@ func LoadServer(getenv func(string) string) (Server, error) {
 	if c.HTTPAddr == "" {
 		p.add("HTTP_ADDR must not be empty")
 	}
-	if c.OperatorTenantID != "" && !IsGUID(c.OperatorTenantID) {
+	if c.OperatorTenantID != "" && !domain.IsGUID(c.OperatorTenantID) {
 		p.add("OPERATOR_TENANT_ID must be a tenant GUID")
 	}
 	if t := c.OperatorAPIToken.Reveal(); t != "" && len(t) < 16 {
@@ -264,7 +266,7 @@ func (p *problems) common(c Common) {
 func (p *problems) entra(e Entra) {
 	if e.ClientID == "" {
 		p.add("ENTRA_CLIENT_ID is required")
-	} else if !IsGUID(e.ClientID) {
+	} else if !domain.IsGUID(e.ClientID) {
 		p.add("ENTRA_CLIENT_ID must be the app's client ID (a GUID)")
 	}
 	creds := 0
@@ -315,26 +317,6 @@ func (p *problems) url(name, v string, schemes ...string) {
 	if strings.Trim(u.Path, "/") != "" || u.RawQuery != "" {
 		p.add("%s must not have a path or query", name)
 	}
-}
-
-// IsGUID reports whether s is a GUID in its 36-character form.
-func IsGUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i, r := range s {
-		switch i {
-		case 8, 13, 18, 23:
-			if r != '-' {
-				return false
-			}
-		default:
-			if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f' || 'A' <= r && r <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // Print writes the configuration as NAME=value lines, sorted, secrets masked.

@@ -176,7 +176,7 @@ func (s *SignIn) Verify(ctx context.Context, raw, nonce string) (Identity, error
 	if err := idt.Claims(&c); err != nil {
 		return Identity{}, fmt.Errorf("%w: id token claims: %w", domain.ErrUnauthorized, err)
 	}
-	if !isTenantGUID(c.TenantID) {
+	if !domain.IsGUID(c.TenantID) {
 		return Identity{}, fmt.Errorf("%w: id token tid is not a GUID", domain.ErrUnauthorized)
 	}
 	if c.Issuer != s.host+"/"+c.TenantID+"/v2.0" {
@@ -197,25 +197,4 @@ func (s *SignIn) Verify(ctx context.Context, raw, nonce string) (Identity, error
 		DirectoryRoles: c.Wids,
 		AppRoles:       c.Roles,
 	}, nil
-}
-
-// isTenantGUID reports whether s is a GUID in its 36-character form.
-func isTenantGUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
 }

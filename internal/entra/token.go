@@ -16,6 +16,8 @@ import (
 
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/tenantsync/tenantsync/internal/domain"
 )
 
 // Token is an app-only Microsoft Graph access token for one tenant.
@@ -228,7 +230,7 @@ func (s *TokenSource) Invalidate(tenantID string) {
 }
 
 func (s *TokenSource) acquire(ctx context.Context, tenantID string) (Token, error) {
-	if !isGUID(tenantID) {
+	if !domain.IsGUID(tenantID) {
 		return Token{}, &TokenError{Kind: TenantNotFound, TenantID: tenantID, OAuthError: "tenant id is not a GUID"}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -282,23 +284,4 @@ func tokenRoles(jwt string) []string {
 		return nil
 	}
 	return claims.Roles
-}
-
-func isGUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i, r := range s {
-		switch i {
-		case 8, 13, 18, 23:
-			if r != '-' {
-				return false
-			}
-		default:
-			if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f' || 'A' <= r && r <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
 }

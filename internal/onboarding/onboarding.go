@@ -211,7 +211,7 @@ func (s *Service) FinishConnect(ctx context.Context, states States, u *User, q u
 		return domain.Tenant{}, refuse(ProblemNotConsented, domain.ErrInvalid)
 	}
 	tenant := q.Get("tenant")
-	if !isGUID(tenant) {
+	if !domain.IsGUID(tenant) {
 		return domain.Tenant{}, refuse(ProblemMalformed, domain.ErrInvalid)
 	}
 	if strings.EqualFold(tenant, personalAccountTenantID) {
@@ -285,25 +285,4 @@ func randomToken() (string, error) {
 		return "", fmt.Errorf("random state: %w", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
-}
-
-// isGUID reports whether s is a GUID in its 36-character form.
-func isGUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
 }

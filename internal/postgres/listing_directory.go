@@ -22,7 +22,7 @@ func (p *DirectoryPage) check() error {
 	case p.Limit < 1 || p.Limit > 1000:
 		return domain.Invalidf("limit must be between 1 and 1000")
 	}
-	if p.After != "" && !isUUID(p.After) {
+	if p.After != "" && !domain.IsGUID(p.After) {
 		return domain.Invalidf("malformed cursor")
 	}
 	if p.After == "" {

@@ -100,7 +100,7 @@ func (s *Store) TenantList(ctx context.Context, f TenantFilter) (TenantPage, err
 			"domains @> ARRAY[" + arg(strings.ToLower(q)) + "]::text[]",
 			"display_name ILIKE " + arg("%"+escapeLike(q)+"%"),
 		}
-		if isUUID(q) {
+		if domain.IsGUID(q) {
 			conds = append(conds, "id = "+arg(strings.ToLower(q))+"::uuid")
 		}
 		// Matches come from the GIN indexes first; ordering them is cheap.
@@ -113,7 +113,7 @@ func (s *Store) TenantList(ctx context.Context, f TenantFilter) (TenantPage, err
 		dir, cmp = "DESC", "<"
 	}
 	if f.After != nil {
-		if f.After.Sort != f.Sort || !isUUID(f.After.ID) {
+		if f.After.Sort != f.Sort || !domain.IsGUID(f.After.ID) {
 			return TenantPage{}, domain.Invalidf("the cursor belongs to another listing")
 		}
 		if err := checkCursorKey(spec.cast, f.After.Key); err != nil {
@@ -182,20 +182,4 @@ func checkCursorKey(cast, key string) error {
 
 func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
-}
-
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i, r := range s {
-		if i == 8 || i == 13 || i == 18 || i == 23 {
-			if r != '-' {
-				return false
-			}
-		} else if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f' || 'A' <= r && r <= 'F') {
-			return false
-		}
-	}
-	return true
 }

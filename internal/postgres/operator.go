@@ -12,7 +12,7 @@ import (
 // TenantGetForUpdate returns one tenant and locks its row until the
 // transaction ends, so concurrent actions on it serialize.
 func (s *Store) TenantGetForUpdate(ctx context.Context, id string) (domain.Tenant, error) {
-	if !isUUID(id) {
+	if !domain.IsGUID(id) {
 		return domain.Tenant{}, fmt.Errorf("get tenant %q: %w", id, domain.ErrNotFound)
 	}
 	rows, err := s.db.Query(ctx, tenantGet+" FOR UPDATE", id)

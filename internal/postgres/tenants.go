@@ -18,7 +18,7 @@ const tenantGet = `SELECT ` + tenantColumns + ` FROM tenants WHERE id = $1`
 
 // TenantGet returns one tenant, or domain.ErrNotFound.
 func (s *Store) TenantGet(ctx context.Context, id string) (domain.Tenant, error) {
-	if !isUUID(id) {
+	if !domain.IsGUID(id) {
 		return domain.Tenant{}, fmt.Errorf("get tenant %q: %w", id, domain.ErrNotFound)
 	}
 	rows, err := s.db.Query(ctx, tenantGet, id)
