@@ -50,6 +50,9 @@ type SignInConfig struct {
 	ClientID string
 	// ClientSecret authenticates the app at the token endpoint.
 	ClientSecret string
+	// CertFile and KeyFile are a PEM certificate and its RSA key; the
+	// redemption then carries a client assertion signed with them.
+	CertFile, KeyFile string
 	// FederatedTokenFile holds a client assertion, re-read per redemption;
 	// used when ClientSecret is empty.
 	FederatedTokenFile string
@@ -67,21 +70,30 @@ type SignIn struct {
 	host     string
 	clientID string
 	fedFile  string
+	cert     *certAssertion
+	now      func() time.Time
 	oauth    oauth2.Config
 	verifier *oidc.IDTokenVerifier
 	client   *http.Client
 }
 
-// NewSignIn builds a SignIn. Only a client secret or a federated assertion
-// file authenticate the redemption for now; certificate credentials are
-// refused until a client-assertion signer is shared with the worker.
+// NewSignIn builds a SignIn. The code redemption authenticates the app with
+// the same credential as the worker: a secret, a certificate (a signed
+// client assertion) or a federated assertion file.
 func NewSignIn(cfg SignInConfig) (*SignIn, error) {
 	host := strings.TrimRight(cfg.AuthorityHost, "/")
 	if host == "" || cfg.ClientID == "" || cfg.RedirectURL == "" {
 		return nil, errors.New("sign-in: authority host, client ID and redirect URL are required")
 	}
-	if cfg.ClientSecret == "" && cfg.FederatedTokenFile == "" {
-		return nil, errors.New("sign-in: needs ENTRA_CLIENT_SECRET or ENTRA_FEDERATED_TOKEN_FILE (certificate credentials are not supported for sign-in yet)")
+	var cert *certAssertion
+	if cfg.ClientSecret == "" && cfg.CertFile != "" {
+		var err error
+		if cert, err = loadCertAssertion(cfg.CertFile, cfg.KeyFile, cfg.ClientID); err != nil {
+			return nil, fmt.Errorf("sign-in: %w", err)
+		}
+	}
+	if cfg.ClientSecret == "" && cert == nil && cfg.FederatedTokenFile == "" {
+		return nil, errors.New("sign-in: needs ENTRA_CLIENT_SECRET, ENTRA_CLIENT_CERT_FILE+ENTRA_CLIENT_KEY_FILE or ENTRA_FEDERATED_TOKEN_FILE")
 	}
 	client := cfg.HTTPClient
 	if client == nil {
@@ -100,6 +112,8 @@ func NewSignIn(cfg SignInConfig) (*SignIn, error) {
 		host:     host,
 		clientID: cfg.ClientID,
 		fedFile:  cfg.FederatedTokenFile,
+		cert:     cert,
+		now:      now,
 		client:   client,
 		verifier: v,
 		oauth: oauth2.Config{
@@ -140,13 +154,23 @@ type idClaims struct {
 func (s *SignIn) Exchange(ctx context.Context, code, verifier, nonce string) (Identity, error) {
 	opts := []oauth2.AuthCodeOption{oauth2.VerifierOption(verifier)}
 	if s.oauth.ClientSecret == "" {
-		assertion, err := os.ReadFile(s.fedFile)
-		if err != nil {
-			return Identity{}, fmt.Errorf("sign-in: read federated token file: %w", err)
+		var assertion string
+		if s.cert != nil {
+			a, err := s.cert.sign(s.oauth.Endpoint.TokenURL, s.now())
+			if err != nil {
+				return Identity{}, err
+			}
+			assertion = a
+		} else {
+			b, err := os.ReadFile(s.fedFile)
+			if err != nil {
+				return Identity{}, fmt.Errorf("sign-in: read federated token file: %w", err)
+			}
+			assertion = strings.TrimSpace(string(b))
 		}
 		opts = append(opts,
 			oauth2.SetAuthURLParam("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
-			oauth2.SetAuthURLParam("client_assertion", strings.TrimSpace(string(assertion))))
+			oauth2.SetAuthURLParam("client_assertion", assertion))
 	}
 	tok, err := s.oauth.Exchange(oidc.ClientContext(ctx, s.client), code, opts...)
 	if err != nil {

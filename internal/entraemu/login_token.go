@@ -523,7 +523,11 @@ func (e *Emulator) authenticateClientAnyTenant(r *http.Request, a *appState, for
 	if home == nil {
 		return "", &aadError{401, "invalid_client", 50013, "Assertion is invalid."}
 	}
-	return e.authenticateClient(r, tenantRef{raw: home.id, t: home}, a, form)
+	// The assertion's audience is the token endpoint the client called,
+	// e.g. {host}/organizations/oauth2/v2.0/token, as MSAL derives it from
+	// that authority's discovery document (facts §2.2, §4.1).
+	segment, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	return e.authenticateClient(r, tenantRef{raw: segment, t: home}, a, form)
 }
 
 func pkceOK(challenge, method, verifier string) bool {
