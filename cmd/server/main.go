@@ -70,7 +70,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	base := strings.TrimRight(c.PublicBaseURL, "/")
 	signin, err := entra.NewSignIn(entra.SignInConfig{
 		AuthorityHost: c.AuthorityHost, ClientID: c.ClientID, ClientSecret: c.ClientSecret.Reveal(),
-		FederatedTokenFile: c.FederatedTokenFile, RedirectURL: base + "/auth/callback", HTTPClient: hc,
+		CertFile: c.ClientCertFile, KeyFile: c.ClientKeyFile, FederatedTokenFile: c.FederatedTokenFile,
+		RedirectURL: base + "/auth/callback", HTTPClient: hc,
 	})
 	if err != nil {
 		return err
@@ -84,8 +85,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		ConsentURL: func(tenantID, state string) string {
 			return entra.AdminConsentURL(c.AuthorityHost, tenantID, c.ClientID, base+"/connect/callback", state)
 		},
-		Logger:   logger,
-		APIToken: c.OperatorAPIToken.Reveal(),
+		Logger:           logger,
+		APIToken:         c.OperatorAPIToken.Reveal(),
+		OperatorTenantID: c.OperatorTenantID,
 	})
 	if err != nil {
 		return err

@@ -115,6 +115,8 @@ func setup(t testing.TB, opts ...func(*setupOpts)) *testBundle {
 		CallbackRate:  o.callbackRate,
 		CallbackBurst: o.callbackBurst,
 		APIToken:      testAPIToken,
+		// The console's operators: entraemu's home tenant, Operator role.
+		OperatorTenantID: entraemu.HomeTenantID,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -47,6 +47,13 @@ func samplePages() map[string][]page {
 		"disconnect_confirm": {&disconnectConfirmView{Layout: Layout{Title: "x"}, Tenant: tn}},
 		"disconnect_done":    {&disconnectDoneView{Layout: Layout{Title: "x"}, Tenant: tn, ClientID: "9aeffa6e-8ae6-492f-8c6d-a12d870c10f0"}},
 		"error":              {&errorView{Layout: Layout{Title: "Not found"}, Status: 404, Message: "m", SignIn: true}},
+		"console_tenants":    consoleSamplePages(now, tn, run),
+		"console_tenant":     consoleTenantSamplePages(now, tn, run),
+		"console_confirm":    {&consoleConfirmView{Layout: Layout{Title: "x"}, Tenant: tn, Counts: domain.DirectoryCounts{Users: 50}}},
+		"console_message": {
+			&consoleMessageView{Layout: Layout{Title: "x"}, Status: 403, Heading: "h", Message: "m", Why: []string{"a", "b"}, SwitchAccount: true, BackURL: "/tenant", BackText: "b"},
+			&consoleMessageView{Layout: Layout{Title: "x"}, Status: 404, Heading: "h", Message: "m", Detail: "d"},
+		},
 	}
 }
 

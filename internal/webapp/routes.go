@@ -22,11 +22,15 @@ func (s *Server) routes() {
 	e.GET("/tenant", s.tenantShow, s.requireUser)
 	e.POST("/tenant/disconnect", s.tenantDisconnect, s.requireUser)
 
-	// Operator console: mount here as
-	//   g := e.Group("/console", s.requireUser, requireOperator)
-	// (SessionUser.TenantID == OPERATOR_TENANT_ID and "Operator" in
-	// SessionUser.AppRoles), pages rendered with s.render and the shared
-	// layout, and add the console paths to returnPaths.
+	// Operator console: users of OPERATOR_TENANT_ID with the Operator app
+	// role (console_access.go); every POST carries the CSRF token.
+	g := e.Group("/console", s.requireOperator)
+	g.GET("", s.consoleTenantList)
+	g.GET("/tenants/:id", s.consoleTenantShow)
+	g.POST("/tenants/:id/sync", s.consoleTenantSync)
+	g.POST("/tenants/:id/suspend", s.consoleTenantSuspend)
+	g.POST("/tenants/:id/resume", s.consoleTenantResume)
+	g.POST("/tenants/:id/disconnect", s.consoleTenantDisconnect)
 
 	// JSON API (bearer OPERATOR_API_TOKEN; off when unset), with its own
 	// routes table in internal/api. CSRF and sessions are skipped for /api/.
@@ -47,6 +51,7 @@ var returnPaths = map[string]bool{
 	"/":        true,
 	"/tenant":  true,
 	"/connect": true,
+	"/console": true,
 }
 
 // safeReturn returns p when it is a known page path, else /tenant.

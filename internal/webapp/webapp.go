@@ -65,6 +65,9 @@ type Config struct {
 	SessionCleanup time.Duration
 	// APIToken is OPERATOR_API_TOKEN; the JSON API is mounted only when set.
 	APIToken string
+	// OperatorTenantID is OPERATOR_TENANT_ID: its users holding the app role
+	// "Operator" may use /console. Empty turns the console off (404).
+	OperatorTenantID string
 	// Metrics records HTTP requests and is served at /metrics; nil builds one.
 	Metrics *metrics.Metrics
 }

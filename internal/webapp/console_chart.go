@@ -1,0 +1,136 @@
+package webapp
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/tenantsync/tenantsync/internal/domain"
+)
+
+// syncChart is a server-rendered SVG bar chart of the latest finished sync
+// runs, oldest on the left: duration on top, changes (upserts + deletes)
+// below. It uses only SVG attributes and CSS classes; the CSP forbids
+// inline styles and scripts.
+type syncChart struct {
+	Width, Height int
+	Duration      []chartBar
+	Changes       []chartBar
+	// Axis labels: the largest value of each panel and the first and last
+	// run's start.
+	MaxDuration string
+	MaxChanges  int
+	From, To    string
+	// Summary is the text alternative of the chart.
+	Summary string
+	// Geometry of the two panels, for axes and labels.
+	Left, Right           float64
+	DurTop, DurBase       float64
+	ChangesTop, ChgBase   float64
+	DurLabelY, ChgLabelY  float64
+	AxisLabelY, MaxLabelX float64
+}
+
+// chartBar is one bar; Title is its tooltip and accessible name.
+type chartBar struct {
+	X, Y, W, H float64
+	Class      string
+	Title      string
+}
+
+// chartRuns is how many runs the chart shows at most.
+const chartRuns = 20
+
+// newSyncChart builds the chart from runs (newest first, as SyncRunList
+// returns them); it is nil without a finished run.
+func newSyncChart(runs []domain.SyncRun) *syncChart {
+	var done []domain.SyncRun
+	for _, r := range runs {
+		if r.FinishedAt != nil {
+			done = append(done, r)
+		}
+	}
+	if len(done) == 0 {
+		return nil
+	}
+	if len(done) > chartRuns {
+		done = done[:chartRuns]
+	}
+	slices.Reverse(done)
+
+	ch := &syncChart{Width: 640, Height: 250, Left: 92, Right: 630,
+		DurTop: 28, DurBase: 108, ChangesTop: 146, ChgBase: 216}
+	ch.DurLabelY, ch.ChgLabelY, ch.AxisLabelY, ch.MaxLabelX = 18, 136, 238, ch.Left-6
+	var maxDur time.Duration
+	maxChg, failed := 0, 0
+	for _, r := range done {
+		maxDur = max(maxDur, r.Duration(time.Time{}))
+		maxChg = max(maxChg, r.Upserts+r.Deletes)
+		if r.Outcome == domain.SyncFailed {
+			failed++
+		}
+	}
+	ch.MaxDuration, ch.MaxChanges = formatDuration(maxDur), maxChg
+	slot := (ch.Right - ch.Left) / float64(len(done))
+	w := math.Min(slot*0.7, 40)
+	for i, r := range done {
+		d := r.Duration(time.Time{})
+		x := round1(ch.Left + slot*float64(i) + (slot-w)/2)
+		class := "bar"
+		if r.Outcome == domain.SyncFailed {
+			class = "bar fail"
+		} else if r.Outcome == domain.SyncSnoozed {
+			class = "bar paused"
+		}
+		title := fmt.Sprintf("%s sync at %s: %s, %d changes, %s", r.Kind, r.StartedAt.UTC().Format("2 Jan 15:04"),
+			formatDuration(d), r.Upserts+r.Deletes, r.Outcome)
+		dh := barHeight(float64(d), float64(maxDur), ch.DurBase-ch.DurTop)
+		ch.Duration = append(ch.Duration, chartBar{X: x, Y: round1(ch.DurBase - dh), W: round1(w), H: dh, Class: class, Title: title})
+		chh := barHeight(float64(r.Upserts+r.Deletes), float64(maxChg), ch.ChgBase-ch.ChangesTop)
+		ch.Changes = append(ch.Changes, chartBar{X: x, Y: round1(ch.ChgBase - chh), W: round1(w), H: chh, Class: class + " changes", Title: title})
+	}
+	first, last := done[0], done[len(done)-1]
+	ch.From, ch.To = first.StartedAt.UTC().Format("2 Jan 15:04"), last.StartedAt.UTC().Format("2 Jan 15:04")
+	minDur, minChg := maxDur, maxChg
+	for _, r := range done {
+		minDur = min(minDur, r.Duration(time.Time{}))
+		minChg = min(minChg, r.Upserts+r.Deletes)
+	}
+	span := func(lo, hi string) string {
+		if lo == hi {
+			return lo
+		}
+		return "between " + lo + " and " + hi
+	}
+	runsWord := fmt.Sprintf("The last %d finished sync runs", len(done))
+	if len(done) == 1 {
+		runsWord = "The one finished sync run"
+	}
+	ch.Summary = fmt.Sprintf("%s, from %s to %s UTC: each took %s and wrote %s changes; %d failed. The table of sync runs below lists every run.",
+		runsWord, ch.From, ch.To, span(formatDuration(minDur), formatDuration(maxDur)), span(fmt.Sprint(minChg), fmt.Sprint(maxChg)), failed)
+	return ch
+}
+
+// barHeight scales v against top into at most full, keeping a visible
+// sliver for non-zero values.
+func barHeight(v, top, full float64) float64 {
+	if top <= 0 || v <= 0 {
+		return 0
+	}
+	return round1(math.Max(full*v/top, 1.5))
+}
+
+func round1(f float64) float64 { return math.Round(f*10) / 10 }
+
+// formatDuration says a run's length the way people read it.
+func formatDuration(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return fmt.Sprintf("%d ms", d.Milliseconds())
+	case d < time.Minute:
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	default:
+		return d.Round(time.Second).String()
+	}
+}

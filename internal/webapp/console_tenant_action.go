@@ -1,0 +1,131 @@
+package webapp
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/tenantsync/tenantsync/internal/domain"
+)
+
+// consoleNotices are the fixed messages shown after an action, keyed by the
+// done query value of the redirect.
+var consoleNotices = map[string]string{
+	"sync":         "Sync requested. It shows under Sync runs once a worker starts it; reload to follow it.",
+	"full":         "Full resync requested. It shows under Sync runs once a worker starts it; reload to follow it.",
+	"duplicate":    "A sync of this tenant was already queued or running, so no second one was added.",
+	"suspended":    "Syncing is suspended: no periodic or requested syncs run until you resume it.",
+	"resumed":      "Syncing is resumed.",
+	"disconnected": "The tenant is disconnected; its directory copy is being purged.",
+}
+
+// consoleConfirmView is the confirmation step of disconnect and purge.
+type consoleConfirmView struct {
+	Layout
+	Tenant domain.Tenant
+	Counts domain.DirectoryCounts
+}
+
+// consoleTenantSync requests a sync (full=1: a full resync) of the tenant.
+func (s *Server) consoleTenantSync(c echo.Context) error {
+	if s.actions == nil {
+		return s.consoleNoActions(c)
+	}
+	u, _ := s.currentUser(c)
+	id := c.Param("id")
+	full := c.FormValue("full") == "1"
+	res, err := s.actions.RequestSync(c.Request().Context(), id, full, operatorActor(u))
+	if err != nil {
+		return s.consoleActionError(c, id, err)
+	}
+	done := "sync"
+	switch {
+	case res.Duplicate:
+		done = "duplicate"
+	case full:
+		done = "full"
+	}
+	return c.Redirect(http.StatusSeeOther, "/console/tenants/"+id+"?done="+done)
+}
+
+// consoleTenantSuspend suspends the tenant's syncing.
+func (s *Server) consoleTenantSuspend(c echo.Context) error { return s.consoleSetSuspended(c, true) }
+
+// consoleTenantResume resumes the tenant's syncing.
+func (s *Server) consoleTenantResume(c echo.Context) error { return s.consoleSetSuspended(c, false) }
+
+func (s *Server) consoleSetSuspended(c echo.Context, suspended bool) error {
+	if s.actions == nil {
+		return s.consoleNoActions(c)
+	}
+	u, _ := s.currentUser(c)
+	id := c.Param("id")
+	if err := s.actions.SetSuspended(c.Request().Context(), id, suspended, operatorActor(u)); err != nil {
+		return s.consoleActionError(c, id, err)
+	}
+	done := "resumed"
+	if suspended {
+		done = "suspended"
+	}
+	return c.Redirect(http.StatusSeeOther, "/console/tenants/"+id+"?done="+done)
+}
+
+// consoleTenantDisconnect disconnects the tenant and purges its copy in two
+// POSTs: the first (without confirm=yes) shows what will happen and asks.
+func (s *Server) consoleTenantDisconnect(c echo.Context) error {
+	if s.actions == nil {
+		return s.consoleNoActions(c)
+	}
+	ctx := c.Request().Context()
+	u, _ := s.currentUser(c)
+	t, err := s.store.TenantGet(ctx, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	if c.FormValue("confirm") != "yes" {
+		v := &consoleConfirmView{Layout: Layout{Title: "Disconnect " + t.Name() + "?"}, Tenant: t}
+		if v.Counts, err = s.store.DirectoryCounts(ctx, t.ID); err != nil {
+			return err
+		}
+		return s.render(c, http.StatusOK, "console_confirm", v)
+	}
+	if err := s.actions.Disconnect(ctx, t.ID, operatorActor(u)); err != nil {
+		return s.consoleActionError(c, t.ID, err)
+	}
+	return c.Redirect(http.StatusSeeOther, "/console/tenants/"+t.ID+"?done=disconnected")
+}
+
+// operatorActor names the operator in audit events.
+func operatorActor(u SessionUser) string { return u.onboardingUser().Actor() }
+
+// consoleActionError shows a domain conflict (e.g. syncing a pending
+// tenant) as a page that says why; other errors go to the error handler.
+func (s *Server) consoleActionError(c echo.Context, id string, err error) error {
+	if !errors.Is(err, domain.ErrConflict) {
+		return err
+	}
+	// Our own message after the kind, e.g. "tenant … is pending; only …".
+	msg := strings.TrimPrefix(err.Error(), domain.ErrConflict.Error()+": ")
+	if r, n := utf8.DecodeRuneInString(msg); n > 0 {
+		msg = string(unicode.ToUpper(r)) + msg[n:] + "."
+	}
+	return s.render(c, http.StatusConflict, "console_message", &consoleMessageView{
+		Layout: Layout{Title: "Not possible now"}, Status: http.StatusConflict, Heading: "This cannot be done now",
+		Message: msg, BackURL: "/console/tenants/" + id, BackText: "Back to the tenant",
+	})
+}
+
+// consoleNoActions answers actions on a server built without a River
+// inserter.
+func (s *Server) consoleNoActions(c echo.Context) error {
+	return s.render(c, http.StatusServiceUnavailable, "console_message", &consoleMessageView{
+		Layout: Layout{Title: "Actions unavailable"}, Status: http.StatusServiceUnavailable,
+		Heading: "Actions are not available on this server",
+		Message: "This server cannot enqueue jobs, so it cannot sync, suspend or disconnect tenants.",
+		BackURL: "/console", BackText: "All tenants",
+	})
+}
