@@ -344,6 +344,14 @@ func TestSync(t *testing.T) {
 	if n := jobCount(t, b.pool, "sync_tenant", id); n != 1 {
 		t.Errorf("%d sync jobs, want 1", n)
 	}
+	// A full resync is not swallowed by the queued delta sync.
+	code, body = b.do("POST", "/api/v1/tenants/"+id+"/sync", "Bearer "+token, `{"full":true}`)
+	if code != 202 || !strings.Contains(string(body), `"duplicate":false`) {
+		t.Errorf("full resync while a delta sync is queued: %d %s", code, body)
+	}
+	if n := jobCount(t, b.pool, "sync_tenant", id); n != 2 {
+		t.Errorf("%d sync jobs, want 2 (delta and full)", n)
+	}
 	for name, body := range map[string]string{"unknown field": `{"ful":true}`, "not an object": `[1]`, "trailing": `{} {}`} {
 		if code, _ := b.do("POST", "/api/v1/tenants/"+id+"/sync", "Bearer "+token, body); code != 400 {
 			t.Errorf("%s: %d", name, code)
@@ -358,7 +366,7 @@ func TestSync(t *testing.T) {
 		t.Errorf("refused sync inserted %d jobs", n)
 	}
 	evs, err := b.store.TenantEvents(context.Background(), id, 10)
-	if err != nil || len(evs) != 2 || evs[0].Kind != domain.EventSyncRequested || evs[0].Actor != "api" {
+	if err != nil || len(evs) != 3 || evs[0].Kind != domain.EventSyncRequested || evs[0].Actor != "api" {
 		t.Errorf("audit events: %+v %v", evs, err)
 	}
 }

@@ -35,14 +35,17 @@ func (VerifyTenantArgs) InsertOpts() river.InsertOpts {
 // SyncTenantArgs asks the worker to sync one tenant's directory.
 type SyncTenantArgs struct {
 	TenantID string `json:"tenant_id" river:"unique"`
-	// Full forces a full round even when a delta link is saved.
-	Full bool `json:"full,omitempty"`
+	// Full forces a full round even when a delta link is saved. It is part
+	// of the unique key: an operator's full resync is not swallowed by a
+	// delta sync already queued (the per-tenant sync lock keeps the two from
+	// running at once).
+	Full bool `json:"full,omitempty" river:"unique"`
 }
 
 // Kind names the job kind.
 func (SyncTenantArgs) Kind() string { return "sync_tenant" }
 
-// InsertOpts makes a sync unique per tenant while one is queued or running.
+// InsertOpts makes a sync unique per tenant and kind while one is queued or running.
 func (SyncTenantArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{MaxAttempts: 8, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: activeStates}}
 }

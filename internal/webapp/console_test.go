@@ -186,6 +186,9 @@ func TestConsoleAccess(t *testing.T) {
 			if !strings.Contains(body, "You cannot use the operator console") || !strings.Contains(body, tt.why) {
 				t.Errorf("403 page does not say why (%q): %.600s", tt.why, body)
 			}
+			if strings.Contains(body, `href="/console"`) {
+				t.Error("the header offers the console to a non-operator")
+			}
 			if res, _ := br.get("/console/tenants/"+contosoID, false); res.StatusCode != http.StatusForbidden {
 				t.Errorf("tenant page: %d, want 403", res.StatusCode)
 			}
@@ -196,6 +199,9 @@ func TestConsoleAccess(t *testing.T) {
 		res, body := br.signInConsole(operatorUPN)
 		if res.StatusCode != http.StatusOK || res.Request.URL.Path != "/console" || !strings.Contains(body, "<h1>Tenants</h1>") {
 			t.Fatalf("operator at /console: %d at %s: %.300s", res.StatusCode, res.Request.URL.Path, body)
+		}
+		if !strings.Contains(body, `<a href="/console">Console</a>`) {
+			t.Error("the header does not link an operator to the console")
 		}
 		if res, _ := br.get("/console/tenants/"+contosoID, false); res.StatusCode != http.StatusNotFound {
 			t.Errorf("unknown tenant: %d, want 404", res.StatusCode)

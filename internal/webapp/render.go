@@ -26,6 +26,8 @@ type Layout struct {
 	RefreshSeconds int
 	// Notice is a fixed message chosen by the handler (never request text).
 	Notice string
+	// Operator shows the console link to users who may open it.
+	Operator bool
 }
 
 // layout returns the Layout of the current request.
@@ -78,6 +80,7 @@ func (s *Server) render(c echo.Context, status int, name string, v page) error {
 	l := v.layout()
 	if u, ok := s.currentUser(c); ok && l.User == nil {
 		l.User = &u
+		l.Operator = s.isOperator(u)
 	}
 	if tok, ok := c.Get("csrf").(string); ok {
 		l.CSRF = tok
