@@ -116,9 +116,6 @@ func NewTokenSource(cfg TokenConfig) (*TokenSource, error) {
 		now = time.Now
 	}
 	observe := cfg.Observe
-	if observe == nil {
-		observe = func(string) {}
-	}
 	return &TokenSource{
 		client: client, scopes: []string{GraphScope(cfg.GraphBaseURL)}, now: now,
 		cache: map[string]Token{}, bypass: map[string]bool{}, observe: observe,
@@ -194,7 +191,7 @@ func (s *TokenSource) Token(ctx context.Context, tenantID string) (Token, error)
 	t, ok := s.cache[tenantID]
 	s.mu.RUnlock()
 	if ok && s.now().Add(expiryMargin).Before(t.ExpiresOn) {
-		s.observe("cache")
+		s.report("cache")
 		return t, nil
 	}
 	// The shared call must not die with the first caller's context.
@@ -249,13 +246,13 @@ func (s *TokenSource) acquire(ctx context.Context, tenantID string) (Token, erro
 	if err != nil {
 		err = classify(tenantID, err)
 		if te, ok := AsTokenError(err); ok {
-			s.observe(te.Kind.String())
+			s.report(te.Kind.String())
 		} else {
-			s.observe("other")
+			s.report("other")
 		}
 		return Token{}, err
 	}
-	s.observe("issued")
+	s.report("issued")
 	t := Token{Value: ar.AccessToken, ExpiresOn: ar.ExpiresOn, Roles: tokenRoles(ar.AccessToken)}
 	s.mu.Lock()
 	s.cache[tenantID] = t
@@ -284,4 +281,11 @@ func tokenRoles(jwt string) []string {
 		return nil
 	}
 	return claims.Roles
+}
+
+// report passes outcome to the Observe hook, if any.
+func (s *TokenSource) report(outcome string) {
+	if s.observe != nil {
+		s.observe(outcome)
+	}
 }
