@@ -221,7 +221,7 @@ func (s *Store) DirectoryGroupsApply(ctx context.Context, tenantID string, group
 }
 
 const directoryUserList = `SELECT tenant_id::text, id::text, user_principal_name, display_name, given_name, surname, mail,
-	job_title, account_enabled FROM directory_users WHERE tenant_id = $1 ORDER BY id`
+	job_title, account_enabled FROM directory_users WHERE tenant_id = $1 ORDER BY directory_users.id`
 
 // DirectoryUsers returns a tenant's synced users ordered by ID.
 func (s *Store) DirectoryUsers(ctx context.Context, tenantID string) ([]domain.DirectoryUser, error) {
@@ -237,7 +237,7 @@ func (s *Store) DirectoryUsers(ctx context.Context, tenantID string) ([]domain.D
 }
 
 const directoryGroupList = `SELECT tenant_id::text, id::text, display_name, description
-	FROM directory_groups WHERE tenant_id = $1 ORDER BY id`
+	FROM directory_groups WHERE tenant_id = $1 ORDER BY directory_groups.id`
 
 // DirectoryGroups returns a tenant's synced groups ordered by ID.
 func (s *Store) DirectoryGroups(ctx context.Context, tenantID string) ([]domain.Group, error) {
@@ -253,7 +253,7 @@ func (s *Store) DirectoryGroups(ctx context.Context, tenantID string) ([]domain.
 }
 
 const groupMemberList = `SELECT tenant_id::text, group_id::text, member_id::text
-	FROM group_members WHERE tenant_id = $1 ORDER BY group_id, member_id`
+	FROM group_members WHERE tenant_id = $1 ORDER BY group_members.group_id, group_members.member_id`
 
 // DirectoryMemberships returns a tenant's synced memberships ordered by
 // group and member.

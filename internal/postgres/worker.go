@@ -90,7 +90,7 @@ func (s *Store) TenantSyncFailed(ctx context.Context, id, reason string, next fu
 const tenantListDue = `
 SELECT id::text FROM tenants
 WHERE status IN ('active', 'failing') AND NOT sync_suspended AND (next_sync_at IS NULL OR next_sync_at <= $1)
-ORDER BY next_sync_at NULLS FIRST, id
+ORDER BY next_sync_at NULLS FIRST, tenants.id
 LIMIT $2`
 
 // TenantListDue returns up to limit active or failing, unsuspended tenants
