@@ -28,14 +28,14 @@ import (
 const token = "test-operator-api-token-0123456789"
 
 type bundle struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *httptest.Server
 	pool  *pgxpool.Pool
 	store *postgres.Store
 	spec  validator.Validator
 }
 
-func setup(t *testing.T) *bundle {
+func setup(t testing.TB) *bundle {
 	t.Helper()
 	pool := pgtest.Pool(t)
 	store := postgres.New(pool)
