@@ -19,12 +19,12 @@ run: build ## start the whole product (emulator, server, worker) on the local Po
 	@DATABASE_URL='$(DATABASE_URL)' BIN='$(BIN)' ./scripts/run.sh
 
 .PHONY: test
-test: ## run every test (Postgres at 127.0.0.1:5432 unless TEST_DATABASE_URL is set)
-	@./scripts/with-test-db.sh $(GO) test -count=1 -timeout 30m ./...
-
-.PHONY: test-race
-test-race: ## run every test with the race detector
+test: ## run every test with the race detector (Postgres at 127.0.0.1:5432 unless TEST_DATABASE_URL is set)
 	@./scripts/with-test-db.sh $(GO) test -count=1 -race -timeout 45m ./...
+
+.PHONY: test-quick
+test-quick: ## run every test without the race detector (faster while working)
+	@./scripts/with-test-db.sh $(GO) test -count=1 -timeout 30m ./...
 
 .PHONY: bench
 bench: ## run the benchmarks (figures are reported as ratios to baselines measured in the same run)

@@ -210,9 +210,11 @@ func (s *Syncer) syncResource(ctx context.Context, tenantID string, cp Checkpoin
 	// BenchmarkFullSync100k as the ratio to a raw COPY).
 	var users [2]UsersPage
 	var groups [2]GroupsPage
+	// The prefetch goroutine must not read cp, which the loop updates.
+	resource := cp.Resource
 	fetch := func(ctx context.Context, link string, buf int) fetched {
 		var f fetched
-		if cp.Resource == ResourceUsers {
+		if resource == ResourceUsers {
 			f.err = s.src.UsersDelta(ctx, tenantID, link, &users[buf])
 			f.st, f.next, f.delta = users[buf].Stats, users[buf].NextLink, users[buf].DeltaLink
 		} else {
