@@ -37,7 +37,7 @@ FROM generate_series(1, $1) AS i`, n)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := pool.Exec(context.Background(), "VACUUM ANALYZE tenants"); err != nil {
+	if _, err := pool.Exec(context.Background(), "VACUUM ANALYZE tenants, tenant_search"); err != nil {
 		tb.Fatal(err)
 	}
 }
@@ -221,5 +221,43 @@ func TestDirectoryListPagination(t *testing.T) {
 	groups, more, err := st.DirectoryGroupList(ctx, tids[0], postgres.DirectoryPage{})
 	if err != nil || len(groups) != 0 || more {
 		t.Errorf("groups of a tenant without any: %v %v %v", groups, more, err)
+	}
+}
+
+// Search follows a tenant's new name and domains (tenant_search is kept by
+// a trigger) and forgets the old ones.
+func TestTenantListSearchFollowsChanges(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.Pool(t)
+	st := postgres.New(pool)
+	seedTenants(t, pool, 10)
+	ctx := context.Background()
+	p, err := st.TenantList(ctx, postgres.TenantFilter{Query: "t3.example"})
+	if err != nil || len(p.Tenants) != 1 {
+		t.Fatalf("before: %v %v", p.Tenants, err)
+	}
+	id := p.Tenants[0].ID
+	if _, err := pool.Exec(ctx, `UPDATE tenants SET display_name = 'Woodgrove Bank', domains = ARRAY['woodgrove.example'] WHERE id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	for q, want := range map[string]int{"woodgrove.example": 1, "grove ban": 1, "t3.example": 0} {
+		p, err := st.TenantList(ctx, postgres.TenantFilter{Query: q})
+		if err != nil || len(p.Tenants) != want || (want == 1 && p.Tenants[0].ID != id) {
+			t.Errorf("search %q: %d tenants (%v), want %d", q, len(p.Tenants), err, want)
+		}
+	}
+	// A status change alone does not touch the search copy.
+	var before, after int64
+	if err := pool.QueryRow(ctx, `SELECT xmin::text::bigint FROM tenant_search WHERE tenant_id = $1`, id).Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.TenantSetStatus(ctx, id, domain.TenantFailing, "test", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT xmin::text::bigint FROM tenant_search WHERE tenant_id = $1`, id).Scan(&after); err != nil {
+		t.Fatal(err)
+	}
+	if before != after {
+		t.Error("a status change rewrote the tenant's search row")
 	}
 }
