@@ -13,6 +13,8 @@ import (
 	"time"
 
 	msalerrors "github.com/AzureAD/microsoft-authentication-library-for-go/apps/errors"
+
+	"github.com/tenantsync/tenantsync/internal/retry"
 )
 
 // TokenErrorKind says what a failed token request means for the tenant.
@@ -135,7 +137,7 @@ func classify(tenantID string, err error) error {
 		return te
 	}
 	te.Status = ce.Resp.StatusCode
-	te.RetryAfter = ParseRetryAfter(ce.Resp.Header.Get("Retry-After"), time.Now())
+	te.RetryAfter = retry.After(ce.Resp.Header.Get("Retry-After"), time.Now())
 	var body struct {
 		Error      string `json:"error"`
 		ErrorCodes []int  `json:"error_codes"`
@@ -170,24 +172,4 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
-}
-
-// ParseRetryAfter reads a Retry-After header: seconds, possibly fractional
-// (facts §5.6 shows "2.128"), or an HTTP date. It returns 0 when absent or
-// unreadable.
-func ParseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if f, err := strconv.ParseFloat(v, 64); err == nil {
-		if f <= 0 {
-			return 0
-		}
-		return time.Duration(f * float64(time.Second))
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }

@@ -13,9 +13,10 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tenantsync/tenantsync/internal/retry"
 )
 
 // TokenSource gives app-only tokens per tenant (entra.TokenSource).
@@ -92,20 +93,9 @@ func New(cfg Config) (*Client, error) {
 		c.maxRetries = 6
 	}
 	if c.sleep == nil {
-		c.sleep = sleepCtx
+		c.sleep = retry.Sleep
 	}
 	return c, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // Stats count what one call cost, for sync_runs.
@@ -221,26 +211,6 @@ func (c *Client) get(ctx context.Context, tenantID, link string, st *Stats, deco
 
 func jitter(d time.Duration) time.Duration {
 	return d/2 + rand.N(d/2+1)
-}
-
-// ParseRetryAfter reads a Retry-After header: seconds, possibly fractional
-// (facts §5.6: "2.128"), or an HTTP date; 0 when absent.
-func ParseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if f, err := strconv.ParseFloat(v, 64); err == nil {
-		if f <= 0 {
-			return 0
-		}
-		// Round up: a request sent a hair early is an early retry.
-		return time.Duration(f*float64(time.Second)) + time.Millisecond
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now) + time.Second
-	}
-	return 0
 }
 
 // endpointName is a fixed, low-cardinality name for a Graph path.

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/tenantsync/tenantsync/internal/retry"
 )
 
 // ErrorKind says what a Graph failure means for the sync.
@@ -109,7 +111,7 @@ func readError(resp *http.Response) *Error {
 		e.Kind = ErrOther
 	}
 	if e.Kind == ErrThrottled || e.Kind == ErrUnavailable {
-		e.RetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		e.RetryAfter = retry.After(resp.Header.Get("Retry-After"), time.Now())
 	}
 	return e
 }

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tenantsync/tenantsync/internal/retry"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
@@ -195,7 +197,7 @@ func (w *verifyWorker) Work(ctx context.Context, job *river.Job[VerifyTenantArgs
 		}
 		wait := min(backoff, deadline.Sub(d.Now()))
 		backoff = min(backoff*2, 10*time.Second)
-		if err := sleep(ctx, wait); err != nil {
+		if err := retry.Sleep(ctx, wait); err != nil {
 			return river.JobSnooze(0)
 		}
 	}
@@ -399,20 +401,6 @@ func (d *Deps) insufficient(ctx context.Context, tid string, ge *graph.Error) er
 func (d *Deps) credentialOK() {
 	if d.credBroken.CompareAndSwap(true, false) {
 		d.Logger.Info("Microsoft Entra ID accepts the app's credential again")
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 
