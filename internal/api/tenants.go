@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/tenantsync/tenantsync/internal/domain"
+	"github.com/tenantsync/tenantsync/internal/operator"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 )
 
@@ -159,7 +160,7 @@ func (a *API) tenantDelete(c echo.Context) error {
 	if err := onlyParams(c); err != nil {
 		return a.fail(c, err)
 	}
-	if err := a.actions.Disconnect(c.Request().Context(), c.Param("id"), "api"); err != nil {
+	if err := a.actions.Disconnect(c.Request().Context(), c.Param("id"), "api", operator.ReasonOperatorDisconnect); err != nil {
 		return a.fail(c, err)
 	}
 	return c.NoContent(http.StatusAccepted)

@@ -85,9 +85,16 @@ func (a *Actions) SetSuspended(ctx context.Context, tenantID string, suspended b
 	})
 }
 
-// Disconnect marks the tenant disconnected and enqueues the purge of its
-// directory copy, in one transaction.
-func (a *Actions) Disconnect(ctx context.Context, tenantID, actor string) error {
+// Reasons recorded by Disconnect.
+const (
+	ReasonOperatorDisconnect = "disconnected by an operator"
+	ReasonAdminDisconnect    = "disconnected by an administrator of the organization"
+)
+
+// Disconnect marks the tenant disconnected (with reason in its history) and
+// enqueues the purge of its directory copy, in one transaction. The portal's
+// disconnect by the customer's admin uses it too.
+func (a *Actions) Disconnect(ctx context.Context, tenantID, actor, reason string) error {
 	return a.store.Tx(ctx, func(tx pgx.Tx, st *postgres.Store) error {
 		t, err := st.TenantGetForUpdate(ctx, tenantID)
 		if err != nil {
@@ -96,7 +103,7 @@ func (a *Actions) Disconnect(ctx context.Context, tenantID, actor string) error 
 		if t.Status == domain.TenantDisconnected {
 			return fmt.Errorf("%w: tenant %s is already disconnected", domain.ErrConflict, tenantID)
 		}
-		if err := st.TenantSetStatus(ctx, tenantID, domain.TenantDisconnected, "disconnected by an operator", actor); err != nil {
+		if err := st.TenantSetStatus(ctx, tenantID, domain.TenantDisconnected, reason, actor); err != nil {
 			return err
 		}
 		if _, err := a.jobs.InsertTx(ctx, tx, jobs.PurgeTenantArgs{TenantID: tenantID}, nil); err != nil {

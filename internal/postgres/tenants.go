@@ -18,10 +18,20 @@ const tenantGet = `SELECT ` + tenantColumns + ` FROM tenants WHERE id = $1`
 
 // TenantGet returns one tenant, or domain.ErrNotFound.
 func (s *Store) TenantGet(ctx context.Context, id string) (domain.Tenant, error) {
+	return s.tenantGet(ctx, tenantGet, id)
+}
+
+// TenantGetForUpdate returns one tenant and locks its row until the
+// transaction ends, so concurrent actions on it serialize.
+func (s *Store) TenantGetForUpdate(ctx context.Context, id string) (domain.Tenant, error) {
+	return s.tenantGet(ctx, tenantGet+" FOR UPDATE", id)
+}
+
+func (s *Store) tenantGet(ctx context.Context, query, id string) (domain.Tenant, error) {
 	if !domain.IsGUID(id) {
 		return domain.Tenant{}, fmt.Errorf("get tenant %q: %w", id, domain.ErrNotFound)
 	}
-	rows, err := s.db.Query(ctx, tenantGet, id)
+	rows, err := s.db.Query(ctx, query, id)
 	if err != nil {
 		return domain.Tenant{}, fmt.Errorf("get tenant %s: %w", id, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/tenantsync/tenantsync/internal/domain"
+	"github.com/tenantsync/tenantsync/internal/operator"
 )
 
 // consoleNotices are the fixed messages shown after an action, keyed by the
@@ -93,7 +94,7 @@ func (s *Server) consoleTenantDisconnect(c echo.Context) error {
 		}
 		return s.render(c, http.StatusOK, "console_confirm", v)
 	}
-	if err := s.actions.Disconnect(ctx, t.ID, operatorActor(u)); err != nil {
+	if err := s.actions.Disconnect(ctx, t.ID, operatorActor(u), operator.ReasonOperatorDisconnect); err != nil {
 		return s.consoleActionError(c, t.ID, err)
 	}
 	return c.Redirect(http.StatusSeeOther, "/console/tenants/"+t.ID+"?done=disconnected")

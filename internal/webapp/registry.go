@@ -10,6 +10,7 @@ import (
 	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/jobs"
 	"github.com/tenantsync/tenantsync/internal/onboarding"
+	"github.com/tenantsync/tenantsync/internal/operator"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 )
 
@@ -45,22 +46,7 @@ func (r *Registry) RecordConsent(ctx context.Context, tenantID string, by onboar
 }
 
 // Disconnect marks the tenant disconnected and inserts its PurgeTenant job
-// in one transaction.
+// in one transaction, as an operator's disconnect does.
 func (r *Registry) Disconnect(ctx context.Context, tenantID string, by onboarding.User) error {
-	return r.store.Tx(ctx, func(tx pgx.Tx, st *postgres.Store) error {
-		t, err := st.TenantGet(ctx, tenantID)
-		if err != nil {
-			return err
-		}
-		if t.Status == domain.TenantDisconnected {
-			return fmt.Errorf("%w: tenant %s is already disconnected", domain.ErrConflict, tenantID)
-		}
-		if err := st.TenantSetStatus(ctx, tenantID, domain.TenantDisconnected, "disconnected by an administrator of the organization", by.Actor()); err != nil {
-			return err
-		}
-		if _, err := r.jobs.InsertTx(ctx, tx, jobs.PurgeTenantArgs{TenantID: tenantID}, nil); err != nil {
-			return fmt.Errorf("enqueue purge of tenant %s: %w", tenantID, err)
-		}
-		return nil
-	})
+	return operator.New(r.store, r.jobs).Disconnect(ctx, tenantID, by.Actor(), operator.ReasonAdminDisconnect)
 }
