@@ -142,6 +142,11 @@ func registerGauges(m *metrics.Metrics, store *postgres.Store) error {
 // startAdmin serves /healthz (the process is up), /readyz (the database
 // answers and its schema is current) and /metrics.
 func startAdmin(addr string, pool *pgxpool.Pool, m *metrics.Metrics, logger *slog.Logger) (io.Closer, error) {
+	// Built once: /readyz asks it on every probe.
+	schema, err := postgres.NewMigrator(pool, nil)
+	if err != nil {
+		return nil, err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -154,7 +159,7 @@ func startAdmin(addr string, pool *pgxpool.Pool, m *metrics.Metrics, logger *slo
 			http.Error(w, "database unreachable", http.StatusServiceUnavailable)
 			return
 		}
-		if err := postgres.CheckSchema(ctx, pool); err != nil {
+		if err := schema.Check(ctx); err != nil {
 			http.Error(w, "database schema is not current", http.StatusServiceUnavailable)
 			return
 		}
@@ -162,6 +167,7 @@ func startAdmin(addr string, pool *pgxpool.Pool, m *metrics.Metrics, logger *slo
 	})
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
+		schema.Close() //nolint:errcheck // a handle over the pool
 		return nil, fmt.Errorf("admin listener on %s: %w", addr, err)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}

@@ -90,6 +90,7 @@ type Server struct {
 	secure     bool
 	metrics    *metrics.Metrics
 	actions    *operator.Actions
+	schema     *postgres.Migrator // built once: /readyz asks it on every probe
 }
 
 // New builds the server: templates parsed once, middleware and routes set.
@@ -145,6 +146,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Jobs != nil {
 		s.actions = operator.New(cfg.Store, cfg.Jobs)
 	}
+	if s.schema, err = postgres.NewMigrator(cfg.Pool, nil); err != nil {
+		return nil, err
+	}
 	// pgxstore's own cleanup goroutine races on its stop channel; sweep here.
 	s.sessions = newSessionManager(pgxstore.NewWithCleanupInterval(cfg.Pool, 0), cfg.SessionLifetime, s.secure, s.log)
 	s.stop, s.stopped = make(chan struct{}), make(chan struct{})
@@ -169,7 +173,10 @@ func (s *Server) Echo() *echo.Echo { return s.echo }
 
 // Close stops the session sweeper. It does not close the pool.
 func (s *Server) Close() {
-	s.closeOnce.Do(func() { close(s.stop) })
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		s.schema.Close() //nolint:errcheck // a handle over the pool
+	})
 	<-s.stopped
 }
 
@@ -197,5 +204,5 @@ func (s *Server) ready(ctx context.Context) error {
 	if err := s.store.Ping(ctx); err != nil {
 		return fmt.Errorf("database unreachable: %w", err)
 	}
-	return postgres.CheckSchema(ctx, s.pool)
+	return s.schema.Check(ctx)
 }
