@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/tenantsync/tenantsync/internal/postgres/pgtest"
 )
 
 // benchGet fetches path with the token and returns the next cursor.
@@ -87,16 +89,7 @@ func BenchmarkAPIUsers100k(b *testing.B) {
 // 100,000 tenants, sorted by last sync, through HTTP.
 func BenchmarkAPITenants100k(b *testing.B) {
 	bd := setup(b)
-	ctx := context.Background()
-	if _, err := bd.pool.Exec(ctx, `INSERT INTO tenants (id, status, display_name, domains, last_synced_at, user_count)
-		SELECT md5('t' || i)::uuid, 'active', 'Tenant ' || i, ARRAY['t' || i || '.example'],
-			CASE WHEN i % 5 = 0 THEN NULL ELSE timestamptz '2026-11-01' + (i % 997) * interval '1 minute' END, i % 5000
-		FROM generate_series(1, 100000) i`); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := bd.pool.Exec(ctx, `VACUUM ANALYZE tenants, tenant_search`); err != nil {
-		b.Fatal(err)
-	}
+	pgtest.SeedTenants(b, bd.pool, 100_000)
 	first := "/api/v1/tenants?sort=last_sync&limit=50"
 	cur := ""
 	for range 180 { // 180 pages of 500

@@ -178,6 +178,15 @@ func TestAPIOffWithoutToken(t *testing.T) {
 	if api.Register(e.Group("/api/v1"), api.Config{}) {
 		t.Error("API mounted without a token")
 	}
+	for _, auth := range []string{"", "Bearer "} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "/api/v1/tenants", nil)
+		req.Header.Set("Authorization", auth)
+		e.ServeHTTP(rec, req)
+		if rec.Code != http.StatusNotFound {
+			t.Errorf("GET /api/v1/tenants with %q and no token configured: %d, want 404", auth, rec.Code)
+		}
+	}
 }
 
 func TestTenantListPaging(t *testing.T) {

@@ -223,6 +223,9 @@ func varOf(t reflect.Type, field string) string {
 	return strings.Split(f.Tag.Get("env"), ",")[0]
 }
 
+// Names lists every variable the config c (a value such as Server{}) reads.
+func Names(c any) []string { return names(reflect.TypeOf(c)) }
+
 // names lists every variable a config type reads.
 func names(t reflect.Type) []string {
 	var out []string

@@ -85,7 +85,7 @@ func TestProblems(t *testing.T) {
 		}},
 		{"client id not a guid", with(base(), "ENTRA_CLIENT_ID", "my-app"), []string{"ENTRA_CLIENT_ID must be the app's client ID"}},
 		{"two credentials", with(base(), "ENTRA_FEDERATED_TOKEN_FILE", cert), []string{"set exactly one of"}},
-		{"cert without key", with(base(), "ENTRA_CLIENT_SECRET", "", "ENTRA_CLIENT_CERT_FILE", cert), []string{"ENTRA_CLIENT_CERT_FILE and ENTRA_CLIENT_KEY_FILE go together", "ENTRA_CLIENT_KEY_FILE: cannot read"}[:1]},
+		{"cert without key", with(base(), "ENTRA_CLIENT_SECRET", "", "ENTRA_CLIENT_CERT_FILE", cert), []string{"ENTRA_CLIENT_CERT_FILE and ENTRA_CLIENT_KEY_FILE go together"}},
 		{"missing file", with(base(), "ENTRA_CA_FILE", filepath.Join(dir, "nope.pem")), []string{"ENTRA_CA_FILE: cannot read"}},
 		{"http authority", with(base(), "ENTRA_AUTHORITY_HOST", "http://login.example"), []string{"ENTRA_AUTHORITY_HOST must use https"}},
 		{"graph with path", with(base(), "GRAPH_BASE_URL", "https://graph.microsoft.com/v1.0"), []string{"GRAPH_BASE_URL must not have a path"}},

@@ -3,10 +3,8 @@ package deploy
 import (
 	"context"
 	"os"
-	"reflect"
 	"regexp"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/cli"
@@ -29,23 +27,12 @@ func loadCompose(t *testing.T) *types.Project {
 	return p
 }
 
-// envNames lists the variables a config type reads.
-func envNames(v any) map[string]bool {
+// envNames is the set of variables a config type reads.
+func envNames(c any) map[string]bool {
 	out := map[string]bool{}
-	var walk func(reflect.Type)
-	walk = func(t reflect.Type) {
-		for i := range t.NumField() {
-			f := t.Field(i)
-			if f.Anonymous {
-				walk(f.Type)
-				continue
-			}
-			if n := strings.Split(f.Tag.Get("env"), ",")[0]; n != "" {
-				out[n] = true
-			}
-		}
+	for _, n := range config.Names(c) {
+		out[n] = true
 	}
-	walk(reflect.TypeOf(v))
 	return out
 }
 

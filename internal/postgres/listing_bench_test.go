@@ -44,7 +44,7 @@ func measure(b *testing.B, name string, fn, baseline func() error) {
 func BenchmarkTenantList100k(b *testing.B) {
 	const n, depth = 100_000, 90_000
 	pool := pgtest.Pool(b)
-	seedTenants(b, pool, n)
+	pgtest.SeedTenants(b, pool, n)
 	st := postgres.New(pool)
 	ctx := context.Background()
 	for _, s := range postgres.TenantSorts {
@@ -104,7 +104,7 @@ func BenchmarkTenantList100k(b *testing.B) {
 // 100,000-user tenant; the baseline is the same page by OFFSET.
 func BenchmarkDirectoryUserList100k(b *testing.B) {
 	pool := pgtest.Pool(b)
-	seedTenants(b, pool, 1)
+	pgtest.SeedTenants(b, pool, 1)
 	ctx := context.Background()
 	var tid string
 	if err := pool.QueryRow(ctx, `SELECT id::text FROM tenants`).Scan(&tid); err != nil {

@@ -10,37 +10,11 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 	"github.com/tenantsync/tenantsync/internal/postgres/pgtest"
 )
-
-// seedTenants inserts n tenants with varied names, statuses, sync times,
-// failures and sizes, including ties and never-synced tenants, in SQL so
-// that large n stays quick.
-func seedTenants(tb testing.TB, pool *pgxpool.Pool, n int) {
-	tb.Helper()
-	_, err := pool.Exec(context.Background(), `
-INSERT INTO tenants (id, status, display_name, domains, last_synced_at, failure_count, user_count, created_at)
-SELECT
-	md5('tenant' || i)::uuid,
-	(ARRAY['pending','active','failing','consent_revoked','insufficient_permissions','disconnected'])[1 + i % 6],
-	CASE WHEN i % 7 = 0 THEN 'Contoso ' ELSE 'Fabrikam ' END || (i % 1000),
-	ARRAY['t' || i || '.example', 't' || i || '.onmicrosoft.com'],
-	CASE WHEN i % 5 = 0 THEN NULL ELSE timestamptz '2026-11-01' + (i % 997) * interval '1 minute' END,
-	i % 4,
-	(i * 37) % 5000,
-	timestamptz '2026-01-01' + (i % 5003) * interval '1 second'
-FROM generate_series(1, $1) AS i`, n)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := pool.Exec(context.Background(), "VACUUM ANALYZE tenants, tenant_search"); err != nil {
-		tb.Fatal(err)
-	}
-}
 
 // walk reads every page and returns the IDs in order.
 func walk(t *testing.T, st *postgres.Store, f postgres.TenantFilter) []string {
@@ -71,7 +45,7 @@ func TestTenantListPagination(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.Pool(t)
 	st := postgres.New(pool)
-	seedTenants(t, pool, 300)
+	pgtest.SeedTenants(t, pool, 300)
 	all, err := st.TenantList(context.Background(), postgres.TenantFilter{Limit: 500})
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +103,7 @@ func TestTenantListSearch(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.Pool(t)
 	st := postgres.New(pool)
-	seedTenants(t, pool, 100)
+	pgtest.SeedTenants(t, pool, 100)
 	ctx := context.Background()
 	byDomain, err := st.TenantList(ctx, postgres.TenantFilter{Query: "T42.Example"})
 	if err != nil {
@@ -160,7 +134,7 @@ func TestTenantListRefusesBadInput(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.Pool(t)
 	st := postgres.New(pool)
-	seedTenants(t, pool, 10)
+	pgtest.SeedTenants(t, pool, 10)
 	ctx := context.Background()
 	id := "0b3e8d2c-1111-2222-3333-444455556666"
 	for name, f := range map[string]postgres.TenantFilter{
@@ -183,7 +157,7 @@ func TestDirectoryListPagination(t *testing.T) {
 	pool := pgtest.Pool(t)
 	st := postgres.New(pool)
 	ctx := context.Background()
-	seedTenants(t, pool, 2)
+	pgtest.SeedTenants(t, pool, 2)
 	var tids []string
 	if err := pool.QueryRow(ctx, `SELECT array_agg(id::text ORDER BY id) FROM tenants`).Scan(&tids); err != nil {
 		t.Fatal(err)
@@ -230,7 +204,7 @@ func TestTenantListSearchFollowsChanges(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.Pool(t)
 	st := postgres.New(pool)
-	seedTenants(t, pool, 10)
+	pgtest.SeedTenants(t, pool, 10)
 	ctx := context.Background()
 	p, err := st.TenantList(ctx, postgres.TenantFilter{Query: "t3.example"})
 	if err != nil || len(p.Tenants) != 1 {

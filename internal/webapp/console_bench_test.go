@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/tenantsync/tenantsync/internal/postgres"
+	"github.com/tenantsync/tenantsync/internal/postgres/pgtest"
 )
 
 // BenchmarkConsoleTenants renders /console at 100,000 tenants, through the
@@ -21,7 +22,7 @@ import (
 func BenchmarkConsoleTenants(b *testing.B) {
 	const tenants, depth = 100_000, 90_000
 	tb := setup(b)
-	seedTenantsSQL(b, tb.pool, tenants)
+	pgtest.SeedTenants(b, tb.pool, tenants)
 	tb.srv.Echo().GET("/_test/binding", func(c echo.Context) error {
 		u, _ := tb.srv.currentUser(c)
 		return c.String(http.StatusOK, u.Binding)

@@ -16,6 +16,7 @@ import (
 	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/jobs"
 	"github.com/tenantsync/tenantsync/internal/postgres"
+	"github.com/tenantsync/tenantsync/internal/postgres/pgtest"
 )
 
 // Home-tenant users of entraemu's seed: the operator holds the Operator app
@@ -109,30 +110,6 @@ VALUES ($1, $2, 'seeded by the test', $3, $4, $5, $6, $7, now(), 'admin@' || ($4
 		if err != nil {
 			t.Fatal(err)
 		}
-	}
-}
-
-// seedTenantsSQL inserts n tenants with varied names, statuses, sync
-// times, failures and sizes (as internal/postgres's listing tests do).
-func seedTenantsSQL(tb testing.TB, pool *pgxpool.Pool, n int) {
-	tb.Helper()
-	_, err := pool.Exec(context.Background(), `
-INSERT INTO tenants (id, status, display_name, domains, last_synced_at, failure_count, user_count, created_at)
-SELECT
-	md5('tenant' || i)::uuid,
-	(ARRAY['pending','active','failing','consent_revoked','insufficient_permissions','disconnected'])[1 + i % 6],
-	CASE WHEN i % 7 = 0 THEN 'Contoso ' ELSE 'Fabrikam ' END || (i % 1000),
-	ARRAY['t' || i || '.example', 't' || i || '.onmicrosoft.com'],
-	CASE WHEN i % 5 = 0 THEN NULL ELSE timestamptz '2026-11-01' + (i % 997) * interval '1 minute' END,
-	i % 4,
-	(i * 37) % 5000,
-	timestamptz '2026-01-01' + (i % 5003) * interval '1 second'
-FROM generate_series(1, $1) AS i`, n)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := pool.Exec(context.Background(), "VACUUM ANALYZE tenants, tenant_search"); err != nil {
-		tb.Fatal(err)
 	}
 }
 
@@ -232,7 +209,7 @@ func TestConsoleAccess(t *testing.T) {
 func TestConsoleTenantList(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	seedTenantsSQL(t, tb.pool, 400) // about 67 per status: two pages each
+	pgtest.SeedTenants(t, tb.pool, 400) // about 67 per status: two pages each
 	const nwID = "0c9b6a3e-5f0e-4c47-9d2a-7b1c2e3f4a5b"
 	insertTenants(t, tb.pool, consoleTenant{ID: nwID, Name: "Northwind Traders", Domains: []string{"northwind.example", "northwind.onmicrosoft.com"}, Users: 77})
 	br := tb.browser(t)
