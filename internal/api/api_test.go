@@ -324,8 +324,12 @@ func TestDirectoryPaging(t *testing.T) {
 	if code != 200 || strings.Count(string(body), `"display_name"`) != 3 {
 		t.Errorf("groups: %d %s", code, body)
 	}
-	if code, _ := b.get("/api/v1/tenants/" + uuid.NewString() + "/users"); code != 404 {
-		t.Errorf("users of unknown tenant: %d", code)
+	for _, path := range []string{"/users", "/groups"} {
+		for _, other := range []string{uuid.NewString(), "not-a-guid"} {
+			if code, _ := b.get("/api/v1/tenants/" + other + path); code != 404 {
+				t.Errorf("%s of unknown tenant %s: %d, want 404", path, other, code)
+			}
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -33,75 +34,65 @@ type idCursor struct {
 	After string `json:"a"`
 }
 
-// directoryPage reads limit and cursor and checks the tenant exists, so an
-// unknown tenant is 404 rather than an empty list.
-func (a *API) directoryPage(c echo.Context, listing string) (postgres.DirectoryPage, error) {
+// listDirectory serves one page of a tenant's directory copy (users or
+// groups) in ID order, with an opaque cursor bound to the tenant and kind.
+// The tenant is looked up only when the page is empty, so that an unknown
+// tenant is 404 rather than an empty list without a query per page.
+func listDirectory[T, J any](a *API, c echo.Context, kind string,
+	list func(ctx context.Context, tenantID string, p postgres.DirectoryPage) ([]T, bool, error),
+	id func(T) string, toJSON func(T) J,
+) error {
 	if err := onlyParams(c, "limit", "cursor"); err != nil {
-		return postgres.DirectoryPage{}, err
+		return a.fail(c, err)
 	}
 	limit, err := limitParam(c, 100, 1000)
 	if err != nil {
-		return postgres.DirectoryPage{}, err
+		return a.fail(c, err)
 	}
+	ctx, tid := c.Request().Context(), c.Param("id")
+	listing := kind + "\x00" + tid
 	p := postgres.DirectoryPage{Limit: limit}
 	if cur := c.QueryParam("cursor"); cur != "" {
 		var ic idCursor
 		if err := a.cursors.decode(listing, cur, &ic); err != nil {
-			return p, err
+			return a.fail(c, err)
 		}
 		p.After = ic.After
 	}
-	if _, err := a.store.TenantGet(c.Request().Context(), c.Param("id")); err != nil {
-		return p, err
-	}
-	return p, nil
-}
-
-func (a *API) userList(c echo.Context) error {
-	tid := c.Param("id")
-	listing := "users\x00" + tid
-	p, err := a.directoryPage(c, listing)
+	items, more, err := list(ctx, tid, p)
 	if err != nil {
 		return a.fail(c, err)
 	}
-	users, more, err := a.store.DirectoryUserList(c.Request().Context(), tid, p)
-	if err != nil {
-		return a.fail(c, err)
+	if len(items) == 0 {
+		if _, err := a.store.TenantGet(ctx, tid); err != nil {
+			return a.fail(c, err)
+		}
 	}
-	out := page[userJSON]{Items: make([]userJSON, 0, len(users))}
-	for _, u := range users {
-		out.Items = append(out.Items, toUserJSON(u))
+	out := page[J]{Items: make([]J, 0, len(items))}
+	for _, it := range items {
+		out.Items = append(out.Items, toJSON(it))
 	}
 	if more {
-		s := a.cursors.encode(listing, idCursor{After: users[len(users)-1].ID})
+		s := a.cursors.encode(listing, idCursor{After: id(items[len(items)-1])})
 		out.NextCursor = &s
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+func (a *API) userList(c echo.Context) error {
+	return listDirectory(a, c, "users", a.store.DirectoryUserList,
+		func(u domain.DirectoryUser) string { return u.ID }, toUserJSON)
+}
+
+func (a *API) groupList(c echo.Context) error {
+	return listDirectory(a, c, "groups", a.store.DirectoryGroupList,
+		func(g domain.Group) string { return g.ID },
+		func(g domain.Group) groupJSON {
+			return groupJSON{ID: g.ID, DisplayName: g.DisplayName, Description: g.Description}
+		})
 }
 
 func toUserJSON(u domain.DirectoryUser) userJSON {
 	return userJSON{ID: u.ID, UserPrincipalName: u.UserPrincipalName, DisplayName: u.DisplayName,
 		GivenName: u.GivenName, Surname: u.Surname, Mail: u.Mail, JobTitle: u.JobTitle, AccountEnabled: u.AccountEnabled}
-}
-
-func (a *API) groupList(c echo.Context) error {
-	tid := c.Param("id")
-	listing := "groups\x00" + tid
-	p, err := a.directoryPage(c, listing)
-	if err != nil {
-		return a.fail(c, err)
-	}
-	groups, more, err := a.store.DirectoryGroupList(c.Request().Context(), tid, p)
-	if err != nil {
-		return a.fail(c, err)
-	}
-	out := page[groupJSON]{Items: make([]groupJSON, 0, len(groups))}
-	for _, g := range groups {
-		out.Items = append(out.Items, groupJSON{ID: g.ID, DisplayName: g.DisplayName, Description: g.Description})
-	}
-	if more {
-		s := a.cursors.encode(listing, idCursor{After: groups[len(groups)-1].ID})
-		out.NextCursor = &s
-	}
-	return c.JSON(http.StatusOK, out)
 }

@@ -15,7 +15,10 @@ type DirectoryPage struct {
 	Limit int    // 1–1000; 0 = 100
 }
 
-func (p *DirectoryPage) check() error {
+func (p *DirectoryPage) check(tenantID string) error {
+	if !domain.IsGUID(tenantID) {
+		return fmt.Errorf("directory of tenant %q: %w", tenantID, domain.ErrNotFound)
+	}
 	switch {
 	case p.Limit == 0:
 		p.Limit = 100
@@ -40,7 +43,7 @@ FROM directory_users WHERE tenant_id = $1 AND id > $2::uuid ORDER BY directory_u
 
 // DirectoryUserList returns a page of a tenant's users and whether more follow.
 func (s *Store) DirectoryUserList(ctx context.Context, tenantID string, p DirectoryPage) ([]domain.DirectoryUser, bool, error) {
-	if err := p.check(); err != nil {
+	if err := p.check(tenantID); err != nil {
 		return nil, false, err
 	}
 	rows, err := s.db.Query(ctx, directoryUserPage, tenantID, p.After, p.Limit+1)
@@ -63,7 +66,7 @@ FROM directory_groups WHERE tenant_id = $1 AND id > $2::uuid ORDER BY directory_
 
 // DirectoryGroupList returns a page of a tenant's groups and whether more follow.
 func (s *Store) DirectoryGroupList(ctx context.Context, tenantID string, p DirectoryPage) ([]domain.Group, bool, error) {
-	if err := p.check(); err != nil {
+	if err := p.check(tenantID); err != nil {
 		return nil, false, err
 	}
 	rows, err := s.db.Query(ctx, directoryGroupPage, tenantID, p.After, p.Limit+1)
