@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -42,28 +41,42 @@ func (s *Store) tenantGet(ctx context.Context, query, id string) (domain.Tenant,
 	return t, nil
 }
 
+// tenantUpsertConsented upserts the tenant and adds its consent event in one
+// statement. Every part of a statement sees the snapshot taken when it
+// starts (PostgreSQL, "Data-Modifying Statements in WITH"), so ev reads the
+// status up replaces; the event's foreign key is checked at the end of the
+// statement, after up has inserted a new tenant. The row lock sent before it
+// in the same batch makes that status the current one.
 const tenantUpsertConsented = `
-INSERT INTO tenants (id, status, status_reason, status_changed_at, consented_at, consented_by, consented_by_oid, created_at, updated_at)
-VALUES ($1, 'pending', $2, $3, $3, $4, $5, $3, $3)
-ON CONFLICT (id) DO UPDATE SET
-	status = 'pending', status_reason = EXCLUDED.status_reason, status_changed_at = EXCLUDED.status_changed_at,
-	consented_at = EXCLUDED.consented_at, consented_by = EXCLUDED.consented_by,
-	consented_by_oid = EXCLUDED.consented_by_oid, failure_count = 0, updated_at = EXCLUDED.updated_at
-RETURNING ` + tenantColumns
-
-const tenantStatusForUpdate = `SELECT status FROM tenants WHERE id = $1 FOR UPDATE`
+WITH up AS (
+	INSERT INTO tenants (id, status, status_reason, status_changed_at, consented_at, consented_by, consented_by_oid, created_at, updated_at)
+	VALUES ($1, 'pending', $2, $3, $3, $4, $5, $3, $3)
+	ON CONFLICT (id) DO UPDATE SET
+		status = 'pending', status_reason = EXCLUDED.status_reason, status_changed_at = EXCLUDED.status_changed_at,
+		consented_at = EXCLUDED.consented_at, consented_by = EXCLUDED.consented_by,
+		consented_by_oid = EXCLUDED.consented_by_oid, failure_count = 0, updated_at = EXCLUDED.updated_at
+	RETURNING ` + tenantColumns + `
+), ev AS (
+	INSERT INTO tenant_events (tenant_id, at, kind, from_status, to_status, reason, actor)
+	VALUES ($1, $3, $6, coalesce((SELECT status FROM tenants WHERE id = $1), ''), 'pending', $2, $4)
+)
+SELECT * FROM up`
 
 // TenantUpsertConsented records a fresh admin consent: the tenant (new or
 // reconnecting from any state) becomes pending, and the history says who
-// consented. Run it inside Tx together with the verification job.
+// consented. Run it inside Tx together with the verification job. The lock
+// and the upsert travel in one round trip.
 func (s *Store) TenantUpsertConsented(ctx context.Context, id, by, byOID string) (domain.Tenant, error) {
-	now := s.now().UTC()
-	var from string
-	if err := s.db.QueryRow(ctx, tenantStatusForUpdate, id).Scan(&from); err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return domain.Tenant{}, fmt.Errorf("upsert tenant %s: %w", id, err)
-	}
 	const reason = "admin consent granted; waiting for verification"
-	rows, err := s.db.Query(ctx, tenantUpsertConsented, id, reason, now, by, byOID)
+	var b pgx.Batch
+	b.Queue(tenantStatusForUpdate, id)
+	b.Queue(tenantUpsertConsented, id, reason, s.now().UTC(), by, byOID, domain.EventConsented)
+	res := s.db.SendBatch(ctx, &b)
+	defer res.Close()
+	if _, err := res.Exec(); err != nil {
+		return domain.Tenant{}, fmt.Errorf("lock tenant %s: %w", id, err)
+	}
+	rows, err := res.Query()
 	if err != nil {
 		return domain.Tenant{}, fmt.Errorf("upsert tenant %s: %w", id, err)
 	}
@@ -71,14 +84,13 @@ func (s *Store) TenantUpsertConsented(ctx context.Context, id, by, byOID string)
 	if err != nil {
 		return domain.Tenant{}, fmt.Errorf("upsert tenant %s: %w", id, err)
 	}
-	if err := s.TenantEventAdd(ctx, domain.TenantEvent{
-		TenantID: id, At: now, Kind: domain.EventConsented, FromStatus: from,
-		ToStatus: string(domain.TenantPending), Reason: reason, Actor: by,
-	}); err != nil {
-		return domain.Tenant{}, err
+	if err := res.Close(); err != nil {
+		return domain.Tenant{}, fmt.Errorf("upsert tenant %s: %w", id, err)
 	}
 	return t, nil
 }
+
+const tenantStatusForUpdate = `SELECT status FROM tenants WHERE id = $1 FOR UPDATE`
 
 // TenantSetStatus moves a tenant to status with a reason and records the
 // transition; setting the same status and reason again records nothing.
