@@ -68,17 +68,25 @@ func (u User) Actor() string {
 type States interface {
 	// Put remembers state as issued at issued.
 	Put(ctx context.Context, state string, issued time.Time) error
-	// Take forgets state whoever presents it (single use under concurrent
-	// requests too) and says when it was issued if this session held it.
-	Take(ctx context.Context, state string) (issued time.Time, ok bool, err error)
 }
 
-// Registry records consents and disconnections, each in one transaction
-// together with the job that follows it.
-type Registry interface {
+// Callback is the storage of one connect callback. The caller binds it to
+// one transaction and commits that transaction when FinishConnect returns
+// nil or a *ConnectError: a refused callback still consumes its state, and a
+// successful one costs a single commit.
+type Callback interface {
+	// TakeState forgets state whoever presents it (single use under
+	// concurrent requests too) and says when it was issued if this session
+	// held it.
+	TakeState(ctx context.Context, state string) (issued time.Time, ok bool, err error)
 	// RecordConsent upserts the tenant as pending with who consented, records
 	// the event and enqueues its verification.
 	RecordConsent(ctx context.Context, tenantID string, by User) (domain.Tenant, error)
+}
+
+// Registry records disconnections, each in one transaction together with
+// the job that follows it.
+type Registry interface {
 	// Disconnect marks the tenant disconnected and enqueues the purge of its
 	// directory copy; domain.ErrNotFound when it never connected,
 	// domain.ErrConflict when it is already disconnected.
@@ -87,7 +95,7 @@ type Registry interface {
 
 // Config configures a Service.
 type Config struct {
-	// Registry stores the outcomes.
+	// Registry stores disconnections.
 	Registry Registry
 	// ConsentURL builds the admin-consent URL for a tenant; an empty state
 	// gives the link a user can send to their admin.
@@ -169,15 +177,15 @@ func (e *ConnectError) Unwrap() error { return e.kind }
 func refuse(p Problem, kind error) *ConnectError { return &ConnectError{Problem: p, kind: kind} }
 
 // FinishConnect checks an admin-consent callback (facts §1.1, §1.3) and, when
-// every check passes, records the consent and enqueues its verification in
-// one transaction. u is nil when nobody is signed in. The state is consumed
-// before anything else, so it is single-use whatever the outcome.
-func (s *Service) FinishConnect(ctx context.Context, states States, u *User, q url.Values) (domain.Tenant, error) {
+// every check passes, records the consent and enqueues its verification
+// through cb. u is nil when nobody is signed in. The state is taken before
+// anything else, so it is single-use whatever the outcome.
+func (s *Service) FinishConnect(ctx context.Context, cb Callback, u *User, q url.Values) (domain.Tenant, error) {
 	state := q.Get("state")
 	if state == "" {
 		return domain.Tenant{}, refuse(ProblemState, domain.ErrInvalid)
 	}
-	issued, ok, err := states.Take(ctx, state)
+	issued, ok, err := cb.TakeState(ctx, state)
 	if err != nil {
 		return domain.Tenant{}, fmt.Errorf("take connect state: %w", err)
 	}
@@ -222,7 +230,7 @@ func (s *Service) FinishConnect(ctx context.Context, states States, u *User, q u
 	if !strings.EqualFold(tenant, u.TenantID) {
 		return domain.Tenant{}, refuse(ProblemOtherOrg, domain.ErrForbidden)
 	}
-	t, err := s.registry.RecordConsent(ctx, strings.ToLower(tenant), *u)
+	t, err := cb.RecordConsent(ctx, strings.ToLower(tenant), *u)
 	if err != nil {
 		return domain.Tenant{}, fmt.Errorf("record consent of tenant %s: %w", tenant, err)
 	}

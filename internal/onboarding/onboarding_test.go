@@ -17,14 +17,19 @@ const tid = "98c7e7b9-8621-4041-9670-f4938facd9f6"
 type memStates map[string]time.Time
 
 func (m memStates) Put(_ context.Context, s string, at time.Time) error { m[s] = at; return nil }
-func (m memStates) Take(_ context.Context, s string) (time.Time, bool, error) {
-	at, ok := m[s]
-	delete(m, s)
-	return at, ok, nil
+
+// recorder is a Registry, and the Callback over a memStates, that remembers
+// calls.
+type recorder struct {
+	states                memStates
+	consents, disconnects []string
 }
 
-// recorder is a Registry that remembers calls.
-type recorder struct{ consents, disconnects []string }
+func (r *recorder) TakeState(_ context.Context, s string) (time.Time, bool, error) {
+	at, ok := r.states[s]
+	delete(r.states, s)
+	return at, ok, nil
+}
 
 func (r *recorder) RecordConsent(_ context.Context, id string, _ User) (domain.Tenant, error) {
 	r.consents = append(r.consents, id)
@@ -83,6 +88,7 @@ func TestFinishConnect(t *testing.T) {
 			t.Parallel()
 			s, reg, now := setup(t)
 			states := memStates{}
+			reg.states = states
 			to, err := s.BeginConnect(context.Background(), states, admin)
 			if err != nil {
 				t.Fatal(err)
@@ -93,7 +99,7 @@ func TestFinishConnect(t *testing.T) {
 				t.Fatalf("state %q not kept", state)
 			}
 			*now = now.Add(tt.age)
-			_, err = s.FinishConnect(context.Background(), states, tt.user, tt.query(state))
+			_, err = s.FinishConnect(context.Background(), reg, tt.user, tt.query(state))
 			if tt.problem == "" {
 				if err != nil || len(reg.consents) != 1 || reg.consents[0] != tid {
 					t.Fatalf("err %v, consents %v", err, reg.consents)

@@ -1,12 +1,15 @@
 package webapp
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
 
 	"github.com/tenantsync/tenantsync/internal/onboarding"
+	"github.com/tenantsync/tenantsync/internal/postgres"
 )
 
 // connectErrorView is the model of the page explaining a refused or failed
@@ -26,25 +29,41 @@ type connectErrorView struct {
 
 // connectCallback checks the admin-consent redirect and, when it holds,
 // records the consent with its verification job, then shows /tenant.
+// Everything the callback writes shares one transaction and one commit; a
+// refused callback commits only the consumed state.
 func (s *Server) connectCallback(c echo.Context) error {
+	ctx := c.Request().Context()
 	var up *onboarding.User
 	u, signedIn := s.currentUser(c)
 	if signedIn {
 		ou := u.onboardingUser()
 		up = &ou
 	}
-	_, err := s.onboarding.FinishConnect(c.Request().Context(), s.states(c), up, c.QueryParams())
-	var ce *onboarding.ConnectError
-	if errors.As(err, &ce) {
+	var refused *onboarding.ConnectError
+	err := s.store.Tx(ctx, func(tx pgx.Tx, st *postgres.Store) error {
+		cb := callbackTx{tx: tx, store: st, jobs: s.cfg.Jobs, binding: u.Binding}
+		_, err := s.onboarding.FinishConnect(ctx, cb, up, c.QueryParams())
+		if errors.As(err, &refused) {
+			return nil // commit the taken state: it is single-use whatever the outcome
+		}
+		return err
+	})
+	if err != nil {
+		// Rolled back: take the state on its own so that it stays single-use.
+		if state := c.QueryParam("state"); state != "" {
+			if _, _, terr := s.store.ConnectStateTake(context.WithoutCancel(ctx), state, u.Binding); terr != nil {
+				s.log.ErrorContext(ctx, "consume connect state after a failed callback", "err", terr)
+			}
+		}
+		return err
+	}
+	if refused != nil {
 		v := &connectErrorView{
 			Layout:  Layout{Title: "Your organization is not connected"},
-			Problem: ce.Problem, Code: ce.Code, Description: ce.Description, AdminLink: ce.AdminLink,
+			Problem: refused.Problem, Code: refused.Code, Description: refused.Description, AdminLink: refused.AdminLink,
 			SignedInTenant: u.TenantID,
 		}
-		return s.render(c, statusOf(err), "connect_error", v)
-	}
-	if err != nil {
-		return err
+		return s.render(c, statusOf(refused), "connect_error", v)
 	}
 	// A query flag rather than a session flash: no extra session write.
 	return c.Redirect(http.StatusSeeOther, "/tenant?connected=1")

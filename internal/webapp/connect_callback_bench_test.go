@@ -10,12 +10,12 @@ import (
 )
 
 // BenchmarkConnectCallback measures one successful /connect/callback through
-// the whole middleware chain against real Postgres: session load, state
-// take (DELETE … RETURNING), one transaction with the tenant upsert, its
-// event and River's InsertTx of VerifyTenant, and the redirect.
+// the whole middleware chain against real Postgres: session load, then one
+// transaction with the state take (DELETE … RETURNING), the tenant upsert
+// with its event, and River's InsertTx of VerifyTenant, and the redirect.
 // It also measures a bare one-INSERT transaction on the same database and
-// reports the ratio (x-bare-insert-tx), so machines compare fairly; the
-// path has two commits (the state take, then the consent transaction).
+// reports the ratio (x-bare-insert-tx), so machines compare fairly; both
+// have one commit.
 // BENCH_ASYNC_COMMIT=1 turns off synchronous_commit on the benchmark's
 // database to show the cost without disk flushes.
 //
@@ -30,7 +30,7 @@ func BenchmarkConnectCallback(b *testing.B) {
 
 	if os.Getenv("BENCH_ASYNC_COMMIT") == "1" {
 		// Only this benchmark's own database: shows the cost without the
-		// disk flush of each commit (as in CI, which runs fsync=off).
+		// disk flush of each commit.
 		if _, err := tb.pool.Exec(ctx, `DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET synchronous_commit = off', current_database()); END $$`); err != nil {
 			b.Fatal(err)
 		}

@@ -355,3 +355,38 @@ func TestNonAdminGetsAdminLink(t *testing.T) {
 		t.Errorf("written %+v, want nothing", got)
 	}
 }
+
+// TestConnectCallbackFailedWriteStoresNothing: when the consent transaction
+// fails in the database, the tenant, its event and its job are all rolled
+// back, the page says nothing of the state, and the state is still spent.
+func TestConnectCallbackFailedWriteStoresNothing(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	ctx := context.Background()
+	if _, err := tb.pool.Exec(ctx, `
+		CREATE FUNCTION refuse_event() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'tenant_events refused by the test'; END $$;
+		CREATE TRIGGER refuse_event BEFORE INSERT ON tenant_events FOR EACH ROW EXECUTE FUNCTION refuse_event();`); err != nil {
+		t.Fatal(err)
+	}
+	br := tb.browser(t)
+	br.signIn(contosoAdm)
+	state := br.connectState()
+	res, body := br.get("/connect/callback?"+successQuery(state, contosoID).Encode(), false)
+	if res.StatusCode != http.StatusInternalServerError || strings.Contains(body, state) || strings.Contains(body, "refused by the test") {
+		t.Fatalf("status %d: %.800s", res.StatusCode, body)
+	}
+	if got := countWritten(t, tb.pool); got != (written{}) {
+		t.Errorf("written %+v after a failed transaction, want nothing", got)
+	}
+	if _, err := tb.pool.Exec(ctx, `DROP TRIGGER refuse_event ON tenant_events`); err != nil {
+		t.Fatal(err)
+	}
+	res, body = br.get("/connect/callback?"+successQuery(state, contosoID).Encode(), false)
+	if res.StatusCode != http.StatusBadRequest || !strings.Contains(body, "This link expired") {
+		t.Errorf("state reused after a failed transaction: status %d: %.500s", res.StatusCode, body)
+	}
+	if got := countWritten(t, tb.pool); got != (written{}) {
+		t.Errorf("written %+v, want nothing", got)
+	}
+}

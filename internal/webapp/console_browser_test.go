@@ -7,10 +7,12 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/jobs"
 	"github.com/tenantsync/tenantsync/internal/onboarding"
+	"github.com/tenantsync/tenantsync/internal/postgres"
 )
 
 // waitFor polls cond until it holds or ctx ends (no timing is asserted:
@@ -68,8 +70,11 @@ func TestBrowserConsole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewRegistry(tb.store, ins).RecordConsent(context.Background(), contosoID,
-		onboarding.User{TenantID: contosoID, Username: contosoAdm, ObjectID: "c18ec85d-fdbd-4cd0-982e-6e0d13b31cd6"}); err != nil {
+	if err := tb.store.Tx(context.Background(), func(tx pgx.Tx, st *postgres.Store) error {
+		_, err := callbackTx{tx: tx, store: st, jobs: ins}.RecordConsent(context.Background(), contosoID,
+			onboarding.User{TenantID: contosoID, Username: contosoAdm, ObjectID: "c18ec85d-fdbd-4cd0-982e-6e0d13b31cd6"})
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	startWorker(t, tb)

@@ -33,9 +33,6 @@ type consoleConfirmView struct {
 
 // consoleTenantSync requests a sync (full=1: a full resync) of the tenant.
 func (s *Server) consoleTenantSync(c echo.Context) error {
-	if s.actions == nil {
-		return s.consoleNoActions(c)
-	}
 	u, _ := s.currentUser(c)
 	id := c.Param("id")
 	full := c.FormValue("full") == "1"
@@ -60,9 +57,6 @@ func (s *Server) consoleTenantSuspend(c echo.Context) error { return s.consoleSe
 func (s *Server) consoleTenantResume(c echo.Context) error { return s.consoleSetSuspended(c, false) }
 
 func (s *Server) consoleSetSuspended(c echo.Context, suspended bool) error {
-	if s.actions == nil {
-		return s.consoleNoActions(c)
-	}
 	u, _ := s.currentUser(c)
 	id := c.Param("id")
 	if err := s.actions.SetSuspended(c.Request().Context(), id, suspended, operatorActor(u)); err != nil {
@@ -78,9 +72,6 @@ func (s *Server) consoleSetSuspended(c echo.Context, suspended bool) error {
 // consoleTenantDisconnect disconnects the tenant and purges its copy in two
 // POSTs: the first (without confirm=yes) shows what will happen and asks.
 func (s *Server) consoleTenantDisconnect(c echo.Context) error {
-	if s.actions == nil {
-		return s.consoleNoActions(c)
-	}
 	ctx := c.Request().Context()
 	u, _ := s.currentUser(c)
 	t, err := s.store.TenantGet(ctx, c.Param("id"))
@@ -117,16 +108,5 @@ func (s *Server) consoleActionError(c echo.Context, id string, err error) error 
 	return s.render(c, http.StatusConflict, "console_message", &consoleMessageView{
 		Layout: Layout{Title: "Not possible now"}, Status: http.StatusConflict, Heading: "This cannot be done now",
 		Message: msg, BackURL: "/console/tenants/" + id, BackText: "Back to the tenant",
-	})
-}
-
-// consoleNoActions answers actions on a server built without a River
-// inserter.
-func (s *Server) consoleNoActions(c echo.Context) error {
-	return s.render(c, http.StatusServiceUnavailable, "console_message", &consoleMessageView{
-		Layout: Layout{Title: "Actions unavailable"}, Status: http.StatusServiceUnavailable,
-		Heading: "Actions are not available on this server",
-		Message: "This server cannot enqueue jobs, so it cannot sync, suspend or disconnect tenants.",
-		BackURL: "/console", BackText: "All tenants",
 	})
 }

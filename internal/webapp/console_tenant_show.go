@@ -37,8 +37,8 @@ type consoleTenantView struct {
 	Events       []domain.TenantEvent
 	Jobs         []consoleJobRow
 	JobCounts    []consoleJobCount
-	// Actions says which actions apply; nil when the server cannot enqueue jobs.
-	Actions *consoleActions
+	// Actions says which actions apply.
+	Actions consoleActions
 }
 
 // consoleActions says which buttons the tenant page offers.
@@ -168,22 +168,20 @@ func (s *Server) consoleTenantShow(c echo.Context) error {
 		}
 		v.JobCounts = append(v.JobCounts, consoleJobCount{Label: g.label, N: n})
 	}
-	if s.actions != nil {
-		a := &consoleActions{
-			CanSuspend:    !t.SyncSuspended && t.Status != domain.TenantDisconnected,
-			CanResume:     t.SyncSuspended,
-			CanDisconnect: t.Status != domain.TenantDisconnected,
-		}
-		switch {
-		case t.SyncSuspended:
-			a.WhyNoSync = "Syncing is suspended; resume it to sync."
-		case t.Status != domain.TenantActive && t.Status != domain.TenantFailing:
-			a.WhyNoSync = "Only active or failing tenants sync; this one is " + strings.ToLower(statusLabel[t.Status]) + "."
-		default:
-			a.CanSync = true
-		}
-		v.Actions = a
+	a := consoleActions{
+		CanSuspend:    !t.SyncSuspended && t.Status != domain.TenantDisconnected,
+		CanResume:     t.SyncSuspended,
+		CanDisconnect: t.Status != domain.TenantDisconnected,
 	}
+	switch {
+	case t.SyncSuspended:
+		a.WhyNoSync = "Syncing is suspended; resume it to sync."
+	case t.Status != domain.TenantActive && t.Status != domain.TenantFailing:
+		a.WhyNoSync = "Only active or failing tenants sync; this one is " + strings.ToLower(statusLabel[t.Status]) + "."
+	default:
+		a.CanSync = true
+	}
+	v.Actions = a
 	return s.render(c, http.StatusOK, "console_tenant", v)
 }
 

@@ -58,10 +58,10 @@ func consoleTenantSamplePages(now time.Time, tn domain.Tenant, run domain.SyncRu
 			Events:    []domain.TenantEvent{{At: now, Kind: "status_changed", FromStatus: "pending", ToStatus: "active", Reason: "verified", Actor: "worker"}},
 			Jobs:      []consoleJobRow{{TenantJob: jobsSample(now), State: "failed", StateClass: "bad"}},
 			JobCounts: []consoleJobCount{{Label: "queued", N: 1}},
-			Actions:   &consoleActions{CanSync: true, CanSuspend: true, CanDisconnect: true}},
+			Actions:   consoleActions{CanSync: true, CanSuspend: true, CanDisconnect: true}},
 		&consoleTenantView{Layout: Layout{Title: "Contoso"}, Tenant: bad, StatusLabel: "Failing", Problem: currentProblem(bad, runs),
 			Roles: []roleCoverage{{Role: "User.Read.All"}}, MissingRoles: true,
-			Actions: &consoleActions{CanResume: true, WhyNoSync: "Syncing is suspended; resume it to sync."}},
+			Actions: consoleActions{CanResume: true, WhyNoSync: "Syncing is suspended; resume it to sync."}},
 		&consoleTenantView{Layout: Layout{Title: "Contoso"}, Tenant: tn},
 	}
 }

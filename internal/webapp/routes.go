@@ -34,9 +34,7 @@ func (s *Server) routes() {
 
 	// JSON API (bearer OPERATOR_API_TOKEN; off when unset), with its own
 	// routes table in internal/api. CSRF and sessions are skipped for /api/.
-	if s.actions != nil {
-		api.Register(e.Group("/api/v1"), api.Config{Token: s.cfg.APIToken, Store: s.store, Actions: s.actions, Logger: s.log})
-	}
+	api.Register(e.Group("/api/v1"), api.Config{Token: s.cfg.APIToken, Store: s.store, Actions: s.actions, Logger: s.log})
 
 	// Operations.
 	e.GET("/healthz", s.healthz)

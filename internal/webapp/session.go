@@ -131,11 +131,6 @@ func (st sessionStates) Put(ctx context.Context, state string, issued time.Time)
 	return st.store.ConnectStatePut(ctx, state, st.binding, issued)
 }
 
-// Take consumes state and reports whether this session held it.
-func (st sessionStates) Take(ctx context.Context, state string) (time.Time, bool, error) {
-	return st.store.ConnectStateTake(ctx, state, st.binding)
-}
-
 // states returns the connect states of the request's session.
 func (s *Server) states(c echo.Context) sessionStates {
 	u, _ := s.currentUser(c)

@@ -44,9 +44,7 @@ type Config struct {
 	Jobs *river.Client[pgx.Tx]
 	// SignIn runs OpenID Connect sign-in.
 	SignIn *entra.SignIn
-	// Onboarding applies the connect rules; nil builds one over Store and Jobs.
-	Onboarding *onboarding.Service
-	// ConsentURL builds admin-consent URLs (used when Onboarding is nil).
+	// ConsentURL builds admin-consent URLs.
 	ConsentURL func(tenantID, state string) string
 	// Logger receives the request log and 5xx errors; nil means slog.Default().
 	Logger *slog.Logger
@@ -123,13 +121,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.SessionCleanup == 0 {
 		cfg.SessionCleanup = 5 * time.Minute
 	}
-	ob := cfg.Onboarding
-	if ob == nil {
-		if cfg.Jobs == nil || cfg.ConsentURL == nil {
-			return nil, errors.New("webapp: onboarding, or jobs and consent URL, are required")
-		}
-		ob = onboarding.New(onboarding.Config{Registry: NewRegistry(cfg.Store, cfg.Jobs), ConsentURL: cfg.ConsentURL, Now: cfg.Now})
+	if cfg.Jobs == nil || cfg.ConsentURL == nil {
+		return nil, errors.New("webapp: jobs and consent URL are required")
 	}
+	ob := onboarding.New(onboarding.Config{Registry: NewRegistry(cfg.Store, cfg.Jobs), ConsentURL: cfg.ConsentURL, Now: cfg.Now})
 	p, err := parsePages()
 	if err != nil {
 		return nil, err
@@ -143,9 +138,7 @@ func New(cfg Config) (*Server, error) {
 		secure:  strings.EqualFold(base.Scheme, "https"),
 		metrics: cfg.Metrics,
 	}
-	if cfg.Jobs != nil {
-		s.actions = operator.New(cfg.Store, cfg.Jobs)
-	}
+	s.actions = operator.New(cfg.Store, cfg.Jobs)
 	if s.schema, err = postgres.NewMigrator(cfg.Pool, nil); err != nil {
 		return nil, err
 	}
