@@ -2,7 +2,7 @@
 // customer organization: connect states bound to the browser session,
 // single-use and short-lived; the checks of the admin-consent callback; and
 // the transactional hand-over to the worker. It knows no HTTP framework and
-// no SQL: it declares the small interfaces it needs (States, Registry) and
+// no SQL: it declares the small interfaces it needs (States, Callback, Registry) and
 // imports domain only.
 package onboarding
 
@@ -72,16 +72,23 @@ type States interface {
 
 // Callback is the storage of one connect callback. The caller binds it to
 // one transaction and commits that transaction when FinishConnect returns
-// nil or a *ConnectError: a refused callback still consumes its state, and a
+// nil or a *ConnectError: a refused callback still spends its state, and a
 // successful one costs a single commit.
 type Callback interface {
-	// TakeState forgets state whoever presents it (single use under
-	// concurrent requests too) and says when it was issued if this session
-	// held it.
-	TakeState(ctx context.Context, state string) (issued time.Time, ok bool, err error)
-	// RecordConsent upserts the tenant as pending with who consented, records
-	// the event and enqueues its verification.
-	RecordConsent(ctx context.Context, tenantID string, by User) (domain.Tenant, error)
+	// Take spends state whoever presents it (single use under concurrent
+	// requests too) and reports whether this browser session held it with
+	// an issue time in [notBefore, notAfter]. When it did and consent is not
+	// nil, Take records the consent as well: the tenant upserted as pending,
+	// its event and its verification job. The state is checked where the
+	// consent is written, so a good callback needs no extra round trip.
+	Take(ctx context.Context, state string, notBefore, notAfter time.Time, consent *Consent) (held bool, t domain.Tenant, err error)
+}
+
+// Consent is an admin consent to record: the tenant (lower case) and who
+// gave it.
+type Consent struct {
+	TenantID string
+	By       User
 }
 
 // Registry records disconnections, each in one transaction together with
@@ -178,26 +185,41 @@ func refuse(p Problem, kind error) *ConnectError { return &ConnectError{Problem:
 
 // FinishConnect checks an admin-consent callback (facts §1.1, §1.3) and, when
 // every check passes, records the consent and enqueues its verification
-// through cb. u is nil when nobody is signed in. The state is taken before
-// anything else, so it is single-use whatever the outcome.
+// through cb. u is nil when nobody is signed in. The state is spent whatever
+// the outcome, and a refusal for the state comes before any other: the
+// answer is judged first only so that a good one is recorded in the same
+// round trip that spends its state.
 func (s *Service) FinishConnect(ctx context.Context, cb Callback, u *User, q url.Values) (domain.Tenant, error) {
 	state := q.Get("state")
 	if state == "" {
 		return domain.Tenant{}, refuse(ProblemState, domain.ErrInvalid)
 	}
-	issued, ok, err := cb.TakeState(ctx, state)
+	var verdict *ConnectError
+	var consent *Consent
+	if u != nil {
+		if verdict = s.judge(*u, q); verdict == nil {
+			consent = &Consent{TenantID: strings.ToLower(q.Get("tenant")), By: *u}
+		}
+	}
+	now := s.now()
+	held, t, err := cb.Take(ctx, state, now.Add(-StateTTL), now.Add(time.Minute), consent)
 	if err != nil {
-		return domain.Tenant{}, fmt.Errorf("take connect state: %w", err)
+		return domain.Tenant{}, fmt.Errorf("connect callback: %w", err)
 	}
-	if u == nil {
+	switch {
+	case u == nil:
 		return domain.Tenant{}, refuse(ProblemNotSignedIn, domain.ErrUnauthorized)
-	}
-	if !ok {
+	case !held:
 		return domain.Tenant{}, refuse(ProblemState, domain.ErrInvalid)
+	case verdict != nil:
+		return domain.Tenant{}, verdict
 	}
-	if age := s.now().Sub(issued); age > StateTTL || age < -time.Minute {
-		return domain.Tenant{}, refuse(ProblemState, domain.ErrInvalid)
-	}
+	return t, nil
+}
+
+// judge checks the answer of the admin-consent endpoint for the signed-in
+// user u; nil means the consent may be recorded.
+func (s *Service) judge(u User, q url.Values) *ConnectError {
 	// Error redirects still carry admin_consent=True (facts §1.1): look at
 	// error first.
 	if code := q.Get("error"); code != "" {
@@ -213,28 +235,24 @@ func (s *Service) FinishConnect(ctx context.Context, cb Callback, u *User, q url
 		if e.Problem == ProblemNeedsAdmin {
 			e.AdminLink = s.AdminLink(u.TenantID)
 		}
-		return domain.Tenant{}, e
+		return e
 	}
 	if !strings.EqualFold(q.Get("admin_consent"), "true") {
-		return domain.Tenant{}, refuse(ProblemNotConsented, domain.ErrInvalid)
+		return refuse(ProblemNotConsented, domain.ErrInvalid)
 	}
 	tenant := q.Get("tenant")
 	if !domain.IsGUID(tenant) {
-		return domain.Tenant{}, refuse(ProblemMalformed, domain.ErrInvalid)
+		return refuse(ProblemMalformed, domain.ErrInvalid)
 	}
 	if strings.EqualFold(tenant, personalAccountTenantID) {
-		return domain.Tenant{}, refuse(ProblemPersonalAccount, domain.ErrForbidden)
+		return refuse(ProblemPersonalAccount, domain.ErrForbidden)
 	}
 	// Never trust tenant on its own (facts §1.3): it must be the tenant the
 	// user signed in to.
 	if !strings.EqualFold(tenant, u.TenantID) {
-		return domain.Tenant{}, refuse(ProblemOtherOrg, domain.ErrForbidden)
+		return refuse(ProblemOtherOrg, domain.ErrForbidden)
 	}
-	t, err := cb.RecordConsent(ctx, strings.ToLower(tenant), *u)
-	if err != nil {
-		return domain.Tenant{}, fmt.Errorf("record consent of tenant %s: %w", tenant, err)
-	}
-	return t, nil
+	return nil
 }
 
 var aadstsCode = regexp.MustCompile(`^AADSTS(\d+)`)

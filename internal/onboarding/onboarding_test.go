@@ -25,15 +25,17 @@ type recorder struct {
 	consents, disconnects []string
 }
 
-func (r *recorder) TakeState(_ context.Context, s string) (time.Time, bool, error) {
+func (r *recorder) Take(_ context.Context, s string, notBefore, notAfter time.Time, c *Consent) (bool, domain.Tenant, error) {
 	at, ok := r.states[s]
 	delete(r.states, s)
-	return at, ok, nil
-}
-
-func (r *recorder) RecordConsent(_ context.Context, id string, _ User) (domain.Tenant, error) {
-	r.consents = append(r.consents, id)
-	return domain.Tenant{ID: id, Status: domain.TenantPending}, nil
+	if !ok || at.Before(notBefore) || at.After(notAfter) {
+		return false, domain.Tenant{}, nil
+	}
+	if c == nil {
+		return true, domain.Tenant{}, nil
+	}
+	r.consents = append(r.consents, c.TenantID)
+	return true, domain.Tenant{ID: c.TenantID, Status: domain.TenantPending}, nil
 }
 
 func (r *recorder) Disconnect(_ context.Context, id string, _ User) error {

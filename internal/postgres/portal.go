@@ -3,12 +3,13 @@ package postgres
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/tenantsync/tenantsync/internal/domain"
 )
 
 // connectStateKeep is how long unused connect states stay before they are
@@ -33,24 +34,42 @@ func (s *Store) ConnectStatePut(ctx context.Context, state, binding string, issu
 	return nil
 }
 
-const connectStateTake = `DELETE FROM connect_states WHERE state_hash = $1 RETURNING binding_hash, issued_at`
+// connectStateTake spends a state whoever presents it and says whether the
+// binding held it, issued in [$3, $4].
+const connectStateTake = `DELETE FROM connect_states WHERE state_hash = $1
+RETURNING binding_hash = $2 AND issued_at BETWEEN $3 AND $4 AS held`
 
 // ConnectStateTake deletes a connect state whoever presents it, so it is
-// used once even under concurrent requests, and returns when it was issued
-// if it was bound to binding.
-func (s *Store) ConnectStateTake(ctx context.Context, state, binding string) (time.Time, bool, error) {
+// used once even under concurrent requests, and reports whether binding
+// held it with an issue time in [notBefore, notAfter].
+func (s *Store) ConnectStateTake(ctx context.Context, state, binding string, notBefore, notAfter time.Time) (bool, error) {
 	sh, bh := sha256.Sum256([]byte(state)), sha256.Sum256([]byte(binding))
-	var stored []byte
-	var issued time.Time
-	err := s.db.QueryRow(ctx, connectStateTake, sh[:]).Scan(&stored, &issued)
+	var held bool
+	err := s.db.QueryRow(ctx, connectStateTake, sh[:], bh[:], notBefore.UTC(), notAfter.UTC()).Scan(&held)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return time.Time{}, false, nil
+		return false, nil
 	}
 	if err != nil {
-		return time.Time{}, false, fmt.Errorf("take connect state: %w", err)
+		return false, fmt.Errorf("take connect state: %w", err)
 	}
-	if binding == "" || subtle.ConstantTimeCompare(stored, bh[:]) != 1 {
-		return time.Time{}, false, nil
+	return held && binding != "", nil
+}
+
+// connectStateTakeConsent is connectStateTake ($7–$10) followed, only when
+// the state was held, by the consent of consentFrom.
+var connectStateTakeConsent = `WITH taken AS (
+	DELETE FROM connect_states WHERE state_hash = $7
+	RETURNING binding_hash = $8 AND issued_at BETWEEN $9 AND $10 AS held
+), ` + fmt.Sprintf(consentFrom, "FROM taken WHERE held")
+
+// ConnectStateTakeConsent is ConnectStateTake and, when binding held the
+// state, TenantUpsertConsented, in one statement and one round trip. held
+// says whether the consent was recorded.
+func (s *Store) ConnectStateTakeConsent(ctx context.Context, state, binding string, notBefore, notAfter time.Time, tenantID, by, byOID string) (t domain.Tenant, held bool, err error) {
+	if binding == "" {
+		ok, err := s.ConnectStateTake(ctx, state, binding, notBefore, notAfter)
+		return domain.Tenant{}, ok, err
 	}
-	return issued, true, nil
+	sh, bh := sha256.Sum256([]byte(state)), sha256.Sum256([]byte(binding))
+	return s.consent(ctx, connectStateTakeConsent, tenantID, by, byOID, sh[:], bh[:], notBefore.UTC(), notAfter.UTC())
 }

@@ -41,16 +41,17 @@ func (s *Store) tenantGet(ctx context.Context, query, id string) (domain.Tenant,
 	return t, nil
 }
 
-// tenantUpsertConsented upserts the tenant and adds its consent event in one
-// statement. Every part of a statement sees the snapshot taken when it
-// starts (PostgreSQL, "Data-Modifying Statements in WITH"), so ev reads the
-// status up replaces; the event's foreign key is checked at the end of the
-// statement, after up has inserted a new tenant. The row lock sent before it
-// in the same batch makes that status the current one.
-const tenantUpsertConsented = `
-WITH up AS (
+// consentFrom upserts the tenant as pending and adds its consent event in
+// one statement, from a source that gives the row only when the consent may
+// be recorded (%s: a FROM … WHERE clause, or nothing). Every part of a
+// statement sees the snapshot taken when it starts (PostgreSQL,
+// "Data-Modifying Statements in WITH"), so ev reads the status up replaces;
+// the event's foreign key is checked at the end of the statement, after up
+// has inserted a new tenant. The row lock sent before it in the same batch
+// (consent) makes that status the current one.
+const consentFrom = `up AS (
 	INSERT INTO tenants (id, status, status_reason, status_changed_at, consented_at, consented_by, consented_by_oid, created_at, updated_at)
-	VALUES ($1, 'pending', $2, $3, $3, $4, $5, $3, $3)
+	SELECT $1::uuid, 'pending', $2::text, $3::timestamptz, $3, $4::text, $5::text, $3, $3 %s
 	ON CONFLICT (id) DO UPDATE SET
 		status = 'pending', status_reason = EXCLUDED.status_reason, status_changed_at = EXCLUDED.status_changed_at,
 		consented_at = EXCLUDED.consented_at, consented_by = EXCLUDED.consented_by,
@@ -58,36 +59,51 @@ WITH up AS (
 	RETURNING ` + tenantColumns + `
 ), ev AS (
 	INSERT INTO tenant_events (tenant_id, at, kind, from_status, to_status, reason, actor)
-	VALUES ($1, $3, $6, coalesce((SELECT status FROM tenants WHERE id = $1), ''), 'pending', $2, $4)
+	SELECT $1::uuid, $3, $6::text, coalesce((SELECT status FROM tenants WHERE id = $1::uuid), ''), 'pending', $2, $4 FROM up
 )
 SELECT * FROM up`
 
+var tenantUpsertConsented = "WITH " + fmt.Sprintf(consentFrom, "")
+
+// consentReason is the status reason of a tenant whose consent awaits
+// verification.
+const consentReason = "admin consent granted; waiting for verification"
+
 // TenantUpsertConsented records a fresh admin consent: the tenant (new or
 // reconnecting from any state) becomes pending, and the history says who
-// consented. Run it inside Tx together with the verification job. The lock
-// and the upsert travel in one round trip.
+// consented. Run it inside Tx together with the verification job.
 func (s *Store) TenantUpsertConsented(ctx context.Context, id, by, byOID string) (domain.Tenant, error) {
-	const reason = "admin consent granted; waiting for verification"
+	t, _, err := s.consent(ctx, tenantUpsertConsented, id, by, byOID)
+	return t, err
+}
+
+// consent locks the tenant's row and runs query (built on consentFrom, with
+// any arguments after the first six) in the same round trip. ok is false
+// when query's source gave no row, so nothing was written.
+func (s *Store) consent(ctx context.Context, query, id, by, byOID string, more ...any) (t domain.Tenant, ok bool, err error) {
 	var b pgx.Batch
 	b.Queue(tenantStatusForUpdate, id)
-	b.Queue(tenantUpsertConsented, id, reason, s.now().UTC(), by, byOID, domain.EventConsented)
+	b.Queue(query, append([]any{id, consentReason, s.now().UTC(), by, byOID, domain.EventConsented}, more...)...)
 	res := s.db.SendBatch(ctx, &b)
 	defer res.Close()
 	if _, err := res.Exec(); err != nil {
-		return domain.Tenant{}, fmt.Errorf("lock tenant %s: %w", id, err)
+		return domain.Tenant{}, false, fmt.Errorf("lock tenant %s: %w", id, err)
 	}
 	rows, err := res.Query()
 	if err != nil {
-		return domain.Tenant{}, fmt.Errorf("upsert tenant %s: %w", id, err)
+		return domain.Tenant{}, false, fmt.Errorf("upsert tenant %s: %w", id, err)
 	}
-	t, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByPos[domain.Tenant])
+	ts, err := pgx.CollectRows(rows, pgx.RowToStructByPos[domain.Tenant])
 	if err != nil {
-		return domain.Tenant{}, fmt.Errorf("upsert tenant %s: %w", id, err)
+		return domain.Tenant{}, false, fmt.Errorf("upsert tenant %s: %w", id, err)
 	}
 	if err := res.Close(); err != nil {
-		return domain.Tenant{}, fmt.Errorf("upsert tenant %s: %w", id, err)
+		return domain.Tenant{}, false, fmt.Errorf("upsert tenant %s: %w", id, err)
 	}
-	return t, nil
+	if len(ts) == 0 {
+		return domain.Tenant{}, false, nil
+	}
+	return ts[0], true, nil
 }
 
 const tenantStatusForUpdate = `SELECT status FROM tenants WHERE id = $1 FOR UPDATE`

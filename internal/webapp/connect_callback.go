@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
@@ -49,9 +50,10 @@ func (s *Server) connectCallback(c echo.Context) error {
 		return err
 	})
 	if err != nil {
-		// Rolled back: take the state on its own so that it stays single-use.
+		// Rolled back: spend the state on its own so that it stays
+		// single-use (only spent, so no window is needed).
 		if state := c.QueryParam("state"); state != "" {
-			if _, _, terr := s.store.ConnectStateTake(context.WithoutCancel(ctx), state, u.Binding); terr != nil {
+			if _, terr := s.store.ConnectStateTake(context.WithoutCancel(ctx), state, u.Binding, time.Time{}, time.Time{}); terr != nil {
 				s.log.ErrorContext(ctx, "consume connect state after a failed callback", "err", terr)
 			}
 		}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/jobs"
-	"github.com/tenantsync/tenantsync/internal/onboarding"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 )
 
@@ -71,8 +70,10 @@ func TestBrowserConsole(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := tb.store.Tx(context.Background(), func(tx pgx.Tx, st *postgres.Store) error {
-		_, err := callbackTx{tx: tx, store: st, jobs: ins}.RecordConsent(context.Background(), contosoID,
-			onboarding.User{TenantID: contosoID, Username: contosoAdm, ObjectID: "c18ec85d-fdbd-4cd0-982e-6e0d13b31cd6"})
+		if _, err := st.TenantUpsertConsented(context.Background(), contosoID, contosoAdm, "c18ec85d-fdbd-4cd0-982e-6e0d13b31cd6"); err != nil {
+			return err
+		}
+		_, err := ins.InsertTx(context.Background(), tx, jobs.VerifyTenantArgs{TenantID: contosoID}, nil)
 		return err
 	}); err != nil {
 		t.Fatal(err)

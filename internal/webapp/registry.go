@@ -47,20 +47,20 @@ type callbackTx struct {
 
 var _ onboarding.Callback = callbackTx{}
 
-// TakeState consumes state and reports whether this session held it.
-func (c callbackTx) TakeState(ctx context.Context, state string) (time.Time, bool, error) {
-	return c.store.ConnectStateTake(ctx, state, c.binding)
-}
-
-// RecordConsent upserts the tenant as pending (with the event) and inserts
-// its VerifyTenant job.
-func (c callbackTx) RecordConsent(ctx context.Context, tenantID string, by onboarding.User) (domain.Tenant, error) {
-	t, err := c.store.TenantUpsertConsented(ctx, tenantID, by.Actor(), by.ObjectID)
-	if err != nil {
-		return domain.Tenant{}, err
+// Take spends state and, when this session held it and c is set, records
+// the consent: the tenant and its event in the round trip that checks the
+// state, then its VerifyTenant job.
+func (cb callbackTx) Take(ctx context.Context, state string, notBefore, notAfter time.Time, c *onboarding.Consent) (bool, domain.Tenant, error) {
+	if c == nil {
+		held, err := cb.store.ConnectStateTake(ctx, state, cb.binding, notBefore, notAfter)
+		return held, domain.Tenant{}, err
 	}
-	if _, err := c.jobs.InsertTx(ctx, c.tx, jobs.VerifyTenantArgs{TenantID: tenantID}, nil); err != nil {
-		return domain.Tenant{}, fmt.Errorf("enqueue verification of tenant %s: %w", tenantID, err)
+	t, held, err := cb.store.ConnectStateTakeConsent(ctx, state, cb.binding, notBefore, notAfter, c.TenantID, c.By.Actor(), c.By.ObjectID)
+	if err != nil || !held {
+		return held, domain.Tenant{}, err
 	}
-	return t, nil
+	if _, err := cb.jobs.InsertTx(ctx, cb.tx, jobs.VerifyTenantArgs{TenantID: c.TenantID}, nil); err != nil {
+		return false, domain.Tenant{}, fmt.Errorf("enqueue verification of tenant %s: %w", c.TenantID, err)
+	}
+	return true, t, nil
 }
