@@ -88,6 +88,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Logger:           logger,
 		APIToken:         c.OperatorAPIToken.Reveal(),
 		OperatorTenantID: c.OperatorTenantID,
+		TrustedProxies:   c.TrustedProxies,
 	})
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
@@ -106,6 +107,27 @@ type Server struct {
 	HTTPAddr         string `env:"HTTP_ADDR" envDefault:":8080"`
 	OperatorTenantID string `env:"OPERATOR_TENANT_ID"`
 	OperatorAPIToken Secret `env:"OPERATOR_API_TOKEN"`
+	// TrustedProxies are the load balancers (comma-separated CIDRs) whose
+	// X-Forwarded-For names the client for the callbacks' rate limit;
+	// empty means clients connect directly.
+	TrustedProxies Prefixes `env:"TRUSTED_PROXIES"`
+}
+
+// Prefixes are comma-separated CIDRs, spaces allowed around each.
+type Prefixes []netip.Prefix
+
+// UnmarshalText parses comma-separated CIDRs.
+func (p *Prefixes) UnmarshalText(b []byte) error {
+	var out Prefixes
+	for _, f := range strings.Split(string(b), ",") {
+		pfx, err := netip.ParsePrefix(strings.TrimSpace(f))
+		if err != nil {
+			return err
+		}
+		out = append(out, pfx)
+	}
+	*p = out
+	return nil
 }
 
 // Worker configures cmd/worker.
@@ -196,8 +218,8 @@ func parse[T any](getenv func(string) string) (T, error) {
 	if err == nil {
 		return c, nil
 	}
-	// Name the variable, not the Go field; only durations and ints can fail
-	// to parse, so no secret value reaches the message.
+	// Name the variable, not the Go field; only durations, ints and CIDRs
+	// can fail to parse, so no secret value reaches the message.
 	var agg env.AggregateError
 	if !errors.As(err, &agg) {
 		return c, fmt.Errorf("configuration: %w", err)

@@ -168,3 +168,18 @@ func TestSecretsMasked(t *testing.T) {
 		}
 	}
 }
+
+func TestTrustedProxies(t *testing.T) {
+	t.Parallel()
+	c, err := LoadServer(envOf(with(base(), "TRUSTED_PROXIES", "10.0.0.0/8, 2001:db8::/32")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(c.TrustedProxies); got != "[10.0.0.0/8 2001:db8::/32]" {
+		t.Errorf("TRUSTED_PROXIES read as %s", got)
+	}
+	_, err = LoadServer(envOf(with(base(), "TRUSTED_PROXIES", "10.0.0.1")))
+	if err == nil || !strings.Contains(err.Error(), "TRUSTED_PROXIES") {
+		t.Errorf("a bare address: %v, want an error naming TRUSTED_PROXIES", err)
+	}
+}

@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -50,6 +52,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock of sign-in and connect states; nil means time.Now.
 	Now func() time.Time
+	// TrustedProxies are the load balancers whose X-Forwarded-For names the
+	// client; empty means the peer address is the client.
+	TrustedProxies []netip.Prefix
 	// CallbackRate is the requests per second allowed per client IP on
 	// /auth/callback and /connect/callback; 0 means 2.
 	CallbackRate rate.Limit
@@ -148,13 +153,27 @@ func New(cfg Config) (*Server, error) {
 	go s.sweepSessions(cfg.SessionCleanup)
 	s.echo = echo.New()
 	s.echo.HideBanner, s.echo.HidePort = true, true
-	// Without an extractor, echo v4 trusts a spoofable X-Forwarded-For
-	// (libraries §6); the rate limiter keys on this address.
-	s.echo.IPExtractor = echo.ExtractIPDirect()
+	s.echo.IPExtractor = clientIP(cfg.TrustedProxies)
 	s.echo.HTTPErrorHandler = s.handleError
 	s.middleware()
 	s.routes()
 	return s, nil
+}
+
+// clientIP extracts the client address the callbacks' rate limit keys on.
+// Without an extractor, echo v4 trusts a spoofable X-Forwarded-For
+// (libraries §6); behind load balancers, only the hops they add are
+// believed, and nothing is trusted for being private or loopback.
+func clientIP(trusted []netip.Prefix) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range trusted {
+		p = p.Masked()
+		opts = append(opts, echo.TrustIPRange(&net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
 // ServeHTTP serves a request.
