@@ -11,8 +11,9 @@ import (
 
 // BenchmarkConnectCallback measures one successful /connect/callback through
 // the whole middleware chain against real Postgres: session load, then one
-// transaction with the state take (DELETE … RETURNING), the tenant upsert
-// with its event, and River's InsertTx of VerifyTenant, and the redirect.
+// transaction holding the state take and the tenant upsert with its event
+// (one statement, batched with the tenant's row lock) and River's InsertTx
+// of VerifyTenant, and the redirect: five round trips.
 // It also measures a bare one-INSERT transaction on the same database and
 // reports the ratio (x-bare-insert-tx), so machines compare fairly; both
 // have one commit.
