@@ -20,6 +20,7 @@ import (
 
 	"github.com/tenantsync/tenantsync/internal/config"
 	"github.com/tenantsync/tenantsync/internal/entra"
+	"github.com/tenantsync/tenantsync/internal/health"
 	"github.com/tenantsync/tenantsync/internal/jobs"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 	"github.com/tenantsync/tenantsync/internal/webapp"
@@ -47,7 +48,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			}
 			return postgres.MigrateCommand(ctx, c.DatabaseURL.Reveal(), config.NewLogger(c.Common, stdout), stdout)
 		case "healthcheck":
-			return healthcheck(ctx, getenv("HTTP_ADDR"))
+			return health.Probe(ctx, "HTTP_ADDR", getenv("HTTP_ADDR"), ":8080")
 		default:
 			return fmt.Errorf("unknown command %q (want migrate, healthcheck or none)", args[0])
 		}
@@ -114,33 +115,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("shutdown: %w", err)
-	}
-	return nil
-}
-
-// healthcheck GETs http://127.0.0.1:{port of HTTP_ADDR}/healthz.
-func healthcheck(ctx context.Context, addr string) error {
-	if addr == "" {
-		addr = ":8080"
-	}
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil || port == "" {
-		return fmt.Errorf("HTTP_ADDR %q has no port", addr)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort("127.0.0.1", port)+"/healthz", nil)
-	if err != nil {
-		return err
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("healthcheck: %w", err)
-	}
-	defer res.Body.Close()
-	_, _ = io.Copy(io.Discard, res.Body)
-	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("healthcheck: /healthz answered %s", res.Status)
 	}
 	return nil
 }

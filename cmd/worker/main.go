@@ -2,7 +2,8 @@
 // consents, syncing directories, purging offboarded tenants, and (on the
 // elected leader) the periodic sync fan-out. `worker migrate` applies the
 // database migrations and exits; `worker healthcheck` asks a running
-// worker's admin listener for /healthz (for container health checks).
+// worker's admin listener for /healthz on 127.0.0.1 and exits non-zero
+// unless it answers 200 (for container health checks).
 package main
 
 import (
@@ -15,15 +16,13 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tenantsync/tenantsync/internal/config"
 	"github.com/tenantsync/tenantsync/internal/entra"
 	"github.com/tenantsync/tenantsync/internal/graph"
+	"github.com/tenantsync/tenantsync/internal/health"
 	"github.com/tenantsync/tenantsync/internal/jobs"
 	"github.com/tenantsync/tenantsync/internal/metrics"
 	"github.com/tenantsync/tenantsync/internal/postgres"
@@ -53,7 +52,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			}
 			return postgres.MigrateCommand(ctx, c.DatabaseURL.Reveal(), config.NewLogger(c.Common, stdout), stdout)
 		case "healthcheck":
-			return healthcheck(ctx, getenv("WORKER_ADMIN_ADDR"))
+			return health.Probe(ctx, "WORKER_ADMIN_ADDR", getenv("WORKER_ADMIN_ADDR"), ":8081")
 		default:
 			return fmt.Errorf("unknown command %q (want migrate, healthcheck or none)", args[0])
 		}
@@ -101,7 +100,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err := registerGauges(m, store); err != nil {
 		return err
 	}
-	admin, err := startAdmin(c.AdminAddr, pool, m, logger)
+	ready, err := health.NewChecker(pool)
+	if err != nil {
+		return err
+	}
+	defer ready.Close() //nolint:errcheck // a handle over the pool
+	admin, err := startAdmin(c.AdminAddr, ready, m, logger)
 	if err != nil {
 		return err
 	}
@@ -141,33 +145,22 @@ func registerGauges(m *metrics.Metrics, store *postgres.Store) error {
 
 // startAdmin serves /healthz (the process is up), /readyz (the database
 // answers and its schema is current) and /metrics.
-func startAdmin(addr string, pool *pgxpool.Pool, m *metrics.Metrics, logger *slog.Logger) (io.Closer, error) {
-	// Built once: /readyz asks it on every probe.
-	schema, err := postgres.NewMigrator(pool, nil)
-	if err != nil {
-		return nil, err
-	}
+func startAdmin(addr string, ready *health.Checker, m *metrics.Metrics, logger *slog.Logger) (io.Closer, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n") //nolint:errcheck
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
-		defer cancel()
-		if err := pool.Ping(ctx); err != nil {
-			http.Error(w, "database unreachable", http.StatusServiceUnavailable)
+		if err := ready.Check(r.Context()); err != nil {
+			logger.Warn("not ready", "error", err.Error())
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
-		if err := schema.Check(ctx); err != nil {
-			http.Error(w, "database schema is not current", http.StatusServiceUnavailable)
-			return
-		}
-		io.WriteString(w, "ready\n") //nolint:errcheck
+		io.WriteString(w, "ok\n") //nolint:errcheck
 	})
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		schema.Close() //nolint:errcheck // a handle over the pool
 		return nil, fmt.Errorf("admin listener on %s: %w", addr, err)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
@@ -177,30 +170,4 @@ func startAdmin(addr string, pool *pgxpool.Pool, m *metrics.Metrics, logger *slo
 		}
 	}()
 	return srv, nil
-}
-
-// healthcheck GETs http://127.0.0.1{addr}/healthz; addr is WORKER_ADMIN_ADDR
-// (":8081" by default, or host:port).
-func healthcheck(ctx context.Context, addr string) error {
-	if addr == "" {
-		addr = ":8081"
-	}
-	if strings.HasPrefix(addr, ":") {
-		addr = "127.0.0.1" + addr
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/healthz", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("healthcheck: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("healthcheck: %s", resp.Status)
-	}
-	return nil
 }

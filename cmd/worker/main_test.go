@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,5 +69,18 @@ func TestRunServesHealthAndStops(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"healthcheck"}, getenv, &out); err == nil {
 		t.Errorf("healthcheck passed after stop")
+	}
+}
+
+func TestHealthcheckNeedsAPort(t *testing.T) {
+	t.Parallel()
+	err := run(context.Background(), []string{"healthcheck"}, func(k string) string {
+		if k == "WORKER_ADMIN_ADDR" {
+			return "localhost"
+		}
+		return ""
+	}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `WORKER_ADMIN_ADDR "localhost" has no port`) {
+		t.Fatalf("healthcheck with no port: %v", err)
 	}
 }

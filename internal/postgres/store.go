@@ -53,12 +53,6 @@ func (s *Store) Tx(ctx context.Context, fn func(tx pgx.Tx, st *Store) error) err
 	return nil
 }
 
-// Ping checks the database answers.
-func (s *Store) Ping(ctx context.Context) error {
-	var one int
-	return s.db.QueryRow(ctx, "SELECT 1").Scan(&one)
-}
-
 // notFound turns pgx.ErrNoRows into domain.ErrNotFound.
 func notFound(err error) error {
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -13,7 +13,7 @@ func (s *Server) healthz(c echo.Context) error {
 
 // readyz says the database answers and its schema is current.
 func (s *Server) readyz(c echo.Context) error {
-	if err := s.ready(c.Request().Context()); err != nil {
+	if err := s.ready.Check(c.Request().Context()); err != nil {
 		s.log.Warn("not ready", "err", err)
 		return c.String(http.StatusServiceUnavailable, "not ready\n")
 	}

@@ -26,6 +26,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/tenantsync/tenantsync/internal/entra"
+	"github.com/tenantsync/tenantsync/internal/health"
 	"github.com/tenantsync/tenantsync/internal/metrics"
 	"github.com/tenantsync/tenantsync/internal/onboarding"
 	"github.com/tenantsync/tenantsync/internal/operator"
@@ -93,7 +94,7 @@ type Server struct {
 	secure     bool
 	metrics    *metrics.Metrics
 	actions    *operator.Actions
-	schema     *postgres.Migrator // built once: /readyz asks it on every probe
+	ready      *health.Checker // built once: /readyz asks it on every probe
 }
 
 // New builds the server: templates parsed once, middleware and routes set.
@@ -144,7 +145,7 @@ func New(cfg Config) (*Server, error) {
 		metrics: cfg.Metrics,
 	}
 	s.actions = operator.New(cfg.Store, cfg.Jobs)
-	if s.schema, err = postgres.NewMigrator(cfg.Pool, nil); err != nil {
+	if s.ready, err = health.NewChecker(cfg.Pool); err != nil {
 		return nil, err
 	}
 	// pgxstore's own cleanup goroutine races on its stop channel; sweep here.
@@ -187,7 +188,7 @@ func (s *Server) Echo() *echo.Echo { return s.echo }
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		close(s.stop)
-		s.schema.Close() //nolint:errcheck // a handle over the pool
+		s.ready.Close() //nolint:errcheck // a handle over the pool
 	})
 	<-s.stopped
 }
@@ -209,12 +210,4 @@ func (s *Server) sweepSessions(interval time.Duration) {
 			cancel()
 		}
 	}
-}
-
-// ready reports whether the database answers and its schema is current.
-func (s *Server) ready(ctx context.Context) error {
-	if err := s.store.Ping(ctx); err != nil {
-		return fmt.Errorf("database unreachable: %w", err)
-	}
-	return s.schema.Check(ctx)
 }
