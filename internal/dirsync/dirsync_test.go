@@ -8,32 +8,21 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"go.uber.org/goleak"
 
 	"github.com/tenantsync/tenantsync/internal/dirsync"
 	"github.com/tenantsync/tenantsync/internal/domain"
-	"github.com/tenantsync/tenantsync/internal/entra"
 	"github.com/tenantsync/tenantsync/internal/entraemu"
-	"github.com/tenantsync/tenantsync/internal/graph"
 	"github.com/tenantsync/tenantsync/internal/jobs"
+	"github.com/tenantsync/tenantsync/internal/jobs/jobstest"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 	"github.com/tenantsync/tenantsync/internal/postgres/pgtest"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreTopFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
-	)
-}
+func TestMain(m *testing.M) { jobstest.VerifyNoLeaks(m) }
 
 type bundle struct {
 	srv    *entraemu.Server
 	store  *postgres.Store
-	tokens *entra.TokenSource
-	graph  *graph.Client
 	syncer *dirsync.Syncer
 	tid    string
 }
@@ -65,19 +54,7 @@ func setup(t *testing.T, o setupOpts) *bundle {
 func newBundle(t testing.TB, srv *entraemu.Server, store *postgres.Store, tid string, wrap func(dirsync.Store) dirsync.Store) *bundle {
 	t.Helper()
 	ctx := context.Background()
-	app := srv.DefaultApp()
-	hc := srv.HTTPClient()
-	tokens, err := entra.NewTokenSource(entra.TokenConfig{
-		AuthorityHost: srv.AuthorityHost, GraphBaseURL: srv.GraphBaseURL, ClientID: app.ClientID,
-		Secret: app.Secrets[0].Value, HTTPClient: hc,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gc, err := graph.New(graph.Config{BaseURL: srv.GraphBaseURL, HTTPClient: hc, Tokens: tokens})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, gc := jobstest.Clients(t, srv, "")
 	if _, err := store.TenantUpsertConsented(ctx, tid, "admin@example", "oid"); err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +65,7 @@ func newBundle(t testing.TB, srv *entraemu.Server, store *postgres.Store, tid st
 	if wrap != nil {
 		syncer = dirsync.New(jobs.NewSyncSource(gc), wrap(jobs.NewSyncStore(store)), nil)
 	}
-	return &bundle{srv: srv, store: store, tokens: tokens, graph: gc, syncer: syncer, tid: tid}
+	return &bundle{srv: srv, store: store, syncer: syncer, tid: tid}
 }
 
 // assertCopy compares the Postgres copy with the emulator's directory,

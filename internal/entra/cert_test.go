@@ -9,9 +9,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"math/big"
-	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -56,30 +53,6 @@ func emulatorWithCert(t *testing.T, certPEM []byte) *entraemu.Server {
 	seed := entraemu.SmallSeed()
 	seed.Apps[0].CertificatesPEM = append(seed.Apps[0].CertificatesPEM, string(certPEM))
 	return entraemu.StartTest(t, entraemu.Config{Seed: seed})
-}
-
-// signInCode signs upn in at the emulator and returns the code.
-func signInCode(t *testing.T, srv *entraemu.Server, s *SignIn, upn, nonce, verifier string) string {
-	t.Helper()
-	jar, _ := cookiejar.New(nil)
-	c := srv.HTTPClient()
-	c.Jar = jar
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	res, err := c.Get(s.AuthCodeURL("st", nonce, verifier))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	res, err = c.PostForm(res.Request.URL.String(), url.Values{"login": {upn}, "password": {srv.Seed().DefaultPassword}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	loc, err := url.Parse(res.Header.Get("Location"))
-	if err != nil || loc.Query().Get("code") == "" {
-		t.Fatalf("no code in %q (status %d)", res.Header.Get("Location"), res.StatusCode)
-	}
-	return loc.Query().Get("code")
 }
 
 // A server configured with only a certificate signs admins in: the code

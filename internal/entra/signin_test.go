@@ -17,15 +17,13 @@ import (
 
 const testRedirect = "http://localhost:8080/auth/callback"
 
-// rawIDToken signs upn in at the emulator and redeems the code, returning
-// the raw ID token issued for nonce.
-func rawIDToken(t *testing.T, srv *entraemu.Server, s *SignIn, upn, nonce string) string {
+// signInCode signs upn in at the emulator and returns the code.
+func signInCode(t *testing.T, srv *entraemu.Server, s *SignIn, upn, nonce, verifier string) string {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	c := srv.HTTPClient()
 	c.Jar = jar
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	verifier := oauth2.GenerateVerifier()
 	res, err := c.Get(s.AuthCodeURL("st", nonce, verifier))
 	if err != nil {
 		t.Fatal(err)
@@ -40,8 +38,17 @@ func rawIDToken(t *testing.T, srv *entraemu.Server, s *SignIn, upn, nonce string
 	if err != nil || loc.Query().Get("code") == "" {
 		t.Fatalf("no code in %q (status %d)", res.Header.Get("Location"), res.StatusCode)
 	}
+	return loc.Query().Get("code")
+}
+
+// rawIDToken signs upn in at the emulator and redeems the code, returning
+// the raw ID token issued for nonce.
+func rawIDToken(t *testing.T, srv *entraemu.Server, s *SignIn, upn, nonce string) string {
+	t.Helper()
+	verifier := oauth2.GenerateVerifier()
+	code := signInCode(t, srv, s, upn, nonce, verifier)
 	tok, err := s.oauth.Exchange(context.WithValue(context.Background(), oauth2.HTTPClient, srv.HTTPClient()),
-		loc.Query().Get("code"), oauth2.VerifierOption(verifier))
+		code, oauth2.VerifierOption(verifier))
 	if err != nil {
 		t.Fatal(err)
 	}

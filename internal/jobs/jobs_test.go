@@ -15,25 +15,17 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
-	"go.uber.org/goleak"
 
 	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/entra"
 	"github.com/tenantsync/tenantsync/internal/entraemu"
-	"github.com/tenantsync/tenantsync/internal/graph"
 	"github.com/tenantsync/tenantsync/internal/jobs"
+	"github.com/tenantsync/tenantsync/internal/jobs/jobstest"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 	"github.com/tenantsync/tenantsync/internal/postgres/pgtest"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreTopFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
-	)
-}
+func TestMain(m *testing.M) { jobstest.VerifyNoLeaks(m) }
 
 type testBundle struct {
 	srv    *entraemu.Server
@@ -92,21 +84,7 @@ func setup(t *testing.T, o opts) *testBundle {
 	if pool == nil {
 		pool = pgtest.Pool(t)
 	}
-	app := srv.DefaultApp()
-	secret := o.secret
-	if secret == "" {
-		secret = app.Secrets[0].Value
-	}
-	hc := srv.HTTPClient()
-	tokens, err := entra.NewTokenSource(entra.TokenConfig{AuthorityHost: srv.AuthorityHost, GraphBaseURL: srv.GraphBaseURL,
-		ClientID: app.ClientID, Secret: secret, HTTPClient: hc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gc, err := graph.New(graph.Config{BaseURL: srv.GraphBaseURL, HTTPClient: hc, Tokens: tokens})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tokens, gc := jobstest.Clients(t, srv, o.secret)
 	logs := &logBuffer{}
 	store := postgres.New(pool)
 	wait := o.consentWait
@@ -116,23 +94,7 @@ func setup(t *testing.T, o opts) *testBundle {
 	deps := &jobs.Deps{Store: store, Tokens: tokens, Graph: gc,
 		Logger:       slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		SyncInterval: time.Hour, ConsentPropagationWait: wait}
-	client, err := jobs.NewWorkerClient(pool, deps, jobs.ClientConfig{Concurrency: 4, Tune: func(c *river.Config) {
-		c.FetchCooldown = 10 * time.Millisecond
-		c.FetchPollInterval = 50 * time.Millisecond
-		c.Logger = slog.New(slog.DiscardHandler)
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := client.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		client.StopAndCancel(ctx) //nolint:errcheck // may be stopped already
-
-	})
+	client := jobstest.StartWorker(t, pool, deps, 4)
 	return &testBundle{srv: srv, pool: pool, store: store, tokens: tokens, client: client, logs: logs}
 }
 

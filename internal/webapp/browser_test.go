@@ -11,11 +11,10 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/riverqueue/river"
 
 	"github.com/tenantsync/tenantsync/internal/entra"
-	"github.com/tenantsync/tenantsync/internal/graph"
 	"github.com/tenantsync/tenantsync/internal/jobs"
+	"github.com/tenantsync/tenantsync/internal/jobs/jobstest"
 )
 
 // chromium returns the browser binary, skipping the test without one
@@ -81,35 +80,10 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 // database and emulator, so a connected tenant becomes active.
 func startWorker(t *testing.T, tb *testBundle) {
 	t.Helper()
-	app := tb.emu.DefaultApp()
-	hc := tb.emu.HTTPClient()
-	tokens, err := entra.NewTokenSource(entra.TokenConfig{AuthorityHost: tb.emu.AuthorityHost, GraphBaseURL: tb.emu.GraphBaseURL,
-		ClientID: app.ClientID, Secret: app.Secrets[0].Value, HTTPClient: hc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gc, err := graph.New(graph.Config{BaseURL: tb.emu.GraphBaseURL, HTTPClient: hc, Tokens: tokens})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tokens, gc := jobstest.Clients(t, tb.emu, "")
 	deps := &jobs.Deps{Store: tb.store, Tokens: tokens, Graph: gc, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		ConsentPropagationWait: 30 * time.Second}
-	client, err := jobs.NewWorkerClient(tb.pool, deps, jobs.ClientConfig{Concurrency: 2, Tune: func(c *river.Config) {
-		c.FetchCooldown = 10 * time.Millisecond
-		c.FetchPollInterval = 50 * time.Millisecond
-		c.Logger = slog.New(slog.DiscardHandler)
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := client.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = client.StopAndCancel(ctx)
-	})
+	jobstest.StartWorker(t, tb.pool, deps, 2)
 }
 
 func signInSteps(tb *testBundle, upn string) chromedp.Action[chromedp.Void] {
