@@ -130,7 +130,7 @@ type plainUser User // decodes without the accountEnabled default (PATCH merge)
 func (e *Emulator) getUser(tenantID, userID string) (User, error) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	t, slot, err := e.liveUser(tenantID, userID)
+	t, slot, err := e.live(userKind, tenantID, userID)
 	if err != nil {
 		return User{}, err
 	}

@@ -46,6 +46,49 @@ type deltaToken struct {
 
 var errBadToken = errors.New("bad token")
 
+// graphResource is what users and groups differ in for $select, delta
+// tokens, @odata.context and links.
+type graphResource struct {
+	name string // "users" or "groups": URL segment and @odata.context
+	typ  string // "user" or "group": microsoft.graph type in errors
+	kind byte   // deltaToken.kind
+	defs []propDef
+	def  propSet // the properties without $select
+}
+
+var (
+	usersRes  = &graphResource{name: "users", typ: "user", kind: 'u', defs: userProps, def: userDefault}
+	groupsRes = &graphResource{name: "groups", typ: "group", kind: 'g', defs: groupProps, def: groupDefault}
+)
+
+// selectSet parses $select; an unknown property is answered with 400
+// (ok=false).
+func (res *graphResource) selectSet(gc *graphCtx, sel string) (propSet, bool) {
+	set, unknown := parseSelect(sel, res.defs, res.def)
+	if unknown != "" {
+		gc.error(http.StatusBadRequest, "BadRequest", "Could not find a property named '"+unknown+"' on type 'microsoft.graph."+res.typ+"'.")
+		return 0, false
+	}
+	return set, true
+}
+
+// context is the @odata.context after $metadata# for set, e.g.
+// "users(displayName,mail)".
+func (res *graphResource) context(set propSet) string {
+	if set == res.def {
+		return res.name
+	}
+	return res.name + "(" + selectList(set, res.defs) + ")"
+}
+
+// selectQuery is "$select=…&" for links, empty for the default set.
+func (res *graphResource) selectQuery(set propSet) string {
+	if set == res.def {
+		return ""
+	}
+	return "$select=" + url.QueryEscape(selectList(set, res.defs)) + "&"
+}
+
 func (e *Emulator) encodeToken(tk deltaToken) string {
 	b := make([]byte, 0, 96)
 	b = append(b, 1, tk.kind, byte(tk.phase))
@@ -92,10 +135,10 @@ func (e *Emulator) decodeToken(s string) (deltaToken, error) {
 // deltaRequest resolves the request to a token, handling latest, expiry
 // (400 syncStateNotFound) and reset (410 Gone) (facts §5.2, §5.3).
 // ok=false means the response has been written.
-func (e *Emulator) deltaRequest(gc *graphCtx, t *tenantState, kind byte, defs []propDef, def propSet, resource string) (deltaToken, bool) {
+func (e *Emulator) deltaRequest(gc *graphCtx, t *tenantState, res *graphResource) (deltaToken, bool) {
 	q := lowerQuery(gc.r)
 	if t == nil {
-		gc.error(http.StatusNotFound, "Request_ResourceNotFound", "Resource '"+gc.p.tid+"' does not exist or one of its queried reference-property objects are not present.")
+		gc.notFound(gc.p.tid)
 		return deltaToken{}, false
 	}
 	for _, bad := range []string{"$orderby", "$filter", "$search", "$count"} {
@@ -111,16 +154,12 @@ func (e *Emulator) deltaRequest(gc *graphCtx, t *tenantState, kind byte, defs []
 	}
 	if hasDelta && raw != "" && raw != "latest" {
 		tk, err := e.decodeToken(raw)
-		if err != nil || tk.kind != kind || tk.tenant != t.id || tk.phase == phaseList {
+		if err != nil || tk.kind != res.kind || tk.tenant != t.id || tk.phase == phaseList {
 			gc.error(http.StatusBadRequest, "BadRequest", "The delta or skip token is malformed or belongs to another request.")
 			return deltaToken{}, false
 		}
 		if tk.gen < t.resetBelow {
-			loc := gc.base + "/v1.0/" + resource + "/delta?"
-			if tk.sel != def {
-				loc += "$select=" + url.QueryEscape(selectList(tk.sel, defs)) + "&"
-			}
-			gc.w.Header().Set("Location", loc+"$deltaToken=")
+			gc.w.Header().Set("Location", gc.base+"/v1.0/"+res.name+"/delta?"+res.selectQuery(tk.sel)+"$deltaToken=")
 			gc.error(http.StatusGone, "resyncRequired", "Resync required. The delta token is no longer valid, and the app must reset the sync state.")
 			return deltaToken{}, false
 		}
@@ -131,7 +170,7 @@ func (e *Emulator) deltaRequest(gc *graphCtx, t *tenantState, kind byte, defs []
 		if tk.phase == phaseDelta { // a later round starts at the first change after since
 			tk.phase = phaseChanges
 			log := t.userLog
-			if kind == 'g' {
+			if res.kind == 'g' {
 				log = t.groupLog
 			}
 			tk.pos = uint64(sort.Search(len(log), func(i int) bool { return log[i].seq > tk.since }))
@@ -140,22 +179,17 @@ func (e *Emulator) deltaRequest(gc *graphCtx, t *tenantState, kind byte, defs []
 		return tk, true
 	}
 	sel := q["$select"]
-	if kind == 'g' && strings.EqualFold(q["$expand"], "members") && sel != "" {
+	if res.kind == 'g' && strings.EqualFold(q["$expand"], "members") && sel != "" {
 		sel += ",members"
-	} else if kind == 'u' && q["$expand"] != "" {
+	} else if res.kind == 'u' && q["$expand"] != "" {
 		gc.error(http.StatusBadRequest, "Request_UnsupportedQuery", "Unsupported query option '$expand' for delta.")
 		return deltaToken{}, false
 	}
-	set, unknown := parseSelect(sel, defs, def)
-	if unknown != "" {
-		typ := "user"
-		if kind == 'g' {
-			typ = "group"
-		}
-		gc.error(http.StatusBadRequest, "BadRequest", "Could not find a property named '"+unknown+"' on type 'microsoft.graph."+typ+"'.")
+	set, ok := res.selectSet(gc, sel)
+	if !ok {
 		return deltaToken{}, false
 	}
-	tk := deltaToken{kind: kind, phase: phaseInitial, tenant: t.id, gen: t.deltaGen, since: t.seq, sel: set}
+	tk := deltaToken{kind: res.kind, phase: phaseInitial, tenant: t.id, gen: t.deltaGen, since: t.seq, sel: set}
 	if raw == "latest" {
 		tk.phase = phaseDelta
 	}
@@ -176,28 +210,21 @@ func (e *Emulator) pageSizeFor(r *http.Request) int {
 }
 
 // writePage assembles {"@odata.context","@odata.nextLink|deltaLink","value"}.
-func (e *Emulator) writePage(gc *graphCtx, context string, tk deltaToken, more bool, value []byte, resource string) {
+func (e *Emulator) writePage(gc *graphCtx, res *graphResource, tk deltaToken, more bool, value []byte) {
 	out := getBuf()
 	defer putBuf(out)
-	b := append((*out)[:0], `{"@odata.context":"`...)
-	b = append(b, gc.base...)
-	b = append(b, "/v1.0/$metadata#"...)
-	b = append(b, context...)
+	b := appendODataContext((*out)[:0], gc.base, res.context(tk.sel))
 	tk.issued = e.now().Unix()
-	if more {
-		b = append(b, `","@odata.nextLink":"`...)
-		b = append(b, gc.base...)
-		b = append(b, "/v1.0/"...)
-		b = append(b, resource...)
-		b = append(b, "/delta?$skiptoken="...)
-	} else {
+	link, param := `,"@odata.nextLink":"`, "/delta?$skiptoken="
+	if !more {
 		tk.phase, tk.pos, tk.moff = phaseDelta, 0, 0
-		b = append(b, `","@odata.deltaLink":"`...)
-		b = append(b, gc.base...)
-		b = append(b, "/v1.0/"...)
-		b = append(b, resource...)
-		b = append(b, "/delta?$deltatoken="...)
+		link, param = `,"@odata.deltaLink":"`, "/delta?$deltatoken="
 	}
+	b = append(b, link...)
+	b = append(b, gc.base...)
+	b = append(b, "/v1.0/"...)
+	b = append(b, res.name...)
+	b = append(b, param...)
 	b = append(b, e.encodeToken(tk)...)
 	b = append(b, `","value":[`...)
 	b = append(b, value...)
@@ -206,112 +233,122 @@ func (e *Emulator) writePage(gc *graphCtx, context string, tk deltaToken, more b
 	gc.ok(b)
 }
 
-func contextFor(resource string, set, def propSet, defs []propDef) string {
-	if set == def {
-		return resource
-	}
-	return resource + "(" + selectList(set, defs) + ")"
+// appendODataContext opens a response object with its @odata.context.
+func appendODataContext(b []byte, base, context string) []byte {
+	b = append(b, `{"@odata.context":"`...)
+	b = append(b, base...)
+	b = append(b, "/v1.0/$metadata#"...)
+	b = append(b, context...)
+	return append(b, '"')
 }
 
-// usersDelta serves GET /users/delta (facts §5.2).
-func (e *Emulator) usersDelta(gc *graphCtx) {
+// deltaPage appends the values of the delta page at tk's cursor to b and
+// returns tk with the cursor advanced and whether another page follows.
+// (tk is passed by value: a pointer would escape through the call.)
+type deltaPage func(t *tenantState, tk deltaToken, size int, b []byte) ([]byte, deltaToken, bool)
+
+// serveDelta serves GET users/delta or groups/delta: the token, a
+// deltaLink-only answer to $deltatoken=latest, and pages written by page.
+func (e *Emulator) serveDelta(gc *graphCtx, res *graphResource, page deltaPage) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	t := e.tenant(gc.p.tid)
-	tk, ok := e.deltaRequest(gc, t, 'u', userProps, userDefault, "users")
+	tk, ok := e.deltaRequest(gc, t, res)
 	if !ok {
 		return
 	}
-	ctx := contextFor("users", tk.sel, userDefault, userProps)
 	if tk.phase == phaseDelta { // $deltatoken=latest: only a deltaLink
-		e.writePage(gc, ctx, tk, false, nil, "users")
+		e.writePage(gc, res, tk, false, nil)
 		return
 	}
-	size := e.pageSizeFor(gc.r)
 	vb := getBuf()
 	defer putBuf(vb)
-	b := (*vb)[:0]
-	n := 0
-	more := false
-	if tk.phase == phaseInitial {
-		slot := int(tk.pos)
-		for ; slot < len(t.users); slot++ {
-			if r := t.users[slot]; r != nil && r.state != stateLive {
-				continue // deleted before the round: not returned
-			}
-			if n == size {
-				more = true
-				break
-			}
-			if n > 0 {
-				b = append(b, ',')
-			}
-			b = appendUser(b, t, slot, tk.sel, true)
-			n++
-		}
-		tk.pos = uint64(slot)
-	} else {
-		i := int(tk.pos)
-		for ; i < len(t.userLog); i++ {
-			le := t.userLog[i]
-			r := t.users[le.slot]
-			if r.seq != le.seq {
-				continue // superseded by a later change: emitted there
-			}
-			if n == size {
-				more = true
-				break
-			}
-			if n > 0 {
-				b = append(b, ',')
-			}
-			b = appendRemovedOr(b, t, int(le.slot), r.state, tk.sel)
-			n++
-		}
-		tk.pos = uint64(i)
-		if !more {
-			tk.since = t.seq
-		}
+	b, tk, more := page(t, tk, e.pageSizeFor(gc.r), (*vb)[:0])
+	if tk.phase != phaseInitial && !more {
+		tk.since = t.seq // the round has seen every change so far
 	}
 	*vb = b
-	e.writePage(gc, ctx, tk, more, b, "users")
+	e.writePage(gc, res, tk, more, b)
 }
 
-func appendRemovedOr(b []byte, t *tenantState, slot int, st objState, set propSet) []byte {
-	switch st {
-	case stateSoftDeleted:
-		b = append(b, `{"id":`...)
-		b = appendJSONString(b, t.userID(slot))
-		return append(b, `,"@removed":{"reason":"changed"}}`...)
-	case stateHardDeleted:
-		b = append(b, `{"id":`...)
-		b = appendJSONString(b, t.userID(slot))
-		return append(b, `,"@removed":{"reason":"deleted"}}`...)
+// usersDelta serves GET /users/delta (facts §5.2).
+func (e *Emulator) usersDelta(gc *graphCtx) { e.serveDelta(gc, usersRes, usersPage) }
+
+// usersPage lists the live users by slot in the initial round, then the
+// last change of each changed user.
+func usersPage(t *tenantState, tk deltaToken, size int, b []byte) ([]byte, deltaToken, bool) {
+	if tk.phase == phaseInitial {
+		b, slot, more := appendLiveUsers(b, t, int(tk.pos), size, tk.sel, true)
+		tk.pos = uint64(slot)
+		return b, tk, more
 	}
-	return appendUser(b, t, slot, set, true)
+	n, more := 0, false
+	i := int(tk.pos)
+	for ; i < len(t.userLog); i++ {
+		le := t.userLog[i]
+		r := t.users[le.slot]
+		if r.seq != le.seq {
+			continue // superseded by a later change: emitted there
+		}
+		if n == size {
+			more = true
+			break
+		}
+		if n > 0 {
+			b = append(b, ',')
+		}
+		if r.state == stateLive {
+			b = appendUser(b, t, int(le.slot), tk.sel, true)
+		} else {
+			b = appendRemoved(b, r.u.ID, r.state)
+		}
+		n++
+	}
+	tk.pos = uint64(i)
+	return b, tk, more
+}
+
+// appendLiveUsers writes up to limit live users, comma-separated, starting
+// at slot from. It returns the slot to continue at and whether live users
+// remain there.
+func appendLiveUsers(b []byte, t *tenantState, from, limit int, set propSet, omitEmpty bool) ([]byte, int, bool) {
+	n := 0
+	slot := from
+	for ; slot < len(t.users); slot++ {
+		if r := t.users[slot]; r != nil && r.state != stateLive {
+			continue // deleted: not listed
+		}
+		if n == limit {
+			return b, slot, true
+		}
+		if n > 0 {
+			b = append(b, ',')
+		}
+		b = appendUser(b, t, slot, set, omitEmpty)
+		n++
+	}
+	return b, slot, false
+}
+
+// appendRemoved writes a deleted object of a delta page: soft-deleted is
+// reason "changed", hard-deleted "deleted" (facts §5.2).
+func appendRemoved(b []byte, id string, st objState) []byte {
+	b = appendObjectID(b, id)
+	if st == stateSoftDeleted {
+		return append(b, `,"@removed":{"reason":"changed"}}`...)
+	}
+	return append(b, `,"@removed":{"reason":"deleted"}}`...)
 }
 
 // groupsDelta serves GET /groups/delta with members@delta; a large group's
 // members are split across consecutive pages, the group object repeated
 // (facts §5.3).
-func (e *Emulator) groupsDelta(gc *graphCtx) {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	t := e.tenant(gc.p.tid)
-	tk, ok := e.deltaRequest(gc, t, 'g', groupProps, groupDefault, "groups")
-	if !ok {
-		return
-	}
-	ctx := contextFor("groups", tk.sel, groupDefault, groupProps)
-	if tk.phase == phaseDelta {
-		e.writePage(gc, ctx, tk, false, nil, "groups")
-		return
-	}
-	size := e.pageSizeFor(gc.r)
+func (e *Emulator) groupsDelta(gc *graphCtx) { e.serveDelta(gc, groupsRes, groupsPage) }
+
+// groupsPage lists the groups like usersPage; a page also ends after
+// 5×size members.
+func groupsPage(t *tenantState, tk deltaToken, size int, b []byte) ([]byte, deltaToken, bool) {
 	memberCap := 5 * size
-	vb := getBuf()
-	defer putBuf(vb)
-	b := (*vb)[:0]
 	groups, members := 0, 0
 	more := false
 	withMembers := tk.sel&gMembers != 0
@@ -328,7 +365,7 @@ func (e *Emulator) groupsDelta(gc *graphCtx) {
 		gs := i
 		var st objState
 		if initial {
-			if _, st = t.group(gs); st != stateLive {
+			if st = t.groupState(gs); st != stateLive {
 				moff = 0
 				continue
 			}
@@ -351,13 +388,7 @@ func (e *Emulator) groupsDelta(gc *graphCtx) {
 		}
 		groups++
 		if st != stateLive {
-			b = append(b, `{"id":`...)
-			b = appendJSONString(b, t.groupID(gs))
-			if st == stateSoftDeleted {
-				b = append(b, `,"@removed":{"reason":"changed"}}`...)
-			} else {
-				b = append(b, `,"@removed":{"reason":"deleted"}}`...)
-			}
+			b = appendRemoved(b, t.groupID(gs), st)
 			moff = 0
 			continue
 		}
@@ -380,11 +411,7 @@ func (e *Emulator) groupsDelta(gc *graphCtx) {
 		moff = 0
 	}
 	tk.pos, tk.moff = uint64(i), uint64(moff)
-	if !initial && !more {
-		tk.since = t.seq
-	}
-	*vb = b
-	e.writePage(gc, ctx, tk, more, b, "groups")
+	return b, tk, more
 }
 
 // appendMembers writes ,"members@delta":[…] from virtual member index from
@@ -394,10 +421,7 @@ func (e *Emulator) groupsDelta(gc *graphCtx) {
 // page at index next.
 func appendMembers(b []byte, t *tenantState, gs, from int, initial bool, since uint64, budget, used int) ([]byte, int, bool, int) {
 	r := t.groups[gs]
-	start, n := t.gen.groupBase(gs)
-	if r != nil {
-		start, n = r.baseStart, r.baseLen
-	}
+	start, n := t.baseRange(gs)
 	opened := false
 	emit := func(us int, removed bool) {
 		if !opened {
@@ -436,7 +460,7 @@ func appendMembers(b []byte, t *tenantState, gs, from int, initial bool, since u
 					continue
 				}
 			}
-			if _, st := t.user(us); st != stateLive {
+			if t.userState(us) != stateLive {
 				continue
 			}
 			emit(us, false)
@@ -452,7 +476,7 @@ func appendMembers(b []byte, t *tenantState, gs, from int, initial bool, since u
 			if m.removed || t.inBase(start, n, int(us)) {
 				continue
 			}
-			if _, st := t.user(int(us)); st != stateLive {
+			if t.userState(int(us)) != stateLive {
 				continue
 			}
 			emit(int(us), false)
@@ -481,7 +505,7 @@ func (e *Emulator) graphUsers(gc *graphCtx) {
 	defer e.mu.RUnlock()
 	t := e.tenant(gc.p.tid)
 	if t == nil {
-		gc.error(http.StatusNotFound, "Request_ResourceNotFound", "Resource '"+gc.p.tid+"' does not exist or one of its queried reference-property objects are not present.")
+		gc.notFound(gc.p.tid)
 		return
 	}
 	var tk deltaToken
@@ -499,9 +523,8 @@ func (e *Emulator) graphUsers(gc *graphCtx) {
 				return
 			}
 		}
-		set, unknown := parseSelect(q["$select"], userProps, userDefault)
-		if unknown != "" {
-			gc.error(http.StatusBadRequest, "BadRequest", "Could not find a property named '"+unknown+"' on type 'microsoft.graph.user'.")
+		set, ok := usersRes.selectSet(gc, q["$select"])
+		if !ok {
 			return
 		}
 		top := 100
@@ -517,39 +540,14 @@ func (e *Emulator) graphUsers(gc *graphCtx) {
 	}
 	vb := getBuf()
 	defer putBuf(vb)
-	b := append((*vb)[:0], `{"@odata.context":"`...)
-	b = append(b, gc.base...)
-	b = append(b, "/v1.0/$metadata#"...)
-	b = append(b, contextFor("users", tk.sel, userDefault, userProps)...)
-	b = append(b, '"')
-	var value []byte
-	n := 0
-	slot := int(tk.pos)
-	more := false
-	for ; slot < len(t.users); slot++ {
-		if r := t.users[slot]; r != nil && r.state != stateLive {
-			continue
-		}
-		if n == int(tk.top) {
-			more = true
-			break
-		}
-		if n > 0 {
-			value = append(value, ',')
-		}
-		value = appendUser(value, t, slot, tk.sel, false)
-		n++
-	}
+	b := appendODataContext((*vb)[:0], gc.base, usersRes.context(tk.sel))
+	value, slot, more := appendLiveUsers(nil, t, int(tk.pos), int(tk.top), tk.sel, false)
 	if more {
 		tk.pos = uint64(slot)
 		b = append(b, `,"@odata.nextLink":"`...)
 		b = append(b, gc.base...)
 		b = append(b, "/v1.0/users?"...)
-		if tk.sel != userDefault {
-			b = append(b, "$select="...)
-			b = append(b, url.QueryEscape(selectList(tk.sel, userProps))...)
-			b = append(b, '&')
-		}
+		b = append(b, usersRes.selectQuery(tk.sel)...)
 		b = append(b, "$top="...)
 		b = strconv.AppendUint(b, tk.top, 10)
 		b = append(b, "&$skiptoken="...)
@@ -566,34 +564,27 @@ func (e *Emulator) graphUsers(gc *graphCtx) {
 // graphUser serves GET /users/{id | userPrincipalName}.
 func (e *Emulator) graphUser(gc *graphCtx) {
 	id := gc.r.URL.Path[strings.LastIndexByte(gc.r.URL.Path, '/')+1:]
-	set, unknown := parseSelect(lowerQuery(gc.r)["$select"], userProps, userDefault)
-	if unknown != "" {
-		gc.error(http.StatusBadRequest, "BadRequest", "Could not find a property named '"+unknown+"' on type 'microsoft.graph.user'.")
+	set, ok := usersRes.selectSet(gc, lowerQuery(gc.r)["$select"])
+	if !ok {
 		return
 	}
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	t := e.tenant(gc.p.tid)
 	if t == nil {
-		gc.error(http.StatusNotFound, "Request_ResourceNotFound", "Resource '"+id+"' does not exist or one of its queried reference-property objects are not present.")
+		gc.notFound(id)
 		return
 	}
 	slot, ok := t.userSlot(id)
 	if !ok {
 		slot, ok = t.userByUPN(id)
 	}
-	if ok {
-		if _, st := t.user(slot); st != stateLive {
-			ok = false
-		}
-	}
-	if !ok {
-		gc.error(http.StatusNotFound, "Request_ResourceNotFound", "Resource '"+id+"' does not exist or one of its queried reference-property objects are not present.")
+	if !ok || t.userState(slot) != stateLive {
+		gc.notFound(id)
 		return
 	}
-	b := append([]byte(`{"@odata.context":"`), gc.base...)
-	b = append(b, "/v1.0/$metadata#users/$entity\","...)
-	u := appendUser(nil, t, slot, set, false)
-	b = append(b, u[1:]...)
+	b := appendODataContext(nil, gc.base, "users/$entity")
+	b = append(b, ',')
+	b = append(b, appendUser(nil, t, slot, set, false)[1:]...) // the user's properties without its '{'
 	gc.ok(b)
 }

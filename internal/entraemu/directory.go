@@ -118,6 +118,14 @@ func (t *tenantState) user(slot int) (User, objState) {
 	return t.gen.fullUser(slot), stateLive
 }
 
+// userState is the state of the user at slot (without materialising it).
+func (t *tenantState) userState(slot int) objState {
+	if r := t.users[slot]; r != nil {
+		return r.state
+	}
+	return stateLive
+}
+
 func (t *tenantState) userID(slot int) string {
 	if r := t.users[slot]; r != nil {
 		return r.u.ID
@@ -195,11 +203,27 @@ func (t *tenantState) group(slot int) (Group, objState) {
 	return t.gen.fullGroup(slot), stateLive
 }
 
+// groupState is the state of the group at slot (without materialising it).
+func (t *tenantState) groupState(slot int) objState {
+	if r := t.groups[slot]; r != nil {
+		return r.state
+	}
+	return stateLive
+}
+
 func (t *tenantState) groupID(slot int) string {
 	if r := t.groups[slot]; r != nil {
 		return r.g.ID
 	}
 	return t.gen.groupID(slot)
+}
+
+// baseRange is the generated member range of group gs.
+func (t *tenantState) baseRange(gs int) (start, n int) {
+	if r := t.groups[gs]; r != nil {
+		return r.baseStart, r.baseLen
+	}
+	return t.gen.groupBase(gs)
 }
 
 // inBase reports whether user slot is in the generated range of a group.
@@ -251,10 +275,7 @@ func (t *tenantState) touchGroup(slot int, seq uint64) {
 // the generated range first, then added users by slot.
 func (t *tenantState) members(gs int, fn func(us int) bool) {
 	r := t.groups[gs]
-	start, n := t.gen.groupBase(gs)
-	if r != nil {
-		start, n = r.baseStart, r.baseLen
-	}
+	start, n := t.baseRange(gs)
 	for k := range n {
 		us := (start + k) % t.gen.users
 		if r != nil {
@@ -358,7 +379,7 @@ func (e *Emulator) Directory(tenantID string) Directory {
 		}
 		g.Members = []string{}
 		t.members(s, func(us int) bool {
-			if _, st := t.user(us); st == stateLive {
+			if t.userState(us) == stateLive {
 				g.Members = append(g.Members, t.userID(us))
 			}
 			return true
@@ -397,7 +418,7 @@ func (e *Emulator) CreateUser(tenantID string, u User) (User, error) {
 func (e *Emulator) UpdateUser(tenantID string, u User) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	t, slot, err := e.liveUser(tenantID, u.ID)
+	t, slot, err := e.live(userKind, tenantID, u.ID)
 	if err != nil {
 		return fmt.Errorf("update user: %w", err)
 	}
@@ -421,19 +442,50 @@ func (e *Emulator) UpdateUser(tenantID string, u User) error {
 	return nil
 }
 
-func (e *Emulator) liveUser(tenantID, userID string) (*tenantState, int, error) {
+// objKind is what the control methods look up users and groups by.
+type objKind struct {
+	name  string // "user" or "group" in errors
+	slot  func(t *tenantState, id string) (int, bool)
+	state func(t *tenantState, slot int) objState
+}
+
+var (
+	userKind  = objKind{"user", (*tenantState).userSlot, (*tenantState).userState}
+	groupKind = objKind{"group", (*tenantState).groupSlot, (*tenantState).groupState}
+)
+
+// live finds a live user or group.
+func (e *Emulator) live(k objKind, tenantID, id string) (*tenantState, int, error) {
 	t := e.tenant(tenantID)
 	if t == nil {
 		return nil, 0, fmt.Errorf("tenant %s: %w", tenantID, ErrNotFound)
 	}
-	slot, ok := t.userSlot(userID)
+	slot, ok := k.slot(t, id)
 	if !ok {
-		return nil, 0, fmt.Errorf("user %s: %w", userID, ErrNotFound)
+		return nil, 0, fmt.Errorf("%s %s: %w", k.name, id, ErrNotFound)
 	}
-	if _, st := t.user(slot); st != stateLive {
-		return nil, 0, fmt.Errorf("user %s is deleted: %w", userID, ErrNotFound)
+	if k.state(t, slot) != stateLive {
+		return nil, 0, fmt.Errorf("%s %s is deleted: %w", k.name, id, ErrNotFound)
 	}
 	return t, slot, nil
+}
+
+// deletable finds the user or group to delete: a live one, or with hard
+// also a soft-deleted one.
+func (e *Emulator) deletable(k objKind, tenantID, id string, hard bool) (*tenantState, int, objState, error) {
+	t := e.tenant(tenantID)
+	if t == nil {
+		return nil, 0, 0, fmt.Errorf("delete %s: tenant %s: %w", k.name, tenantID, ErrNotFound)
+	}
+	slot, ok := k.slot(t, id)
+	if !ok {
+		return nil, 0, 0, fmt.Errorf("delete %s %s: %w", k.name, id, ErrNotFound)
+	}
+	st := k.state(t, slot)
+	if st == stateHardDeleted || (st == stateSoftDeleted && !hard) {
+		return nil, 0, 0, fmt.Errorf("delete %s %s: already deleted: %w", k.name, id, ErrNotFound)
+	}
+	return t, slot, st, nil
 }
 
 // DeleteUser soft-deletes (delta reports @removed "changed") or, with hard,
@@ -443,24 +495,16 @@ func (e *Emulator) liveUser(tenantID, userID string) (*tenantState, int, error) 
 func (e *Emulator) DeleteUser(tenantID, userID string, hard bool) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	t := e.tenant(tenantID)
-	if t == nil {
-		return fmt.Errorf("delete user: tenant %s: %w", tenantID, ErrNotFound)
-	}
-	slot, ok := t.userSlot(userID)
-	if !ok {
-		return fmt.Errorf("delete user %s: %w", userID, ErrNotFound)
-	}
-	_, st := t.user(slot)
-	if st == stateHardDeleted || (st == stateSoftDeleted && !hard) {
-		return fmt.Errorf("delete user %s: already deleted: %w", userID, ErrNotFound)
+	t, slot, st, err := e.deletable(userKind, tenantID, userID, hard)
+	if err != nil {
+		return err
 	}
 	seq := t.nextSeq()
 	r := t.rec(slot)
 	if st == stateLive {
 		t.live--
 		for gs := range t.groups {
-			if _, gst := t.group(gs); gst != stateLive || !t.isMember(gs, slot) {
+			if t.groupState(gs) != stateLive || !t.isMember(gs, slot) {
 				continue
 			}
 			t.setMember(gs, slot, false, seq)
@@ -495,7 +539,7 @@ func (e *Emulator) RestoreUser(tenantID, userID string) error {
 	r.state = stateLive
 	t.live++
 	for _, gs := range r.removedFrom {
-		if _, gst := t.group(int(gs)); gst == stateLive && t.setMember(int(gs), slot, true, seq) {
+		if t.groupState(int(gs)) == stateLive && t.setMember(int(gs), slot, true, seq) {
 			t.touchGroup(int(gs), seq)
 		}
 	}
@@ -516,7 +560,7 @@ func (e *Emulator) CreateGroup(tenantID string, g Group) (Group, error) {
 		g.ID = uuid.NewString()
 	}
 	for _, m := range g.Members {
-		if _, _, err := e.liveUser(tenantID, m); err != nil {
+		if _, _, err := e.live(userKind, tenantID, m); err != nil {
 			return Group{}, fmt.Errorf("create group member: %w", err)
 		}
 	}
@@ -540,7 +584,7 @@ func (e *Emulator) CreateGroup(tenantID string, g Group) (Group, error) {
 func (e *Emulator) UpdateGroup(tenantID string, g Group) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	t, slot, err := e.liveGroup(tenantID, g.ID)
+	t, slot, err := e.live(groupKind, tenantID, g.ID)
 	if err != nil {
 		return fmt.Errorf("update group: %w", err)
 	}
@@ -550,37 +594,14 @@ func (e *Emulator) UpdateGroup(tenantID string, g Group) error {
 	return nil
 }
 
-func (e *Emulator) liveGroup(tenantID, groupID string) (*tenantState, int, error) {
-	t := e.tenant(tenantID)
-	if t == nil {
-		return nil, 0, fmt.Errorf("tenant %s: %w", tenantID, ErrNotFound)
-	}
-	slot, ok := t.groupSlot(groupID)
-	if !ok {
-		return nil, 0, fmt.Errorf("group %s: %w", groupID, ErrNotFound)
-	}
-	if _, st := t.group(slot); st != stateLive {
-		return nil, 0, fmt.Errorf("group %s is deleted: %w", groupID, ErrNotFound)
-	}
-	return t, slot, nil
-}
-
 // DeleteGroup soft- or hard-deletes a group (delta @removed "changed" or
 // "deleted").
 func (e *Emulator) DeleteGroup(tenantID, groupID string, hard bool) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	t := e.tenant(tenantID)
-	if t == nil {
-		return fmt.Errorf("delete group: tenant %s: %w", tenantID, ErrNotFound)
-	}
-	slot, ok := t.groupSlot(groupID)
-	if !ok {
-		return fmt.Errorf("delete group %s: %w", groupID, ErrNotFound)
-	}
-	_, st := t.group(slot)
-	if st == stateHardDeleted || (st == stateSoftDeleted && !hard) {
-		return fmt.Errorf("delete group %s: already deleted: %w", groupID, ErrNotFound)
+	t, slot, _, err := e.deletable(groupKind, tenantID, groupID, hard)
+	if err != nil {
+		return err
 	}
 	r := t.grec(slot)
 	r.state = stateSoftDeleted
@@ -604,11 +625,11 @@ func (e *Emulator) RemoveMember(tenantID, groupID, userID string) error {
 func (e *Emulator) changeMember(tenantID, groupID, userID string, present bool) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	t, gs, err := e.liveGroup(tenantID, groupID)
+	t, gs, err := e.live(groupKind, tenantID, groupID)
 	if err != nil {
 		return fmt.Errorf("change member: %w", err)
 	}
-	_, us, err := e.liveUser(tenantID, userID)
+	_, us, err := e.live(userKind, tenantID, userID)
 	if err != nil {
 		return fmt.Errorf("change member: %w", err)
 	}

@@ -103,14 +103,15 @@ func TestTokenErrorCatalogue(t *testing.T) {
 	certForm := func(a string) url.Values {
 		return cc("client_secret", "-", "client_assertion_type", assertionType, "client_assertion", a)
 	}
-	tests := []struct {
+	type errCase struct {
 		name, tenant string
 		form         url.Values
 		status       int
 		err          string
 		code         int
 		prefix       string
-	}{
+	}
+	tests := []errCase{
 		{"no service principal", LitwareTenantID, cc(), 400, "unauthorized_client", 700016, "Application with identifier '" + DefaultClientID + "' was not found in the directory"},
 		{"unknown app", ContosoTenantID, cc("client_id", "11111111-2222-3333-4444-555555555555"), 400, "unauthorized_client", 700016, "Application with identifier"},
 		{"disabled service principal", FabrikamTenantID, cc(), 400, "unauthorized_client", 7000112, "Application '" + DefaultClientID + "'(tenantsync) is disabled."},
@@ -153,14 +154,7 @@ func TestTokenErrorCatalogue(t *testing.T) {
 	if status, body := postToken(t, s, ContosoTenantID, certForm(replayed)); status != 200 {
 		t.Fatalf("first use of assertion: %d %v", status, body)
 	}
-	tests = append(tests, struct {
-		name, tenant string
-		form         url.Values
-		status       int
-		err          string
-		code         int
-		prefix       string
-	}{"jti replay", ContosoTenantID, certForm(replayed), 401, "invalid_client", 50013, "Assertion is invalid. The client assertion jti was already used (replay)."})
+	tests = append(tests, errCase{"jti replay", ContosoTenantID, certForm(replayed), 401, "invalid_client", 50013, "Assertion is invalid. The client assertion jti was already used (replay)."})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

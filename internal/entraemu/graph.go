@@ -278,11 +278,7 @@ func (e *Emulator) authGraph(r *http.Request) (principal, *graphErr) {
 		}
 		return p, nil
 	}
-	slot, ok := t.userSlot(p.oid)
-	if !ok {
-		return invalid("Access token validation failure. Invalid user.")
-	}
-	if _, st := t.user(slot); st != stateLive {
+	if slot, ok := t.userSlot(p.oid); !ok || t.userState(slot) != stateLive {
 		return invalid("Access token validation failure. Invalid user.")
 	}
 	return p, nil
@@ -334,6 +330,11 @@ func (gc *graphCtx) error(status int, code, msg string) {
 	gc.w.Write(b)
 }
 
+// notFound writes the 404 for a missing tenant or user id.
+func (gc *graphCtx) notFound(id string) {
+	gc.error(http.StatusNotFound, "Request_ResourceNotFound", "Resource '"+id+"' does not exist or one of its queried reference-property objects are not present.")
+}
+
 // throttled writes the 429 of facts §5.6 with an integer Retry-After.
 func (gc *graphCtx) throttled(retryAfter time.Duration) {
 	gc.status = http.StatusTooManyRequests
@@ -369,9 +370,8 @@ func (e *Emulator) graphOrganization(gc *graphCtx) {
 	t := e.tenant(gc.p.tid)
 	var b []byte
 	if t != nil {
-		b = append(b, `{"@odata.context":"`...)
-		b = append(b, gc.base...)
-		b = append(b, `/v1.0/$metadata#organization","value":[{"id":"`...)
+		b = appendODataContext(b, gc.base, "organization")
+		b = append(b, `,"value":[{"id":"`...)
 		b = append(b, t.id...)
 		b = append(b, `","deletedDateTime":null,"businessPhones":[],"city":null,"country":null,"countryLetterCode":"US","createdDateTime":"`...)
 		b = t.created.UTC().AppendFormat(b, time.RFC3339)
@@ -395,7 +395,7 @@ func (e *Emulator) graphOrganization(gc *graphCtx) {
 	}
 	e.mu.RUnlock()
 	if t == nil {
-		gc.error(http.StatusNotFound, "Request_ResourceNotFound", "Resource '"+gc.p.tid+"' does not exist or one of its queried reference-property objects are not present.")
+		gc.notFound(gc.p.tid)
 		return
 	}
 	gc.ok(b)

@@ -75,10 +75,7 @@ func appendJSONString(b []byte, s string) []byte {
 }
 
 // appendField appends ,"name":"value" (or null when value is empty).
-func appendField(b []byte, name, value string, omitEmpty bool) []byte {
-	if value == "" && omitEmpty {
-		return b
-	}
+func appendField(b []byte, name, value string) []byte {
 	b = append(b, ',', '"')
 	b = append(b, name...)
 	b = append(b, '"', ':')
@@ -181,48 +178,44 @@ func selectList(set propSet, defs []propDef) string {
 	return strings.Join(names, ",")
 }
 
+// appendObjectID opens a user or group object: {"id":"…".
+func appendObjectID(b []byte, id string) []byte {
+	b = append(b, `{"id":`...)
+	return appendJSONString(b, id)
+}
+
 // appendUser writes one user object. omitEmpty drops never-set (empty)
 // properties as delta responses do (facts §5.2).
 func appendUser(b []byte, t *tenantState, slot int, set propSet, omitEmpty bool) []byte {
-	if r := t.users[slot]; r == nil {
+	r := t.users[slot]
+	if r == nil {
 		return appendGenUser(b, t.gen, slot, set, omitEmpty)
 	}
-	u := &t.users[slot].u
-	b = append(b, `{"id":`...)
-	b = appendJSONString(b, u.ID)
+	u := &r.u
+	b = appendObjectID(b, u.ID)
 	if set&uBusinessPhones != 0 {
 		b = append(b, `,"businessPhones":[]`...)
 	}
 	if set&uDisplayName != 0 {
-		b = appendField(b, "displayName", u.DisplayName, false)
+		b = appendField(b, "displayName", u.DisplayName)
 	}
 	if set&uGivenName != 0 {
-		b = appendField(b, "givenName", u.GivenName, false)
+		b = appendField(b, "givenName", u.GivenName)
 	}
 	if set&uJobTitle != 0 {
-		b = appendField(b, "jobTitle", u.JobTitle, false)
+		b = appendField(b, "jobTitle", u.JobTitle)
 	}
 	if set&uMail != 0 {
-		b = appendField(b, "mail", u.Mail, false)
+		b = appendField(b, "mail", u.Mail)
 	}
 	b = appendNeverSet(b, set, omitEmpty)
 	if set&uSurname != 0 {
-		b = appendField(b, "surname", u.Surname, false)
+		b = appendField(b, "surname", u.Surname)
 	}
 	if set&uUPN != 0 {
-		b = appendField(b, "userPrincipalName", u.UserPrincipalName, false)
+		b = appendField(b, "userPrincipalName", u.UserPrincipalName)
 	}
-	if set&uAccountEnabled != 0 {
-		if u.AccountEnabled {
-			b = append(b, `,"accountEnabled":true`...)
-		} else {
-			b = append(b, `,"accountEnabled":false`...)
-		}
-	}
-	if set&uUserType != 0 {
-		b = append(b, `,"userType":"Member"`...)
-	}
-	return append(b, '}')
+	return appendUserEnd(b, set, u.AccountEnabled)
 }
 
 func appendNeverSet(b []byte, set propSet, omitEmpty bool) []byte {
@@ -239,6 +232,22 @@ func appendNeverSet(b []byte, set propSet, omitEmpty bool) []byte {
 		b = append(b, `,"preferredLanguage":null`...)
 	}
 	return b
+}
+
+// appendUserEnd writes the properties after userPrincipalName and closes
+// the user object.
+func appendUserEnd(b []byte, set propSet, enabled bool) []byte {
+	if set&uAccountEnabled != 0 {
+		if enabled { // one literal each: a single copy per user (hot path)
+			b = append(b, `,"accountEnabled":true`...)
+		} else {
+			b = append(b, `,"accountEnabled":false`...)
+		}
+	}
+	if set&uUserType != 0 {
+		b = append(b, `,"userType":"Member"`...)
+	}
+	return append(b, '}')
 }
 
 // appendGenUser writes a pristine generated user without materialising it.
@@ -283,28 +292,17 @@ func appendGenUser(b []byte, g *generator, slot int, set propSet, omitEmpty bool
 		b = g.appendUPN(b, u)
 		b = append(b, '"')
 	}
-	if set&uAccountEnabled != 0 {
-		if u.enabled {
-			b = append(b, `,"accountEnabled":true`...)
-		} else {
-			b = append(b, `,"accountEnabled":false`...)
-		}
-	}
-	if set&uUserType != 0 {
-		b = append(b, `,"userType":"Member"`...)
-	}
-	return append(b, '}')
+	return appendUserEnd(b, set, u.enabled)
 }
 
 // appendGroupProps writes a group's properties without the closing brace.
 func appendGroupProps(b []byte, g Group, set propSet) []byte {
-	b = append(b, `{"id":`...)
-	b = appendJSONString(b, g.ID)
+	b = appendObjectID(b, g.ID)
 	if set&gDisplayName != 0 {
-		b = appendField(b, "displayName", g.DisplayName, false)
+		b = appendField(b, "displayName", g.DisplayName)
 	}
 	if set&gDescription != 0 {
-		b = appendField(b, "description", g.Description, false)
+		b = appendField(b, "description", g.Description)
 	}
 	if set&gGroupTypes != 0 {
 		b = append(b, `,"groupTypes":[]`...)
@@ -316,7 +314,7 @@ func appendGroupProps(b []byte, g Group, set propSet) []byte {
 		b = append(b, `,"mailEnabled":false`...)
 	}
 	if set&gMailNickname != 0 {
-		b = appendField(b, "mailNickname", nickname(g.DisplayName), false)
+		b = appendField(b, "mailNickname", nickname(g.DisplayName))
 	}
 	if set&gSecurityEnabled != 0 {
 		b = append(b, `,"securityEnabled":true`...)

@@ -121,26 +121,20 @@ func (e *Emulator) clientCredentials(r *http.Request, ref tenantRef, form url.Va
 	case kindOrganizations, kindConsumers:
 		return nil, &aadError{400, "invalid_request", 9001023, "The grant type isn't supported over the /common or /consumers endpoints. Please use the /organizations or tenant-specific endpoint."}
 	}
-	clientID := clientIDOf(r, form)
-	if clientID == "" {
-		return nil, errMissingParam("client_id")
+	a, aerr := e.requestApp(r, ref, form)
+	if aerr != nil {
+		return nil, aerr
 	}
-	e.mu.RLock()
-	a := e.app(clientID)
 	t := ref.t
+	e.mu.RLock()
 	var sp servicePrincipal
 	var spOK bool
-	if a != nil {
-		if p := t.sps[a.ClientID]; p != nil {
-			sp, spOK = *p, true
-			sp.roles = slices.Clone(p.roles)
-		}
+	if p := t.sps[a.ClientID]; p != nil {
+		sp, spOK = *p, true
+		sp.roles = slices.Clone(p.roles)
 	}
 	delay := e.propagation
 	e.mu.RUnlock()
-	if a == nil {
-		return nil, errAppNotFound(clientID, ref.raw)
-	}
 	// A fresh consent is not visible for PropagationDelay (facts §6.1).
 	if !spOK || e.now().Before(sp.created.Add(delay)) {
 		return nil, errAppNotFound(a.ClientID, ref.raw)
@@ -460,8 +454,8 @@ func (e *Emulator) checkFederated(a *appState, assertion string, claims jwt.MapC
 	return e.checkReplay(a.ClientID, claims)
 }
 
-// redeemCode implements the authorization_code grant with PKCE (facts §4.4).
-func (e *Emulator) redeemCode(r *http.Request, ref tenantRef, form url.Values) (map[string]any, *aadError) {
+// requestApp returns the app named by the request's client ID.
+func (e *Emulator) requestApp(r *http.Request, ref tenantRef, form url.Values) (*appState, *aadError) {
 	clientID := clientIDOf(r, form)
 	if clientID == "" {
 		return nil, errMissingParam("client_id")
@@ -471,6 +465,15 @@ func (e *Emulator) redeemCode(r *http.Request, ref tenantRef, form url.Values) (
 	e.mu.RUnlock()
 	if a == nil {
 		return nil, errAppNotFound(clientID, ref.raw)
+	}
+	return a, nil
+}
+
+// redeemCode implements the authorization_code grant with PKCE (facts §4.4).
+func (e *Emulator) redeemCode(r *http.Request, ref tenantRef, form url.Values) (map[string]any, *aadError) {
+	a, aerr := e.requestApp(r, ref, form)
+	if aerr != nil {
+		return nil, aerr
 	}
 	code := form.Get("code")
 	if code == "" {
@@ -542,15 +545,9 @@ func pkceOK(challenge, method, verifier string) bool {
 }
 
 func (e *Emulator) redeemRefresh(r *http.Request, ref tenantRef, form url.Values) (map[string]any, *aadError) {
-	clientID := clientIDOf(r, form)
-	if clientID == "" {
-		return nil, errMissingParam("client_id")
-	}
-	e.mu.RLock()
-	a := e.app(clientID)
-	e.mu.RUnlock()
-	if a == nil {
-		return nil, errAppNotFound(clientID, ref.raw)
+	a, aerr := e.requestApp(r, ref, form)
+	if aerr != nil {
+		return nil, aerr
 	}
 	if _, aerr := e.authenticateClientAnyTenant(r, a, form); aerr != nil {
 		return nil, aerr

@@ -24,13 +24,9 @@ func TestMSALSecretPerTenant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := confidential.New(s.AuthorityHost+"/organizations", app.ClientID, cred,
-		confidential.WithHTTPClient(s.HTTPClient()), confidential.WithInstanceDiscovery(false))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newMSALClient(t, s, app.ClientID, cred)
 	for _, tid := range []string{ContosoTenantID, FabrikamTenantID} {
-		ar, err := c.AcquireTokenByCredential(context.Background(), []string{"https://graph.microsoft.com/.default"}, confidential.WithTenantID(tid))
+		ar, err := acquireGraph(c, tid)
 		if err != nil {
 			t.Fatalf("acquire for %s: %v", tid, err)
 		}
@@ -56,14 +52,14 @@ func TestMSALSecretPerTenant(t *testing.T) {
 		}
 	}
 	// Litware has not consented: AADSTS700016.
-	_, err = c.AcquireTokenByCredential(context.Background(), []string{"https://graph.microsoft.com/.default"}, confidential.WithTenantID(LitwareTenantID))
+	_, err = acquireGraph(c, LitwareTenantID)
 	if err == nil || !containsAll(err.Error(), "700016", "unauthorized_client") {
 		t.Errorf("litware: err = %v, want AADSTS700016", err)
 	}
 	if err := s.Grant(LitwareTenantID, "User.Read.All"); err != nil {
 		t.Fatal(err)
 	}
-	ar, err := c.AcquireTokenByCredential(context.Background(), []string{"https://graph.microsoft.com/.default"}, confidential.WithTenantID(LitwareTenantID))
+	ar, err := acquireGraph(c, LitwareTenantID)
 	if err != nil {
 		t.Fatalf("litware after grant: %v", err)
 	}
@@ -86,13 +82,9 @@ func TestMSALCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := confidential.New(s.AuthorityHost+"/organizations", DefaultClientID, cred,
-		confidential.WithHTTPClient(s.HTTPClient()), confidential.WithInstanceDiscovery(false))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newMSALClient(t, s, DefaultClientID, cred)
 	for _, tid := range []string{ContosoTenantID, FabrikamTenantID} {
-		ar, err := c.AcquireTokenByCredential(context.Background(), []string{"https://graph.microsoft.com/.default"}, confidential.WithTenantID(tid))
+		ar, err := acquireGraph(c, tid)
 		if err != nil {
 			t.Fatalf("acquire with certificate for %s: %v", tid, err)
 		}
@@ -100,6 +92,22 @@ func TestMSALCertificate(t *testing.T) {
 			t.Errorf("claims = %v", claims)
 		}
 	}
+}
+
+// newMSALClient is an MSAL confidential client of s at /organizations.
+func newMSALClient(t *testing.T, s *Server, clientID string, cred confidential.Credential) confidential.Client {
+	t.Helper()
+	c, err := confidential.New(s.AuthorityHost+"/organizations", clientID, cred,
+		confidential.WithHTTPClient(s.HTTPClient()), confidential.WithInstanceDiscovery(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// acquireGraph acquires an app-only Graph token for tenant tid.
+func acquireGraph(c confidential.Client, tid string) (confidential.AuthResult, error) {
+	return c.AcquireTokenByCredential(context.Background(), []string{"https://graph.microsoft.com/.default"}, confidential.WithTenantID(tid))
 }
 
 func newClientCert(t *testing.T) (certPEM, keyPEM []byte) {
