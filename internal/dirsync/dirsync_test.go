@@ -203,6 +203,21 @@ func TestFullThenIncrementalRounds(t *testing.T) {
 	}
 }
 
+// TestRepeatedObjectsInAPage: Graph may list an object more than once
+// (facts §5.2); with the emulator repeating the first object of every page,
+// members@delta included, every round still applies and leaves an exact copy.
+func TestRepeatedObjectsInAPage(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{faults: &entraemu.Faults{Replay: true}})
+	b.sync(t, dirsync.Options{})
+	assertCopy(t, b)
+	for round := range 2 {
+		change(t, b, round)
+		b.sync(t, dirsync.Options{})
+		assertCopy(t, b)
+	}
+}
+
 func TestStaleDeltaTokenFallsBackToFullRound(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {

@@ -188,6 +188,7 @@ type faultsJSON struct {
 	ErrorStatus  int     `json:"errorStatus"`
 	Latency      string  `json:"latency"`
 	DropRate     float64 `json:"dropRate"`
+	Replay       bool    `json:"replay"`
 }
 
 func (e *Emulator) ctlFaults(w http.ResponseWriter, r *http.Request) {
@@ -195,7 +196,7 @@ func (e *Emulator) ctlFaults(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &fj, false) {
 		return
 	}
-	f := Faults{ThrottleRate: fj.ThrottleRate, ErrorRate: fj.ErrorRate, ErrorStatus: fj.ErrorStatus, DropRate: fj.DropRate}
+	f := Faults{ThrottleRate: fj.ThrottleRate, ErrorRate: fj.ErrorRate, ErrorStatus: fj.ErrorStatus, DropRate: fj.DropRate, Replay: fj.Replay}
 	var err error
 	if f.RetryAfter, err = parseDur(fj.RetryAfter); err == nil {
 		f.Latency, err = parseDur(fj.Latency)

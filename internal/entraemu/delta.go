@@ -263,7 +263,15 @@ func (e *Emulator) serveDelta(gc *graphCtx, res *graphResource, page deltaPage) 
 	}
 	vb := getBuf()
 	defer putBuf(vb)
-	b, tk, more := page(t, tk, e.pageSizeFor(gc.r), (*vb)[:0])
+	size := e.pageSizeFor(gc.r)
+	b, next, more := page(t, tk, size, (*vb)[:0])
+	if len(b) > 0 && e.faultsFor(gc.p.tid).Replay {
+		// The page's first object again (pages are pure functions of the
+		// token, so this writes exactly what the page began with).
+		first, _, _ := page(t, tk, 1, nil)
+		b = append(append(b, ','), first...)
+	}
+	tk = next
 	if tk.phase != phaseInitial && !more {
 		tk.since = t.seq // the round has seen every change so far
 	}

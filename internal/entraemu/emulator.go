@@ -454,6 +454,10 @@ type Faults struct {
 	Latency time.Duration
 	// DropRate is the probability that the connection is closed without a response.
 	DropRate float64
+	// Replay writes the first object of every non-empty users/groups delta
+	// page again at the page's end, members@delta included (facts §5.2: a
+	// client must handle the same object appearing more than once).
+	Replay bool
 }
 
 // SetFaults injects faults for a tenant ("" = every tenant without its own).
