@@ -61,6 +61,7 @@ func init() {
 func newSessionManager(store scs.Store, lifetime time.Duration, secure bool, log *slog.Logger) *scs.SessionManager {
 	sm := scs.New()
 	sm.Store = store
+	sm.Codec = sessionCodec{}
 	// No IdleTimeout: scs would then rewrite the session row on every
 	// request to slide its expiry; an absolute lifetime costs no writes.
 	sm.Lifetime = lifetime
