@@ -14,19 +14,10 @@ import (
 	"github.com/tenantsync/tenantsync/internal/postgres/pgtest"
 )
 
-func TestCheckerReadyOnMigratedDatabase(t *testing.T) {
-	t.Parallel()
-	ready, err := health.NewChecker(pgtest.Pool(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ready.Close()
-	if err := ready.Check(t.Context()); err != nil {
-		t.Fatalf("Check on a migrated database: %v", err)
-	}
-}
-
-func TestCheckerNotReadyWhenSchemaBehind(t *testing.T) {
+// TestChecker: ready on a migrated database, not ready one migration
+// behind and ready again once migrated (it reads the state on every call),
+// and not ready once the database is unreachable.
+func TestChecker(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.Pool(t)
 	ready, err := health.NewChecker(pool)
@@ -34,7 +25,9 @@ func TestCheckerNotReadyWhenSchemaBehind(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ready.Close()
-	// Roll back the newest migration: the database is one behind this binary.
+	if err := ready.Check(t.Context()); err != nil {
+		t.Fatalf("Check on a migrated database: %v", err)
+	}
 	m, err := postgres.NewMigrator(pool, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -50,26 +43,14 @@ func TestCheckerNotReadyWhenSchemaBehind(t *testing.T) {
 	if err := ready.Check(t.Context()); !errors.Is(err, postgres.ErrSchemaBehind) {
 		t.Fatalf("Check with the schema behind: %v, want ErrSchemaBehind", err)
 	}
-	// Migrated again, the same Checker says ready: it reads the state on every call.
 	if _, err := m.Up(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if err := ready.Check(t.Context()); err != nil {
 		t.Fatalf("Check after migrating again: %v", err)
 	}
-}
-
-func TestCheckerNotReadyWhenPoolClosed(t *testing.T) {
-	t.Parallel()
-	pool := pgtest.Pool(t)
-	ready, err := health.NewChecker(pool)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ready.Close()
 	pool.Close()
-	err = ready.Check(t.Context())
-	if err == nil || !strings.Contains(err.Error(), "database unreachable") {
+	if err := ready.Check(t.Context()); err == nil || !strings.Contains(err.Error(), "database unreachable") {
 		t.Fatalf("Check on a closed pool: %v", err)
 	}
 }
