@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -388,5 +389,45 @@ func TestConnectCallbackFailedWriteStoresNothing(t *testing.T) {
 	}
 	if got := countWritten(t, tb.pool); got != (written{}) {
 		t.Errorf("written %+v, want nothing", got)
+	}
+}
+
+// TestConnectCallbackConcurrentReplays: the same successful callback sent
+// eight times at once from the admin's browser is recorded once; every
+// other copy is refused, and exactly one tenant, event and job exist.
+func TestConnectCallbackConcurrentReplays(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	br := tb.browser(t)
+	br.signIn(contosoAdm)
+	u := tb.base + "/connect/callback?" + successQuery(br.connectState(), contosoID).Encode()
+	client := *br.c
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+	const n = 8
+	statuses := make(chan int, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			res, err := client.Get(u)
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			res.Body.Close()
+			statuses <- res.StatusCode
+		})
+	}
+	wg.Wait()
+	close(statuses)
+	got := map[int]int{}
+	for s := range statuses {
+		got[s]++
+	}
+	if want := map[int]int{http.StatusSeeOther: 1, http.StatusBadRequest: n - 1}; !cmp.Equal(got, want) {
+		t.Errorf("statuses %v, want %v", got, want)
+	}
+	if w := countWritten(t, tb.pool); w != (written{Tenants: 1, Events: 1, Jobs: 1}) {
+		t.Errorf("written %+v, want one of each", w)
 	}
 }
