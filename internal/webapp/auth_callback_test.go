@@ -184,7 +184,7 @@ func TestOperationsAndHeaders(t *testing.T) {
 	}
 	res, _ := br.get("/", false)
 	for h, want := range map[string]string{
-		"Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+		"Content-Security-Policy": "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
 		"Referrer-Policy":         "no-referrer",
 		"X-Frame-Options":         "DENY",
 		"X-Content-Type-Options":  "nosniff",

@@ -297,7 +297,7 @@ func TestConnectWithEmulator(t *testing.T) {
 	if res.StatusCode != http.StatusOK || res.Request.URL.Path != "/tenant" {
 		t.Fatalf("callback ended at %s with %d: %.500s", res.Request.URL.Path, res.StatusCode, body)
 	}
-	for _, s := range []string{`data-status="pending"`, "Consent received", contosoAdm, `http-equiv="refresh"`} {
+	for _, s := range []string{`data-status="pending"`, "Consent received", contosoAdm, `data-refresh="5"`, `src="/static/live.js"`} {
 		if !strings.Contains(body, s) {
 			t.Errorf("/tenant lacks %q: %.2000s", s, body)
 		}

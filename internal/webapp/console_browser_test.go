@@ -105,12 +105,14 @@ func TestBrowserConsole(t *testing.T) {
 		t.Fatalf("search found %d rows (%v), want Contoso only", len(rows), err)
 	}
 	screenshot(t, ctx, "console_tenants")
+	accessible(t, ctx, "console_tenants")
 	// On a phone the table becomes one labelled card per tenant.
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844), chromedp.Reload(),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-tenant="`+contosoID+`"] a`))); err != nil {
 		t.Fatalf("phone width: %v", err)
 	}
 	screenshot(t, ctx, "console_tenants_phone")
+	accessible(t, ctx, "console_tenants_phone")
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1000, 900), chromedp.Reload(),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-tenant="`+contosoID+`"] a`))); err != nil {
 		t.Fatal(err)
@@ -131,6 +133,7 @@ func TestBrowserConsole(t *testing.T) {
 		t.Fatalf("chart has %d bars (%v)", len(bars), err)
 	}
 	screenshot(t, ctx, "console_tenant")
+	accessible(t, ctx, "console_tenant")
 
 	// Full resync: the worker runs it; the page shows it after a reload.
 	before := fullRuns(t, tb, contosoID)
@@ -157,6 +160,7 @@ func TestBrowserConsole(t *testing.T) {
 		t.Errorf("history %q (%v) lacks the resync by the operator", events, err)
 	}
 	screenshot(t, ctx, "console_tenant_resynced")
+	accessible(t, ctx, "console_tenant_resynced")
 
 	// Someone without the Operator role, in a separate browser profile.
 	other, cancel := chromedp.NewContext(ctx, chromedp.WithNewBrowserContext())

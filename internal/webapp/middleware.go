@@ -14,9 +14,10 @@ import (
 	"github.com/tenantsync/tenantsync/internal/domain"
 )
 
-// contentSecurityPolicy allows no script at all, styles and images from this
-// origin only, forms posting to this origin only, and no framing.
-const contentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; " +
+// contentSecurityPolicy allows scripts, fetches, styles and images from
+// this origin only (no inline script or style), forms posting to this
+// origin only, and no framing.
+const contentSecurityPolicy = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; " +
 	"frame-ancestors 'none'; base-uri 'none'"
 
 // middleware installs the chain of libraries §6, in its order. The session

@@ -21,8 +21,9 @@ type Layout struct {
 	User *SessionUser
 	// CSRF is the token for the forms of the page.
 	CSRF string
-	// RefreshSeconds > 0 reloads the page with <meta http-equiv="refresh">
-	// (no script: the CSP allows none).
+	// RefreshSeconds > 0 keeps the page's data-live regions current from the
+	// server every so many seconds (web/static/live.js), without reloading
+	// it: a meta refresh would move focus and fails WCAG 2.2.1.
 	RefreshSeconds int
 	// Notice is a fixed message chosen by the handler (never request text).
 	Notice string

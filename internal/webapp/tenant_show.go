@@ -9,7 +9,7 @@ import (
 	"github.com/tenantsync/tenantsync/internal/domain"
 )
 
-// refreshSeconds is how often /tenant reloads itself while something is
+// refreshSeconds is how often /tenant updates itself while something is
 // under way.
 const refreshSeconds = 5
 
