@@ -2,8 +2,8 @@
 // customer organization: connect states bound to the browser session,
 // single-use and short-lived; the checks of the admin-consent callback; and
 // the transactional hand-over to the worker. It knows no HTTP framework and
-// no SQL: it declares the small interfaces it needs (States, Callback, Registry) and
-// imports domain only.
+// no SQL: it declares the small interfaces it needs (States, Callback,
+// Registry) and imports domain only.
 package onboarding
 
 import (
