@@ -1,11 +1,11 @@
 // live.js keeps a page current while the server marks it as changing
 // (data-refresh on <main>, in seconds): it fetches the page again and copies
-// the regions marked data-live, by id, into the page in place (hiding those
-// the server no longer sends). Nothing
-// reloads, so focus and reading position stay, and the status line, a
-// role="status" region, is read out when it changes. The page stops asking
-// once the server no longer marks it. Without script the page still works:
-// it says how to check again.
+// the regions marked data-live, by id, into the page in place, hiding those
+// the server no longer sends. Nothing reloads, so focus and reading position
+// stay, and the status line, a role="status" region, is read out when it
+// changes. It stops once the server no longer marks the page, or when the
+// session has ended (the fetch was redirected to sign in). Without script
+// the page still works: it offers a link to check again.
 (() => {
   "use strict";
   const main = document.getElementById("main");
@@ -15,6 +15,7 @@
     let next;
     try {
       const res = await fetch(location.href, { credentials: "same-origin", cache: "no-store" });
+      if (res.redirected) return; // signed out meanwhile: leave the page as it is
       if (!res.ok) return setTimeout(update, every);
       next = new DOMParser().parseFromString(await res.text(), "text/html");
     } catch {
