@@ -34,10 +34,14 @@ func (s *Store) ConnectStatePut(ctx context.Context, state, binding string, issu
 	return nil
 }
 
-// connectStateTake spends a state whoever presents it and says whether the
-// binding held it, issued in [$3, $4].
-const connectStateTake = `DELETE FROM connect_states WHERE state_hash = $1
-RETURNING binding_hash = $2 AND issued_at BETWEEN $3 AND $4 AS held`
+// stateTake spends a state whoever presents it and says whether the binding
+// held it within the window; its parameters are numbered from %[1]d
+// (state hash, binding hash, not before, not after), so it also serves as a
+// CTE of a larger statement.
+const stateTake = `DELETE FROM connect_states WHERE state_hash = $%[1]d
+RETURNING binding_hash = $%[2]d AND issued_at BETWEEN $%[3]d AND $%[4]d AS held`
+
+var connectStateTake = fmt.Sprintf(stateTake, 1, 2, 3, 4)
 
 // ConnectStateTake deletes a connect state whoever presents it, so it is
 // used once even under concurrent requests, and reports whether binding
@@ -55,12 +59,10 @@ func (s *Store) ConnectStateTake(ctx context.Context, state, binding string, not
 	return held && binding != "", nil
 }
 
-// connectStateTakeConsent is connectStateTake ($7–$10) followed, only when
-// the state was held, by the consent of consentFrom.
-var connectStateTakeConsent = `WITH taken AS (
-	DELETE FROM connect_states WHERE state_hash = $7
-	RETURNING binding_hash = $8 AND issued_at BETWEEN $9 AND $10 AS held
-), ` + fmt.Sprintf(consentFrom, "FROM taken WHERE held")
+// connectStateTakeConsent is stateTake ($7–$10) followed, only when the
+// state was held, by the consent of consentFrom ($1–$6).
+var connectStateTakeConsent = "WITH taken AS (" + fmt.Sprintf(stateTake, 7, 8, 9, 10) + "), " +
+	fmt.Sprintf(consentFrom, "FROM taken WHERE held")
 
 // ConnectStateTakeConsent is ConnectStateTake and, when binding held the
 // state, TenantUpsertConsented, in one statement and one round trip. held
