@@ -265,7 +265,7 @@ func (e *Emulator) serveDelta(gc *graphCtx, res *graphResource, page deltaPage) 
 	defer putBuf(vb)
 	size := e.pageSizeFor(gc.r)
 	b, next, more := page(t, tk, size, (*vb)[:0])
-	if len(b) > 0 && e.faultsFor(gc.p.tid).Replay {
+	if len(b) > 0 && gc.faults.Replay {
 		// The page's first object again (pages are pure functions of the
 		// token, so this writes exactly what the page began with).
 		first, _, _ := page(t, tk, 1, nil)

@@ -20,6 +20,7 @@ type graphCtx struct {
 	base        string // https://host (no /v1.0)
 	status      int
 	p           principal
+	faults      Faults // the caller's tenant's, read once per request
 }
 
 // principal is the verified caller of a Graph request.
@@ -184,6 +185,7 @@ func lowerQuery(r *http.Request) map[string]string {
 // applyFaults injects latency, drops, 429s and 5xx; false means answered.
 func (e *Emulator) applyFaults(gc *graphCtx) bool {
 	f := e.faultsFor(gc.p.tid)
+	gc.faults = f
 	if f.Latency > 0 {
 		select {
 		case <-time.After(f.Latency):
