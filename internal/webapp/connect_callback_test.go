@@ -261,12 +261,20 @@ func TestConnectCallbackExpiredState(t *testing.T) {
 	br.signIn(contosoAdm)
 	state := br.connectState()
 	tb.clock.Advance(10*time.Minute + time.Second)
-	res, body := br.get("/connect/callback?"+successQuery(state, contosoID).Encode(), false)
+	stateRefused(t, tb, br, "/connect/callback?"+successQuery(state, contosoID).Encode(), written{})
+}
+
+// stateRefused asserts that the callback at u is refused for its state (the
+// "link expired or not started here" page) and that the database then
+// holds exactly want.
+func stateRefused(t *testing.T, tb *testBundle, br *browser, u string, want written) {
+	t.Helper()
+	res, body := br.get(u, false)
 	if res.StatusCode != http.StatusBadRequest || !strings.Contains(body, "This link expired") {
-		t.Fatalf("status %d: %.500s", res.StatusCode, body)
+		t.Errorf("state not refused: status %d: %.500s", res.StatusCode, body)
 	}
-	if got := countWritten(t, tb.pool); got != (written{}) {
-		t.Errorf("written %+v, want nothing", got)
+	if got := countWritten(t, tb.pool); got != want {
+		t.Errorf("written %+v, want %+v", got, want)
 	}
 }
 
@@ -323,13 +331,7 @@ func TestConnectWithEmulator(t *testing.T) {
 	}
 
 	// Replaying the very callback Entra sent is refused and writes nothing more.
-	res, body = br.get(callback, false)
-	if res.StatusCode != http.StatusBadRequest || !strings.Contains(body, "This link expired") {
-		t.Errorf("replay: status %d", res.StatusCode)
-	}
-	if got := countWritten(t, tb.pool); got != (written{Tenants: 1, Events: 1, Jobs: 1}) {
-		t.Errorf("after replay written %+v", got)
-	}
+	stateRefused(t, tb, br, callback, written{Tenants: 1, Events: 1, Jobs: 1})
 }
 
 // TestNonAdminGetsAdminLink: a non-admin goes through the emulator's "Need
@@ -383,13 +385,7 @@ func TestConnectCallbackFailedWriteStoresNothing(t *testing.T) {
 	if _, err := tb.pool.Exec(ctx, `DROP TRIGGER refuse_event ON tenant_events`); err != nil {
 		t.Fatal(err)
 	}
-	res, body = br.get("/connect/callback?"+successQuery(state, contosoID).Encode(), false)
-	if res.StatusCode != http.StatusBadRequest || !strings.Contains(body, "This link expired") {
-		t.Errorf("state reused after a failed transaction: status %d: %.500s", res.StatusCode, body)
-	}
-	if got := countWritten(t, tb.pool); got != (written{}) {
-		t.Errorf("written %+v, want nothing", got)
-	}
+	stateRefused(t, tb, br, "/connect/callback?"+successQuery(state, contosoID).Encode(), written{})
 }
 
 // TestConnectCallbackConcurrentReplays: the same successful callback sent
