@@ -58,7 +58,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	logger := config.NewLogger(c.Common, stdout)
-	pool, err := postgres.OpenCurrent(ctx, c.DatabaseURL.Reveal(), "server")
+	pool, err := postgres.OpenCurrent(ctx, c.DatabaseURL.Reveal(), "server", 0)
 	if err != nil {
 		return err
 	}

@@ -62,7 +62,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	logger := config.NewLogger(c.Common, stdout)
-	pool, err := postgres.OpenCurrent(ctx, c.DatabaseURL.Reveal(), "worker")
+	// Sized from what the process runs: pgx's default (max(4, cores)) is
+	// smaller than the jobs and River need at once on a small machine.
+	pool, err := postgres.OpenCurrent(ctx, c.DatabaseURL.Reveal(), "worker", jobs.PoolSize(c.Concurrency))
 	if err != nil {
 		return err
 	}
@@ -90,6 +92,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	deps := &jobs.Deps{
 		Store: store, Tokens: tokens, Graph: gc, Logger: logger,
 		SyncInterval: c.SyncInterval, PurgeAfter: c.PurgeAfter, ConsentPropagationWait: c.ConsentPropagationWait,
+		SyncSlice: c.SyncSlice, SyncLease: c.SyncLease, RescueAfter: c.RescueAfter,
 		Metrics: m,
 	}
 	client, err := jobs.NewWorkerClient(pool, deps, jobs.ClientConfig{Concurrency: c.Concurrency})

@@ -142,6 +142,15 @@ type Worker struct {
 	ConsentPropagationWait time.Duration `env:"CONSENT_PROPAGATION_WAIT" envDefault:"2m"`
 	// AdminAddr serves /healthz, /readyz and /metrics of the worker.
 	AdminAddr string `env:"WORKER_ADMIN_ADDR" envDefault:":8081"`
+	// SyncSlice is how long one sync job fetches pages before it continues
+	// in a follow-up run from its checkpoint.
+	SyncSlice time.Duration `env:"SYNC_SLICE" envDefault:"1m"`
+	// SyncLease is how long a sync's claim on its tenant outlives its last
+	// committed page: the longest a dead worker blocks its tenants.
+	SyncLease time.Duration `env:"SYNC_LEASE" envDefault:"2m"`
+	// RescueAfter is how long a job may stay running before it is taken for
+	// a dead worker's and run again; every job's timeout is half of it.
+	RescueAfter time.Duration `env:"WORKER_RESCUE_AFTER" envDefault:"10m"`
 }
 
 // Migrate configures the migrate command: the database only.
@@ -191,6 +200,15 @@ func LoadWorker(getenv func(string) string) (Worker, error) {
 	}
 	if c.ConsentPropagationWait < 0 {
 		p.add("CONSENT_PROPAGATION_WAIT must not be negative")
+	}
+	if c.SyncLease < time.Second {
+		p.add("SYNC_LEASE must be at least 1s")
+	}
+	if c.RescueAfter < 2*time.Second {
+		p.add("WORKER_RESCUE_AFTER must be at least 2s")
+	}
+	if c.SyncSlice <= 0 || c.SyncSlice >= c.RescueAfter/2 {
+		p.add("SYNC_SLICE must be positive and under half of WORKER_RESCUE_AFTER (a slice must end before its job's timeout)")
 	}
 	return c, p.err()
 }

@@ -109,6 +109,7 @@ func BenchmarkFullSync100k(b *testing.B) {
 	ctx := context.Background()
 	// fullSync runs one full sync from an empty copy and returns its time,
 	// requests and the peak heap while it ran.
+	var job int64
 	fullSync := func(opt dirsync.Options) (time.Duration, int, uint64) {
 		b.StopTimer()
 		if err := bd.store.DirectoryPurge(ctx, bd.tid); err != nil {
@@ -118,7 +119,8 @@ func BenchmarkFullSync100k(b *testing.B) {
 		h := startHeapPeak()
 		b.StartTimer()
 		start := time.Now()
-		opt.Full = true
+		job++
+		opt.FullJob = job
 		run, err := bd.syncer.Sync(ctx, bd.tid, opt)
 		d := time.Since(start)
 		b.StopTimer()
@@ -167,7 +169,7 @@ func BenchmarkIncremental100(b *testing.B) {
 	bd := setupBench(b, n)
 	ctx := context.Background()
 	start := time.Now()
-	if _, err := bd.syncer.Sync(ctx, bd.tid, dirsync.Options{Full: true}); err != nil {
+	if _, err := bd.syncer.Sync(ctx, bd.tid, dirsync.Options{FullJob: 1}); err != nil {
 		b.Fatal(err)
 	}
 	full := time.Since(start)
@@ -222,7 +224,7 @@ func BenchmarkFullSync1M(b *testing.B) {
 		h := startHeapPeak()
 		b.StartTimer()
 		start := time.Now()
-		_, err := bd.syncer.Sync(ctx, bd.tid, dirsync.Options{Full: true})
+		_, err := bd.syncer.Sync(ctx, bd.tid, dirsync.Options{FullJob: int64(i + 1)})
 		total += time.Since(start)
 		peak = max(peak, h.done())
 		if err != nil {

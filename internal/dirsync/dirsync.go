@@ -22,13 +22,6 @@ const (
 	ResourceGroups = "groups"
 )
 
-// Link kinds of a checkpoint.
-const (
-	LinkNone  = ""
-	LinkNext  = "next"  // resume the round from this page
-	LinkDelta = "delta" // the round finished; the next round starts here
-)
-
 // Stats count what one Graph call cost.
 type Stats struct {
 	Requests       int
@@ -63,34 +56,22 @@ type Source interface {
 	GroupsDelta(ctx context.Context, tenantID, link string, p *GroupsPage) error
 }
 
-// Checkpoint is where one resource's sync stands.
-type Checkpoint struct {
-	Resource  string
-	Link      string
-	LinkKind  string
-	Round     int64
-	RoundKind domain.SyncKind
-}
-
-// Applied counts the rows one page changed.
-type Applied struct {
-	Upserts int
-	Deletes int
-}
-
 // Store persists pages atomically with their checkpoint, and sync runs.
 type Store interface {
-	SyncState(ctx context.Context, tenantID string) ([]Checkpoint, error)
-	// ApplyUsers and ApplyGroups write one page and cp in one transaction;
-	// with sweep they also delete rows whose seen_round < cp.Round.
-	ApplyUsers(ctx context.Context, tenantID string, p *UsersPage, cp Checkpoint, sweep bool) (Applied, error)
-	ApplyGroups(ctx context.Context, tenantID string, p *GroupsPage, cp Checkpoint, sweep bool) (Applied, error)
+	SyncState(ctx context.Context, tenantID string) ([]domain.SyncCheckpoint, error)
+	// ApplyUsers and ApplyGroups write one page and c.Checkpoint in one
+	// transaction, and only while c.Lease is held (domain.ErrSyncLeaseLost
+	// otherwise); with c.Sweep they also delete rows whose seen_round <
+	// c.Checkpoint.Round.
+	ApplyUsers(ctx context.Context, tenantID string, p *UsersPage, c domain.SyncCommit) (domain.SyncApplied, error)
+	ApplyGroups(ctx context.Context, tenantID string, p *GroupsPage, c domain.SyncCommit) (domain.SyncApplied, error)
 	SyncRunStart(ctx context.Context, tenantID string, kind domain.SyncKind) (int64, error)
 	SyncRunFinish(ctx context.Context, run domain.SyncRun) error
 }
 
 // Syncer syncs tenants. It is safe for concurrent use on different tenants;
-// callers make sure one tenant is synced by one Syncer call at a time.
+// callers make sure one tenant is synced by one Syncer call at a time (the
+// worker holds the tenant's lease and passes it in Options).
 type Syncer struct {
 	src   Source
 	store Store
@@ -110,9 +91,24 @@ type Options struct {
 	// Sequential fetches each page only after the previous one is applied,
 	// instead of overlapping the two; benchmarks use it as the baseline.
 	Sequential bool
-	// Full starts full rounds even where a deltaLink is saved.
-	Full bool
+	// FullJob, when not 0, forces a full round of every resource even where
+	// a deltaLink is saved. It names the request (the job ID): a resource
+	// whose checkpoint already carries it resumes that round instead of
+	// starting another, so a forced full sync that snoozes or is retried
+	// finishes its round.
+	FullJob int64
+	// Until, when set, ends the run after the first page committed past it
+	// with ErrSliceEnded: a long sync is done as a chain of bounded jobs,
+	// each resuming from the checkpoint.
+	Until time.Time
+	// Lease is the tenant's sync lease: every page is committed only while
+	// it is held, and extends it.
+	Lease domain.SyncLease
 }
+
+// ErrSliceEnded ends a run that reached Options.Until with work left; the
+// next run resumes from the last committed page.
+var ErrSliceEnded = errors.New("sync slice ended; the sync continues from its checkpoint")
 
 // Sync runs one sync of tenantID: users, then groups, each from its
 // checkpoint to a new deltaLink. The run is recorded in sync_runs whatever
@@ -123,13 +119,13 @@ func (s *Syncer) Sync(ctx context.Context, tenantID string, opt Options) (domain
 	if err != nil {
 		return domain.SyncRun{}, err
 	}
-	cps := map[string]Checkpoint{}
+	cps := map[string]domain.SyncCheckpoint{}
 	for _, cp := range state {
 		cps[cp.Resource] = cp
 	}
 	run := domain.SyncRun{TenantID: tenantID, Kind: domain.SyncDelta, Outcome: domain.SyncRunning, StartedAt: s.now()}
 	for _, res := range []string{ResourceUsers, ResourceGroups} {
-		if cp := cps[res]; opt.Full || cp.LinkKind == LinkNone || cp.LinkKind == LinkNext && cp.RoundKind == domain.SyncFull {
+		if cp := cps[res]; forcesFull(cp, opt) || cp.LinkKind == domain.LinkNone || cp.LinkKind == domain.LinkNext && cp.RoundKind == domain.SyncFull {
 			run.Kind = domain.SyncFull
 		}
 	}
@@ -171,7 +167,7 @@ func outcome(ctx context.Context, err error) (domain.SyncOutcome, string, string
 			c = tok.Code()
 		}
 	}
-	if ctx.Err() != nil || RetryAfter(err) > 0 {
+	if ctx.Err() != nil || RetryAfter(err) > 0 || errors.Is(err, ErrSliceEnded) {
 		return domain.SyncSnoozed, err.Error(), c
 	}
 	return domain.SyncFailed, err.Error(), c
@@ -192,13 +188,19 @@ func resyncRequired(err error) bool {
 	return errors.As(err, &rr) && rr.ResyncRequired()
 }
 
+// forcesFull reports whether opt forces a new full round of cp's resource:
+// a forced round that already started (cp carries its job) is resumed.
+func forcesFull(cp domain.SyncCheckpoint, opt Options) bool {
+	return opt.FullJob != 0 && cp.FullJob != opt.FullJob
+}
+
 // syncResource walks one resource from cp to a deltaLink.
-func (s *Syncer) syncResource(ctx context.Context, tenantID string, cp Checkpoint, opt Options, run *domain.SyncRun) error {
+func (s *Syncer) syncResource(ctx context.Context, tenantID string, cp domain.SyncCheckpoint, opt Options, run *domain.SyncRun) error {
 	var link string
 	switch {
-	case opt.Full || cp.LinkKind == LinkNone:
-		cp = startFull(cp)
-	case cp.LinkKind == LinkDelta:
+	case forcesFull(cp, opt) || cp.LinkKind == domain.LinkNone:
+		cp = startFull(cp, opt.FullJob)
+	case cp.LinkKind == domain.LinkDelta:
 		cp.RoundKind, link = domain.SyncDelta, cp.Link
 	default: // resume the round after its last committed page
 		link = cp.Link
@@ -238,33 +240,35 @@ func (s *Syncer) syncResource(ctx context.Context, tenantID string, cp Checkpoin
 				// or a reset (410) means a new full round; its sweep removes
 				// whatever the missed changes deleted.
 				restarted = true
-				cp = startFull(cp)
+				cp = startFull(cp, cp.FullJob)
 				run.Kind = domain.SyncFull
 				f = fetch(ctx, "", cur)
 				continue
 			}
 			return f.err
 		}
-		next2 := cp
-		sweep := false
+		c := domain.SyncCommit{Checkpoint: cp, Lease: opt.Lease}
 		if f.delta != "" {
-			next2.Link, next2.LinkKind = f.delta, LinkDelta
-			sweep = cp.RoundKind == domain.SyncFull
+			c.Checkpoint.Link, c.Checkpoint.LinkKind = f.delta, domain.LinkDelta
+			c.Sweep = cp.RoundKind == domain.SyncFull
 		} else {
-			next2.Link, next2.LinkKind = f.next, LinkNext
+			c.Checkpoint.Link, c.Checkpoint.LinkKind = f.next, domain.LinkNext
 		}
+		// The slice ends at the first page past Until; no page is fetched
+		// beyond it, so nothing is paid for twice.
+		last := f.delta != "" || !opt.Until.IsZero() && !s.now().Before(opt.Until)
 		var prefetch chan fetched
 		pctx, cancel := context.WithCancel(ctx)
-		if f.delta == "" && !opt.Sequential {
+		if !last && !opt.Sequential {
 			prefetch = make(chan fetched, 1)
 			go func(link string, buf int) { prefetch <- fetch(pctx, link, buf) }(f.next, 1-cur)
 		}
-		var a Applied
+		var a domain.SyncApplied
 		var err error
 		if cp.Resource == ResourceUsers {
-			a, err = s.store.ApplyUsers(ctx, tenantID, &users[cur], next2, sweep)
+			a, err = s.store.ApplyUsers(ctx, tenantID, &users[cur], c)
 		} else {
-			a, err = s.store.ApplyGroups(ctx, tenantID, &groups[cur], next2, sweep)
+			a, err = s.store.ApplyGroups(ctx, tenantID, &groups[cur], c)
 		}
 		if err != nil {
 			cancel()
@@ -276,10 +280,14 @@ func (s *Syncer) syncResource(ctx context.Context, tenantID string, cp Checkpoin
 		run.Pages++
 		run.Upserts += a.Upserts
 		run.Deletes += a.Deletes
-		cp = next2
+		cp = c.Checkpoint
 		if f.delta != "" {
 			cancel()
 			return nil
+		}
+		if last {
+			cancel()
+			return ErrSliceEnded
 		}
 		if prefetch == nil {
 			cancel()
@@ -301,9 +309,11 @@ type fetched struct {
 
 // startFull begins a new full round: a new round number, so every row the
 // round does not see keeps an older seen_round and is swept at its end.
-func startFull(cp Checkpoint) Checkpoint {
+// fullJob is the forcing job, if any, remembered with the round.
+func startFull(cp domain.SyncCheckpoint, fullJob int64) domain.SyncCheckpoint {
 	cp.Round++
 	cp.RoundKind = domain.SyncFull
-	cp.Link, cp.LinkKind = "", LinkNone
+	cp.Link, cp.LinkKind = "", domain.LinkNone
+	cp.FullJob = fullJob
 	return cp
 }

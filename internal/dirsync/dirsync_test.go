@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -279,20 +280,20 @@ type killer struct {
 	applied int
 }
 
-func (k *killer) ApplyUsers(ctx context.Context, tid string, p *dirsync.UsersPage, cp dirsync.Checkpoint, sweep bool) (dirsync.Applied, error) {
+func (k *killer) ApplyUsers(ctx context.Context, tid string, p *dirsync.UsersPage, c domain.SyncCommit) (domain.SyncApplied, error) {
 	k.applied++
 	if k.applied == k.page {
 		k.cancel()
 	}
-	return k.Store.ApplyUsers(ctx, tid, p, cp, sweep)
+	return k.Store.ApplyUsers(ctx, tid, p, c)
 }
 
-func (k *killer) ApplyGroups(ctx context.Context, tid string, p *dirsync.GroupsPage, cp dirsync.Checkpoint, sweep bool) (dirsync.Applied, error) {
+func (k *killer) ApplyGroups(ctx context.Context, tid string, p *dirsync.GroupsPage, c domain.SyncCommit) (domain.SyncApplied, error) {
 	k.applied++
 	if k.applied == k.page {
 		k.cancel()
 	}
-	return k.Store.ApplyGroups(ctx, tid, p, cp, sweep)
+	return k.Store.ApplyGroups(ctx, tid, p, c)
 }
 
 func TestKilledMidPageResumes(t *testing.T) {
@@ -331,9 +332,101 @@ func TestForcedFullRound(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{tenant: entraemu.ContosoTenantID, pageSize: 20})
 	b.sync(t, dirsync.Options{})
-	run := b.sync(t, dirsync.Options{Full: true})
+	run := b.sync(t, dirsync.Options{FullJob: 1})
 	if run.Kind != domain.SyncFull || run.Deletes != 0 {
 		t.Errorf("forced full: kind %s, %d deletes", run.Kind, run.Deletes)
+	}
+	assertCopy(t, b)
+	// A later forced round (another job) is a new full round again.
+	if run := b.sync(t, dirsync.Options{FullJob: 2}); run.Kind != domain.SyncFull {
+		t.Errorf("second forced full: kind %s", run.Kind)
+	}
+}
+
+// TestForcedFullRoundResumes: a forced full sync that is interrupted (a
+// snooze, a retry, a killed worker) resumes its own round when its job runs
+// again, instead of starting over; the old behaviour restarted every time,
+// so a throttled large tenant never finished its first sync.
+func TestForcedFullRoundResumes(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	k := &killer{cancel: cancel, page: -1}
+	b := setup(t, setupOpts{wrap: func(s dirsync.Store) dirsync.Store { k.Store = s; return k }})
+	b.sync(t, dirsync.Options{}) // a first round, so that a delta link is saved
+	k.applied, k.page = 0, 3
+	if _, err := b.syncer.Sync(ctx, b.tid, dirsync.Options{FullJob: 7}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("killed forced sync: %v, want context.Canceled", err)
+	}
+	k.page = -1
+	k.applied = 0
+	run := b.sync(t, dirsync.Options{FullJob: 7})
+	// 30 users at 7 a page are 5 pages, then the groups' pages; the killed
+	// attempt committed 2 users pages, so the resumed one must not apply them again.
+	whole := b.sync(t, dirsync.Options{FullJob: 8})
+	if run.Kind != domain.SyncFull || run.Pages != whole.Pages-2 {
+		t.Errorf("resumed forced round applied %d pages (kind %s); a whole round is %d pages, 2 were committed before",
+			run.Pages, run.Kind, whole.Pages)
+	}
+	assertCopy(t, b)
+}
+
+// TestSliceEnds: with Until passed, each run commits one page and ends with
+// ErrSliceEnded; run after run, the round finishes from its checkpoints
+// and the copy is exact.
+func TestSliceEnds(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	ctx := context.Background()
+	upserts, runs := 0, 0
+	for {
+		run, err := b.syncer.Sync(ctx, b.tid, dirsync.Options{Until: time.Unix(1, 0)})
+		runs++
+		upserts += run.Upserts
+		if err == nil {
+			break
+		}
+		// One page, or two where users ended with their deltaLink and the
+		// groups' first page ended the slice.
+		if !errors.Is(err, dirsync.ErrSliceEnded) || run.Outcome != domain.SyncSnoozed || run.Pages < 1 || run.Pages > 2 {
+			t.Fatalf("slice %d: %v, outcome %s, %d pages; want ErrSliceEnded after one page", runs, err, run.Outcome, run.Pages)
+		}
+		if runs > 100 {
+			t.Fatal("the slices never finish the round")
+		}
+	}
+	// Every row was written once: no slice applied a page of another again
+	// (a whole round upserts every row once too).
+	whole := b.sync(t, dirsync.Options{FullJob: 1})
+	if runs < 3 || upserts != whole.Upserts {
+		t.Errorf("%d slices upserted %d rows; a whole round upserts %d", runs, upserts, whole.Upserts)
+	}
+	assertCopy(t, b)
+}
+
+// TestLeaseLost: a sync whose lease is held by another commits nothing.
+func TestLeaseLost(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	ctx := context.Background()
+	held := domain.SyncLease{Owner: "00000000-0000-4000-8000-000000000001", TTL: time.Minute}
+	taken, _, err := b.store.SyncLeaseTake(ctx, b.tid, held)
+	must(t, err)
+	if !taken {
+		t.Fatal("lease not taken on a free tenant")
+	}
+	other := domain.SyncLease{Owner: "00000000-0000-4000-8000-000000000002", TTL: time.Minute}
+	_, err = b.syncer.Sync(ctx, b.tid, dirsync.Options{Lease: other})
+	if !errors.Is(err, domain.ErrSyncLeaseLost) {
+		t.Fatalf("sync without the lease: %v, want ErrSyncLeaseLost", err)
+	}
+	counts, err := b.store.DirectoryCounts(ctx, b.tid)
+	must(t, err)
+	if counts.Users != 0 || counts.Groups != 0 {
+		t.Errorf("a sync without the lease wrote %+v", counts)
+	}
+	if _, err := b.syncer.Sync(ctx, b.tid, dirsync.Options{Lease: held}); err != nil {
+		t.Fatalf("sync with the lease: %v", err)
 	}
 	assertCopy(t, b)
 }

@@ -1,6 +1,9 @@
 package domain
 
-import "time"
+import (
+	"errors"
+	"time"
+)
 
 // DirectoryUser is a user in a tenant's synced directory copy.
 type DirectoryUser struct {
@@ -54,8 +57,60 @@ const (
 	SyncRunning   SyncOutcome = "running"
 	SyncSucceeded SyncOutcome = "succeeded"
 	SyncFailed    SyncOutcome = "failed"
-	SyncSnoozed   SyncOutcome = "snoozed" // paused for throttling or shutdown; resumes from its checkpoint
+	SyncSnoozed   SyncOutcome = "snoozed" // paused for throttling, shutdown or the end of its slice; resumes from its checkpoint
+	// SyncAbandoned closes a run whose worker died: its lease lapsed while
+	// the run was still marked running. The next run resumes from the last
+	// committed page.
+	SyncAbandoned SyncOutcome = "abandoned"
 )
+
+// Link kinds of a SyncCheckpoint.
+const (
+	LinkNone  = ""
+	LinkNext  = "next"  // resume the round from this page
+	LinkDelta = "delta" // the round finished; the next round starts here
+)
+
+// SyncCheckpoint is where one resource's sync stands (table sync_state).
+type SyncCheckpoint struct {
+	Resource  string   // "users" or "groups"
+	Link      string   // nextLink to resume from, or the round's deltaLink
+	LinkKind  string   // LinkNone, LinkNext or LinkDelta
+	Round     int64    // the current full round; rows seen in it carry it in seen_round
+	RoundKind SyncKind // kind of the round the link belongs to
+	// FullJob is the job that forced the current full round, or 0: a forced
+	// full sync that snoozes or retries resumes its own round instead of
+	// starting another.
+	FullJob int64
+}
+
+// SyncApplied counts the rows one page changed.
+type SyncApplied struct {
+	Upserts int
+	Deletes int
+}
+
+// SyncCommit is what a page commits together with its rows.
+type SyncCommit struct {
+	Checkpoint SyncCheckpoint
+	// Sweep (the last page of a full round) also deletes every row the
+	// round did not see.
+	Sweep bool
+	// Lease, when its Owner is set, must still be held; the commit extends it.
+	Lease SyncLease
+}
+
+// ErrSyncLeaseLost means a sync's lease lapsed and another sync took the
+// tenant: the page was not committed and the sync must stop.
+var ErrSyncLeaseLost = errors.New("sync lease lost to another worker")
+
+// SyncLease is a sync's claim on its tenant: only the owner may commit
+// pages, and every page it commits extends the claim by TTL. A claim that
+// is not extended lapses, so a dead worker blocks its tenant for at most TTL.
+type SyncLease struct {
+	Owner string // a UUID chosen per job attempt
+	TTL   time.Duration
+}
 
 // SyncRun is one sync of one tenant's directory.
 type SyncRun struct {

@@ -58,6 +58,48 @@ func (s TenantStatus) Describe() string {
 	return string(s)
 }
 
+// Syncs reports whether a tenant in status s has its directory synced.
+// It is the one place that rule is written (the fan-out's SQL mirrors it).
+func (s TenantStatus) Syncs() bool { return s == TenantActive || s == TenantFailing }
+
+// transitions is the tenant lifecycle: for each status, the statuses it may
+// move to. Consent (to pending) is open from every status, since an admin
+// may connect again at any time; only a fresh consent leaves a state that
+// needs the customer's admin or a disconnect.
+var transitions = map[TenantStatus][]TenantStatus{
+	TenantPending:                 {TenantActive, TenantInsufficientPermissions, TenantConsentRevoked, TenantDisconnected},
+	TenantActive:                  {TenantFailing, TenantConsentRevoked, TenantInsufficientPermissions, TenantDisconnected, TenantPending},
+	TenantFailing:                 {TenantActive, TenantConsentRevoked, TenantInsufficientPermissions, TenantDisconnected, TenantPending},
+	TenantConsentRevoked:          {TenantPending, TenantDisconnected},
+	TenantInsufficientPermissions: {TenantPending, TenantDisconnected},
+	TenantDisconnected:            {TenantPending},
+}
+
+// CanBecome reports whether the lifecycle lets a tenant move from s to to.
+// Staying in the same status (with a new reason) is always allowed.
+func (s TenantStatus) CanBecome(to TenantStatus) bool {
+	if s == to {
+		return to.Valid()
+	}
+	for _, v := range transitions[s] {
+		if v == to {
+			return true
+		}
+	}
+	return false
+}
+
+// Transition asks for a tenant to move to To. From, when not empty, names
+// the statuses the caller saw and acted on: if the tenant has moved on
+// since (an admin connected again while a sync was failing), nothing
+// changes.
+type Transition struct {
+	From   []TenantStatus
+	To     TenantStatus
+	Reason string
+	Actor  string
+}
+
 // NeedsAdmin reports whether only the customer's admin can fix the state.
 func (s TenantStatus) NeedsAdmin() bool {
 	return s == TenantConsentRevoked || s == TenantInsufficientPermissions

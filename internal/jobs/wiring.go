@@ -33,23 +33,16 @@ func (s graphSource) GroupsDelta(ctx context.Context, tenantID, link string, p *
 // syncStore adapts postgres.Store to dirsync.Store.
 type syncStore struct{ s *postgres.Store }
 
-func (s syncStore) SyncState(ctx context.Context, tenantID string) ([]dirsync.Checkpoint, error) {
-	cps, err := s.s.SyncStateList(ctx, tenantID)
-	out := make([]dirsync.Checkpoint, len(cps))
-	for i, cp := range cps {
-		out[i] = dirsync.Checkpoint(cp)
-	}
-	return out, err
+func (s syncStore) SyncState(ctx context.Context, tenantID string) ([]domain.SyncCheckpoint, error) {
+	return s.s.SyncStateList(ctx, tenantID)
 }
 
-func (s syncStore) ApplyUsers(ctx context.Context, tenantID string, p *dirsync.UsersPage, cp dirsync.Checkpoint, sweep bool) (dirsync.Applied, error) {
-	a, err := s.s.DirectoryUsersApply(ctx, tenantID, p.Users, p.Removed, postgres.SyncCheckpoint(cp), sweep)
-	return dirsync.Applied(a), err
+func (s syncStore) ApplyUsers(ctx context.Context, tenantID string, p *dirsync.UsersPage, c domain.SyncCommit) (domain.SyncApplied, error) {
+	return s.s.DirectoryUsersApply(ctx, tenantID, p.Users, p.Removed, c)
 }
 
-func (s syncStore) ApplyGroups(ctx context.Context, tenantID string, p *dirsync.GroupsPage, cp dirsync.Checkpoint, sweep bool) (dirsync.Applied, error) {
-	a, err := s.s.DirectoryGroupsApply(ctx, tenantID, p.Groups, p.Removed, p.Members, p.MembersRemoved, postgres.SyncCheckpoint(cp), sweep)
-	return dirsync.Applied(a), err
+func (s syncStore) ApplyGroups(ctx context.Context, tenantID string, p *dirsync.GroupsPage, c domain.SyncCommit) (domain.SyncApplied, error) {
+	return s.s.DirectoryGroupsApply(ctx, tenantID, p.Groups, p.Removed, p.Members, p.MembersRemoved, c)
 }
 
 func (s syncStore) SyncRunStart(ctx context.Context, tenantID string, kind domain.SyncKind) (int64, error) {

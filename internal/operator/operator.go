@@ -44,7 +44,7 @@ func (a *Actions) RequestSync(ctx context.Context, tenantID string, full bool, a
 		if err != nil {
 			return err
 		}
-		if t.Status != domain.TenantActive && t.Status != domain.TenantFailing {
+		if !t.Status.Syncs() {
 			return fmt.Errorf("%w: tenant %s is %s; only active or failing tenants sync", domain.ErrConflict, tenantID, t.Status)
 		}
 		if t.SyncSuspended {

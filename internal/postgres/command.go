@@ -13,7 +13,7 @@ import (
 // MigrateCommand is the `migrate` subcommand of server and worker: it applies
 // every pending migration and says how many ran.
 func MigrateCommand(ctx context.Context, databaseURL string, logger *slog.Logger, out io.Writer) error {
-	pool, err := Open(ctx, databaseURL)
+	pool, err := Open(ctx, databaseURL, 0)
 	if err != nil {
 		return err
 	}
@@ -28,8 +28,11 @@ func MigrateCommand(ctx context.Context, databaseURL string, logger *slog.Logger
 
 // OpenCurrent connects and refuses a database whose schema is behind, naming
 // the fix.
-func OpenCurrent(ctx context.Context, databaseURL, binary string) (*pgxpool.Pool, error) {
-	pool, err := Open(ctx, databaseURL)
+//
+// maxConns sizes the pool when DATABASE_URL does not (pool_max_conns); 0
+// keeps pgx's default.
+func OpenCurrent(ctx context.Context, databaseURL, binary string, maxConns int) (*pgxpool.Pool, error) {
+	pool, err := Open(ctx, databaseURL, maxConns)
 	if err != nil {
 		return nil, err
 	}

@@ -10,22 +10,7 @@ import (
 	"github.com/tenantsync/tenantsync/internal/domain"
 )
 
-// SyncCheckpoint is where one resource's sync stands (table sync_state).
-type SyncCheckpoint struct {
-	Resource  string          // "users" or "groups"
-	Link      string          // nextLink to resume from, or the round's deltaLink
-	LinkKind  string          // "", "next" or "delta"
-	Round     int64           // the current full round; rows seen in it carry it in seen_round
-	RoundKind domain.SyncKind // kind of the round the link belongs to
-}
-
 type pgconnTag = pgconn.CommandTag
-
-// SyncApplied counts what one page changed.
-type SyncApplied struct {
-	Upserts int
-	Deletes int
-}
 
 // Temp tables live per connection and empty at every commit, so a page's
 // rows never leak into the next transaction on that connection.
@@ -72,19 +57,36 @@ SELECT count(*) FROM gone`
 )
 
 const syncStateSave = `
-INSERT INTO sync_state (tenant_id, resource, link, link_kind, round, round_kind, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, now())
+INSERT INTO sync_state (tenant_id, resource, link, link_kind, round, round_kind, full_job, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, now())
 ON CONFLICT (tenant_id, resource) DO UPDATE SET
 	link = EXCLUDED.link, link_kind = EXCLUDED.link_kind, round = EXCLUDED.round,
-	round_kind = EXCLUDED.round_kind, updated_at = EXCLUDED.updated_at`
+	round_kind = EXCLUDED.round_kind, full_job = EXCLUDED.full_job, updated_at = EXCLUDED.updated_at`
+
+// queueCommit queues what every page commits besides its rows: the lease
+// check and extension (first, so a lost lease fails the page before its
+// writes count) and the checkpoint.
+func (s *Store) queueCommit(b *pgx.Batch, tenantID string, c domain.SyncCommit) {
+	if c.Lease.Owner != "" {
+		b.Queue(syncLeaseExtend, tenantID, c.Lease.Owner, s.now().Add(c.Lease.TTL).UTC()).Exec(func(tag pgconnTag) error {
+			if tag.RowsAffected() != 1 {
+				return domain.ErrSyncLeaseLost
+			}
+			return nil
+		})
+	}
+	cp := c.Checkpoint
+	b.Queue(syncStateSave, tenantID, cp.Resource, cp.Link, cp.LinkKind, cp.Round, cp.RoundKind, cp.FullJob)
+}
 
 // DirectoryUsersApply applies one users/delta page in one transaction:
 // upserts (COPY into a temp table, then one INSERT … ON CONFLICT), deletes
 // of removed users, and the checkpoint cp. With sweep (the last page of a
 // full round) it also deletes every user the round did not see. A failed
 // call changes nothing.
-func (s *Store) DirectoryUsersApply(ctx context.Context, tenantID string, users []domain.DirectoryUser, removed []string, cp SyncCheckpoint, sweep bool) (SyncApplied, error) {
-	var res SyncApplied
+func (s *Store) DirectoryUsersApply(ctx context.Context, tenantID string, users []domain.DirectoryUser, removed []string, c domain.SyncCommit) (domain.SyncApplied, error) {
+	var res domain.SyncApplied
+	cp := c.Checkpoint
 	err := s.Tx(ctx, func(tx pgx.Tx, _ *Store) error {
 		if len(users) > 0 {
 			if _, err := tx.Exec(ctx, syncUsersTemp); err != nil {
@@ -98,6 +100,7 @@ func (s *Store) DirectoryUsersApply(ctx context.Context, tenantID string, users 
 			}
 		}
 		b := &pgx.Batch{}
+		s.queueCommit(b, tenantID, c)
 		if len(users) > 0 {
 			b.Queue(directoryUserUpsertBatch, tenantID, cp.Round).Exec(func(tag pgconnTag) error {
 				res.Upserts += int(tag.RowsAffected())
@@ -111,7 +114,7 @@ func (s *Store) DirectoryUsersApply(ctx context.Context, tenantID string, users 
 				return nil
 			})
 		}
-		if sweep {
+		if c.Sweep {
 			b.Queue(directoryUserSweep, tenantID, cp.Round).QueryRow(func(row pgx.Row) error {
 				var n int
 				err := row.Scan(&n)
@@ -119,11 +122,10 @@ func (s *Store) DirectoryUsersApply(ctx context.Context, tenantID string, users 
 				return err
 			})
 		}
-		b.Queue(syncStateSave, tenantID, cp.Resource, cp.Link, cp.LinkKind, cp.Round, cp.RoundKind)
 		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
-		return SyncApplied{}, fmt.Errorf("apply users page of tenant %s: %w", tenantID, err)
+		return domain.SyncApplied{}, fmt.Errorf("apply users page of tenant %s: %w", tenantID, err)
 	}
 	return res, nil
 }
@@ -156,8 +158,9 @@ SELECT count(*) FROM gone`
 // checkpoint; with sweep it deletes the groups and memberships the full
 // round did not see. A failed call changes nothing.
 func (s *Store) DirectoryGroupsApply(ctx context.Context, tenantID string, groups []domain.Group, removed []string,
-	members, membersRemoved []domain.Membership, cp SyncCheckpoint, sweep bool) (SyncApplied, error) {
-	var res SyncApplied
+	members, membersRemoved []domain.Membership, c domain.SyncCommit) (domain.SyncApplied, error) {
+	var res domain.SyncApplied
+	cp := c.Checkpoint
 	err := s.Tx(ctx, func(tx pgx.Tx, _ *Store) error {
 		if len(groups) > 0 {
 			if _, err := tx.Exec(ctx, syncGroupsTemp); err != nil {
@@ -181,6 +184,7 @@ func (s *Store) DirectoryGroupsApply(ctx context.Context, tenantID string, group
 			}
 		}
 		b := &pgx.Batch{}
+		s.queueCommit(b, tenantID, c)
 		count := func(n *int) func(pgconnTag) error {
 			return func(tag pgconnTag) error { *n += int(tag.RowsAffected()); return nil }
 		}
@@ -202,7 +206,7 @@ func (s *Store) DirectoryGroupsApply(ctx context.Context, tenantID string, group
 			}
 			b.Queue(groupMemberDeleteBatch, tenantID, gids, mids).Exec(count(&res.Deletes))
 		}
-		if sweep {
+		if c.Sweep {
 			b.Queue(directoryGroupSweep, tenantID, cp.Round).QueryRow(func(row pgx.Row) error {
 				var n int
 				err := row.Scan(&n)
@@ -211,11 +215,10 @@ func (s *Store) DirectoryGroupsApply(ctx context.Context, tenantID string, group
 			})
 			b.Queue(groupMemberSweep, tenantID, cp.Round).Exec(count(&res.Deletes))
 		}
-		b.Queue(syncStateSave, tenantID, cp.Resource, cp.Link, cp.LinkKind, cp.Round, cp.RoundKind)
 		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
-		return SyncApplied{}, fmt.Errorf("apply groups page of tenant %s: %w", tenantID, err)
+		return domain.SyncApplied{}, fmt.Errorf("apply groups page of tenant %s: %w", tenantID, err)
 	}
 	return res, nil
 }
@@ -278,6 +281,8 @@ func (s *Store) DirectoryPurge(ctx context.Context, tenantID string) error {
 		b.Queue(`DELETE FROM directory_groups WHERE tenant_id = $1`, tenantID)
 		b.Queue(`DELETE FROM directory_users WHERE tenant_id = $1`, tenantID)
 		b.Queue(`DELETE FROM sync_state WHERE tenant_id = $1`, tenantID)
+		// The sizes on the tenant row describe the copy, which is now empty.
+		b.Queue(`UPDATE tenants SET user_count = 0, group_count = 0 WHERE id = $1`, tenantID)
 		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {

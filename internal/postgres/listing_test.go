@@ -225,7 +225,7 @@ func TestTenantListSearchFollowsChanges(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT xmin::text::bigint FROM tenant_search WHERE tenant_id = $1`, id).Scan(&before); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.TenantSetStatus(ctx, id, domain.TenantFailing, "test", "test"); err != nil {
+	if err := st.TenantSetStatus(ctx, id, domain.TenantPending, "test", "test"); err != nil {
 		t.Fatal(err)
 	}
 	if err := pool.QueryRow(ctx, `SELECT xmin::text::bigint FROM tenant_search WHERE tenant_id = $1`, id).Scan(&after); err != nil {

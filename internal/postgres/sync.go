@@ -9,15 +9,15 @@ import (
 	"github.com/tenantsync/tenantsync/internal/domain"
 )
 
-const syncStateList = `SELECT resource, link, link_kind, round, round_kind FROM sync_state WHERE tenant_id = $1 ORDER BY resource`
+const syncStateList = `SELECT resource, link, link_kind, round, round_kind, full_job FROM sync_state WHERE tenant_id = $1 ORDER BY resource`
 
 // SyncStateList returns a tenant's checkpoints, one per resource synced so far.
-func (s *Store) SyncStateList(ctx context.Context, tenantID string) ([]SyncCheckpoint, error) {
+func (s *Store) SyncStateList(ctx context.Context, tenantID string) ([]domain.SyncCheckpoint, error) {
 	rows, err := s.db.Query(ctx, syncStateList, tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("sync state of tenant %s: %w", tenantID, err)
 	}
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[SyncCheckpoint])
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[domain.SyncCheckpoint])
 	if err != nil {
 		return nil, fmt.Errorf("sync state of tenant %s: %w", tenantID, err)
 	}

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -109,19 +110,36 @@ func (s *Store) consent(ctx context.Context, query, id, by, byOID string, more .
 const tenantStatusForUpdate = `SELECT status FROM tenants WHERE id = $1 FOR UPDATE`
 
 // TenantSetStatus moves a tenant to status with a reason and records the
-// transition; setting the same status and reason again records nothing.
+// transition; setting the same status and reason again records nothing. A
+// move the lifecycle does not allow is domain.ErrConflict.
 func (s *Store) TenantSetStatus(ctx context.Context, id string, status domain.TenantStatus, reason, actor string) error {
-	if !status.Valid() {
-		return domain.Invalidf("unknown tenant status %q", status)
+	_, err := s.TenantTransition(ctx, id, domain.Transition{To: status, Reason: reason, Actor: actor})
+	return err
+}
+
+// TenantTransition applies tr with its history entry in one transaction.
+// It reports false, changing nothing, when the tenant is no longer in one of
+// tr.From; a move the lifecycle does not allow is domain.ErrConflict.
+func (s *Store) TenantTransition(ctx context.Context, id string, tr domain.Transition) (bool, error) {
+	if !tr.To.Valid() {
+		return false, domain.Invalidf("unknown tenant status %q", tr.To)
 	}
 	now := s.now().UTC()
-	return s.Tx(ctx, func(_ pgx.Tx, st *Store) error {
-		var from string
+	moved := false
+	err := s.Tx(ctx, func(_ pgx.Tx, st *Store) error {
+		var from domain.TenantStatus
 		if err := st.db.QueryRow(ctx, tenantStatusForUpdate, id).Scan(&from); err != nil {
 			return fmt.Errorf("set status of tenant %s: %w", id, notFound(err))
 		}
+		if len(tr.From) > 0 && !slices.Contains(tr.From, from) {
+			return nil
+		}
+		if !from.CanBecome(tr.To) {
+			return fmt.Errorf("set status of tenant %s: %w: %s cannot become %s", id, domain.ErrConflict, from, tr.To)
+		}
+		moved = true
 		tag, err := st.db.Exec(ctx, `UPDATE tenants SET status = $2, status_reason = $3, status_changed_at = $4, updated_at = $4
-			WHERE id = $1 AND (status <> $2 OR status_reason <> $3)`, id, status, reason, now)
+			WHERE id = $1 AND (status <> $2 OR status_reason <> $3)`, id, tr.To, tr.Reason, now)
 		if err != nil {
 			return fmt.Errorf("set status of tenant %s: %w", id, err)
 		}
@@ -129,10 +147,11 @@ func (s *Store) TenantSetStatus(ctx context.Context, id string, status domain.Te
 			return nil
 		}
 		return st.TenantEventAdd(ctx, domain.TenantEvent{
-			TenantID: id, At: now, Kind: domain.EventStatusChanged, FromStatus: from,
-			ToStatus: string(status), Reason: reason, Actor: actor,
+			TenantID: id, At: now, Kind: domain.EventStatusChanged, FromStatus: string(from),
+			ToStatus: string(tr.To), Reason: tr.Reason, Actor: tr.Actor,
 		})
 	})
+	return moved && err == nil, err
 }
 
 const tenantEventAdd = `

@@ -2,13 +2,10 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"hash/fnv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tenantsync/tenantsync/internal/domain"
 )
@@ -79,32 +76,12 @@ func (s *Store) TenantSyncFailed(ctx context.Context, id, reason string, next fu
 		if _, err := st.db.Exec(ctx, `UPDATE tenants SET next_sync_at = $2 WHERE id = $1`, id, next(failures).UTC()); err != nil {
 			return fmt.Errorf("record failed sync of tenant %s: %w", id, err)
 		}
-		if status == domain.TenantActive || status == domain.TenantFailing {
+		if status.Syncs() {
 			return st.TenantSetStatus(ctx, id, domain.TenantFailing, reason, "worker")
 		}
 		return nil
 	})
 	return failures, err
-}
-
-const tenantListDue = `
-SELECT id::text FROM tenants
-WHERE status IN ('active', 'failing') AND NOT sync_suspended AND (next_sync_at IS NULL OR next_sync_at <= $1)
-ORDER BY next_sync_at NULLS FIRST, tenants.id
-LIMIT $2`
-
-// TenantListDue returns up to limit active or failing, unsuspended tenants
-// whose next sync is due at now, the most overdue first.
-func (s *Store) TenantListDue(ctx context.Context, now time.Time, limit int) ([]string, error) {
-	rows, err := s.db.Query(ctx, tenantListDue, now.UTC(), limit)
-	if err != nil {
-		return nil, fmt.Errorf("list due tenants: %w", err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("list due tenants: %w", err)
-	}
-	return ids, nil
 }
 
 // TenantSetNextSync sets when the tenant's next sync is due.
@@ -113,49 +90,6 @@ func (s *Store) TenantSetNextSync(ctx context.Context, id string, at time.Time) 
 		return fmt.Errorf("set next sync of tenant %s: %w", id, err)
 	}
 	return nil
-}
-
-// ErrLocked means another process holds the tenant's sync lock.
-var ErrLocked = errors.New("tenant is being synced by another worker")
-
-// TenantSyncLock takes a session advisory lock for syncing one tenant, on a
-// connection held until release is called: a second guard, behind River's
-// unique jobs, against two workers syncing one tenant at once (for example
-// after a stuck job was rescued). It returns ErrLocked when held elsewhere.
-func (s *Store) TenantSyncLock(ctx context.Context, id string) (release func(), err error) {
-	pool, ok := s.db.(*pgxpool.Pool)
-	if !ok {
-		return nil, errors.New("tenant sync lock needs the pool, not a transaction")
-	}
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("lock tenant %s: %w", id, err)
-	}
-	key := lockKey(id)
-	var got bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&got); err != nil {
-		conn.Release()
-		return nil, fmt.Errorf("lock tenant %s: %w", id, err)
-	}
-	if !got {
-		conn.Release()
-		return nil, ErrLocked
-	}
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, key); err != nil {
-			// The lock dies with the session.
-			conn.Conn().Close(ctx) //nolint:errcheck
-		}
-		conn.Release()
-	}, nil
-}
-
-func lockKey(id string) int64 {
-	h := fnv.New64a()
-	h.Write([]byte("tenantsync/sync/" + id))
-	return int64(h.Sum64())
 }
 
 const tenantClaimDue = `

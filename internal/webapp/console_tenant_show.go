@@ -176,7 +176,7 @@ func (s *Server) consoleTenantShow(c echo.Context) error {
 	switch {
 	case t.SyncSuspended:
 		a.WhyNoSync = "Syncing is suspended; resume it to sync."
-	case t.Status != domain.TenantActive && t.Status != domain.TenantFailing:
+	case !t.Status.Syncs():
 		a.WhyNoSync = "Only active or failing tenants sync; this one is " + strings.ToLower(statusLabel[t.Status]) + "."
 	default:
 		a.CanSync = true

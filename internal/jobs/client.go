@@ -1,0 +1,174 @@
+package jobs
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/tenantsync/tenantsync/internal/dirsync"
+	"github.com/tenantsync/tenantsync/internal/entra"
+	"github.com/tenantsync/tenantsync/internal/graph"
+	"github.com/tenantsync/tenantsync/internal/metrics"
+	"github.com/tenantsync/tenantsync/internal/postgres"
+)
+
+// Deps are what the workers use. Durations say their unit in the type; a
+// zero value takes the default named on the field.
+type Deps struct {
+	Store  *postgres.Store
+	Tokens *entra.TokenSource
+	Graph  *graph.Client
+	Syncer *dirsync.Syncer // nil: NewSyncer(Graph, Store)
+	Logger *slog.Logger    // nil: discard
+	Now    func() time.Time
+
+	// SyncInterval is how often an active tenant is synced (SYNC_INTERVAL; default 1h).
+	SyncInterval time.Duration
+	// PurgeAfter is how long a disconnected or revoked tenant's copy is kept (PURGE_AFTER; default 0).
+	PurgeAfter time.Duration
+	// ConsentPropagationWait bounds retries of AADSTS700016 and of missing
+	// roles after a fresh consent (CONSENT_PROPAGATION_WAIT; default 2m, facts §6.1).
+	ConsentPropagationWait time.Duration
+	// SyncSlice is how long one sync job fetches pages before it snoozes
+	// and continues from its checkpoint (SYNC_SLICE; default 1m).
+	SyncSlice time.Duration
+	// SyncLease is how long a sync's claim on its tenant lasts past its last
+	// committed page (SYNC_LEASE; default 2m): the longest a dead worker
+	// keeps another job from syncing the tenant.
+	SyncLease time.Duration
+	// RescueAfter is how long a job may stay running before River takes it
+	// for one of a dead worker and runs it again (WORKER_RESCUE_AFTER;
+	// default 10m). Every job's timeout is at most half of it.
+	RescueAfter time.Duration
+	// FanoutInterval is how often the leader enqueues due tenants (default 1m).
+	FanoutInterval time.Duration
+	// CredentialBrokenSnooze is how long a job waits when the app's own
+	// credential is rejected (default 5m).
+	CredentialBrokenSnooze time.Duration
+	// MaxSnoozes bounds how often one sync job snoozes on throttling before
+	// it counts as a failure (default 50).
+	MaxSnoozes int
+	// Metrics records sync runs; nil records nothing.
+	Metrics *metrics.Metrics
+
+	credBroken atomic.Bool
+}
+
+func (d *Deps) defaults() {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.SyncInterval <= 0 {
+		d.SyncInterval = time.Hour
+	}
+	if d.ConsentPropagationWait == 0 {
+		d.ConsentPropagationWait = 2 * time.Minute
+	}
+	if d.SyncSlice <= 0 {
+		d.SyncSlice = time.Minute
+	}
+	if d.SyncLease <= 0 {
+		d.SyncLease = 2 * time.Minute
+	}
+	if d.RescueAfter <= 0 {
+		d.RescueAfter = 10 * time.Minute
+	}
+	if d.FanoutInterval <= 0 {
+		d.FanoutInterval = time.Minute
+	}
+	if d.CredentialBrokenSnooze <= 0 {
+		d.CredentialBrokenSnooze = 5 * time.Minute
+	}
+	if d.MaxSnoozes <= 0 {
+		d.MaxSnoozes = 50
+	}
+	if d.Syncer == nil {
+		d.Syncer = NewSyncer(d.Graph, d.Store)
+	}
+}
+
+// jobTimeout is every job's timeout: half of RescueAfter, so that a job
+// still alive is cancelled by its own timeout long before River would rescue
+// it as a dead worker's.
+func (d *Deps) jobTimeout() time.Duration { return d.RescueAfter / 2 }
+
+// PoolSize is how many Postgres connections a worker process running
+// concurrency jobs needs so that nothing waits on the pool for long: one
+// per job, one more per job for the Graph requests a sync overlaps with its
+// page writes, and River's own (the notifier's LISTEN connection, the
+// producer, the completer, the elector and the leader's maintenance).
+// No job holds a connection while it waits for another, so a smaller pool
+// is slower, never stuck.
+func PoolSize(concurrency int) int { return 2*concurrency + 6 }
+
+// ClientConfig configures NewWorkerClient.
+type ClientConfig struct {
+	// Concurrency is WORKER_CONCURRENCY: jobs run at once by this process.
+	Concurrency int
+	// Tune, if set, adjusts River's configuration last (tests shorten polls).
+	Tune func(*river.Config)
+}
+
+// SyncFanoutArgs is the periodic job that enqueues due tenants.
+type SyncFanoutArgs struct{}
+
+// Kind names the job kind.
+func (SyncFanoutArgs) Kind() string { return "sync_fanout" }
+
+// InsertOpts keeps at most one fan-out queued or running.
+func (SyncFanoutArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByState: activeStates}}
+}
+
+// NewWorkerClient builds the worker process's River client: the verify,
+// sync, purge and fan-out workers on the default queue, and the periodic
+// fan-out, which River runs on the elected leader only.
+func NewWorkerClient(pool *pgxpool.Pool, d *Deps, cc ClientConfig) (*river.Client[pgx.Tx], error) {
+	d.defaults()
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &verifyWorker{d: d})
+	river.AddWorker(workers, &syncWorker{d: d})
+	river.AddWorker(workers, &purgeWorker{d: d})
+	river.AddWorker(workers, &fanoutWorker{d: d})
+	if cc.Concurrency <= 0 {
+		cc.Concurrency = 8
+	}
+	cfg := &river.Config{
+		Logger:  d.Logger,
+		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cc.Concurrency}},
+		Workers: workers,
+		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(d.FanoutInterval),
+			func() (river.JobArgs, *river.InsertOpts) { return SyncFanoutArgs{}, nil },
+			&river.PeriodicJobOpts{ID: "sync_fanout", RunOnStart: true})},
+		// Jobs are bounded (a sync runs in slices), so a job left running
+		// longer than this belongs to a dead worker.
+		JobTimeout:           d.jobTimeout(),
+		RescueStuckJobsAfter: d.RescueAfter,
+	}
+	if cc.Tune != nil {
+		cc.Tune(cfg)
+	}
+	return river.NewClient(riverpgxv5.New(pool), cfg)
+}
+
+type jobIDKey struct{}
+
+func withJobID(ctx context.Context, id int64) context.Context {
+	return context.WithValue(ctx, jobIDKey{}, id)
+}
+
+// log is the logger for a job's lines: it carries the job's job_id.
+func (d *Deps) log(ctx context.Context) *slog.Logger {
+	if id, ok := ctx.Value(jobIDKey{}).(int64); ok {
+		return d.Logger.With("job_id", id)
+	}
+	return d.Logger
+}

@@ -1,0 +1,186 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/tenantsync/tenantsync/internal/dirsync"
+	"github.com/tenantsync/tenantsync/internal/domain"
+	"github.com/tenantsync/tenantsync/internal/entra"
+	"github.com/tenantsync/tenantsync/internal/graph"
+	"github.com/tenantsync/tenantsync/internal/postgres"
+)
+
+// handleFailure decides what a failed token or Graph call means: pause the
+// job (shutdown, throttling, the app's own credential), a status that only
+// the customer's admin can fix, or a counted, backed-off failure.
+//
+// seen is the status the job read and acted on: a verdict only applies
+// while the tenant is still there (an admin who connects again meanwhile
+// wins over a sync that failed before).
+func (d *Deps) handleFailure(ctx context.Context, tid string, seen domain.TenantStatus, err error) error {
+	verifying := seen == domain.TenantPending
+	if errors.Is(ctx.Err(), context.Canceled) {
+		// Shutdown: run again from the last checkpoint without using an attempt.
+		return river.JobSnooze(0)
+	}
+	if te, ok := entra.AsTokenError(err); ok {
+		switch te.Kind {
+		case entra.ConsentMissing:
+			if verifying {
+				return d.revoke(ctx, tid, seen, fmt.Sprintf("the app was not found in the tenant after waiting %s (%s): consent was not granted or was removed", d.ConsentPropagationWait, te.Code()))
+			}
+			return d.revoke(ctx, tid, seen, fmt.Sprintf("the app is no longer installed in the tenant (%s)", te.Code()))
+		case entra.TenantNotFound:
+			return d.revoke(ctx, tid, seen, fmt.Sprintf("the tenant no longer exists in Microsoft Entra ID (%s)", te.Code()))
+		case entra.ServicePrincipalDisabled:
+			return d.revoke(ctx, tid, seen, fmt.Sprintf("an administrator disabled the app in the tenant (%s)", te.Code()))
+		case entra.AppCredentialBroken:
+			// Not the tenant's fault: every tenant fails alike until an
+			// operator fixes the credential. Say so once, loudly.
+			if d.credBroken.CompareAndSwap(false, true) {
+				d.log(ctx).Error("Microsoft Entra ID rejects the app's own credential; fix ENTRA_CLIENT_SECRET / ENTRA_CLIENT_CERT_FILE / ENTRA_FEDERATED_TOKEN_FILE. Tenants keep their status; jobs wait.",
+					"tenant_id", tid, "error_code", te.Code(), "oauth_error", te.OAuthError)
+			}
+			return river.JobSnooze(d.CredentialBrokenSnooze)
+		}
+	}
+	var ge *graph.Error
+	if errors.As(err, &ge) {
+		switch ge.Kind {
+		case graph.ErrConsentRevoked:
+			return d.revoke(ctx, tid, seen, "Microsoft Graph no longer recognises the app in the tenant (Authorization_IdentityNotFound)")
+		case graph.ErrInsufficientPermissions:
+			return d.insufficient(ctx, tid, seen, ge)
+		case graph.ErrUnauthorized:
+			// The token itself was refused: never try it again.
+			d.Tokens.Invalidate(tid)
+		}
+	}
+	if wait := dirsync.RetryAfter(err); wait > 0 {
+		// Throttled longer than the Graph client waits in process.
+		d.log(ctx).Info("tenant throttled; job snoozed", "tenant_id", tid, "retry_after", wait.String())
+		return river.JobSnooze(wait)
+	}
+	return d.recordFailure(ctx, tid, err)
+}
+
+// recordFailure counts a transient failure and backs the tenant off, as
+// miniflux parks failing feeds: the job completes and the fan-out retries
+// the tenant when its next_sync_at comes.
+func (d *Deps) recordFailure(ctx context.Context, tid string, err error) error {
+	reason := "sync failed: " + err.Error()
+	n, ferr := d.Store.TenantSyncFailed(ctx, tid, reason, func(failures int) time.Time {
+		return d.Now().Add(FailureBackoff(failures, d.SyncInterval))
+	})
+	if ferr != nil {
+		return errors.Join(err, ferr)
+	}
+	d.log(ctx).Warn("tenant sync failed", "tenant_id", tid, "failures", n, "error", err.Error())
+	return nil
+}
+
+// FailureBackoff is the wait before the next sync after failures
+// consecutive failures: 2m, 4m, 8m … doubling, at most max(interval, 12h)…
+// capped at 24h.
+func FailureBackoff(failures int, interval time.Duration) time.Duration {
+	d := time.Minute << min(failures, 11)
+	return min(d, max(interval, 12*time.Hour), 24*time.Hour)
+}
+
+// errNotRevoked means a revocation verdict did not hold up with a fresh
+// token: the consent exists (given again meanwhile), so the job retries.
+var errNotRevoked = errors.New("the app's consent exists again; not revoked")
+
+// revoke moves the tenant from seen to consent_revoked and schedules the
+// purge of its copy after PURGE_AFTER, in one transaction, once a freshly
+// acquired token confirms the verdict. A token cached from before a
+// revocation, or a revocation followed at once by a fresh consent, must
+// neither keep a revoked tenant alive nor revoke and purge a tenant whose
+// consent exists.
+func (d *Deps) revoke(ctx context.Context, tid string, seen domain.TenantStatus, reason string) error {
+	ctx = context.WithoutCancel(ctx)
+	d.Tokens.Invalidate(tid)
+	if err := d.confirmRevoked(ctx, tid); err != nil {
+		d.log(ctx).Info("revocation not confirmed with a fresh token", "tenant_id", tid, "error", err.Error())
+		return err
+	}
+	client := river.ClientFromContext[pgx.Tx](ctx)
+	moved := false
+	err := d.Store.Tx(ctx, func(tx pgx.Tx, st *postgres.Store) error {
+		var err error
+		moved, err = st.TenantTransition(ctx, tid, domain.Transition{From: []domain.TenantStatus{seen},
+			To: domain.TenantConsentRevoked, Reason: reason, Actor: "worker"})
+		if err != nil || !moved {
+			return err
+		}
+		opts := PurgeTenantArgs{}.InsertOpts()
+		opts.ScheduledAt = d.Now().Add(d.PurgeAfter)
+		_, err = client.InsertTx(ctx, tx, PurgeTenantArgs{TenantID: tid}, &opts)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if moved {
+		d.log(ctx).Warn("tenant consent revoked", "tenant_id", tid, "reason", reason)
+	}
+	return nil
+}
+
+// confirmRevoked asks Entra ID and Graph again with a token acquired now:
+// nil means the app is gone from the tenant.
+func (d *Deps) confirmRevoked(ctx context.Context, tid string) error {
+	_, err := d.Tokens.Token(ctx, tid)
+	if te, ok := entra.AsTokenError(err); ok {
+		switch te.Kind {
+		case entra.ConsentMissing, entra.TenantNotFound, entra.ServicePrincipalDisabled:
+			return nil
+		}
+	}
+	if err != nil {
+		return err
+	}
+	_, _, err = d.Graph.Organization(ctx, tid)
+	var ge *graph.Error
+	if errors.As(err, &ge) && ge.Kind == graph.ErrConsentRevoked {
+		d.Tokens.Invalidate(tid)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return errNotRevoked
+}
+
+// insufficient moves the tenant from seen to insufficient_permissions,
+// naming the roles a fresh token lacks when it can tell.
+func (d *Deps) insufficient(ctx context.Context, tid string, seen domain.TenantStatus, ge *graph.Error) error {
+	d.Tokens.Invalidate(tid)
+	reason := fmt.Sprintf("Microsoft Graph denied access (HTTP 403 %s)", ge.Code)
+	if tok, err := d.Tokens.Token(ctx, tid); err == nil {
+		if missing := entra.MissingRoles(tok.Roles); len(missing) > 0 {
+			reason += "; missing application permissions: " + strings.Join(missing, ", ")
+		}
+	}
+	moved, err := d.Store.TenantTransition(ctx, tid, domain.Transition{From: []domain.TenantStatus{seen},
+		To: domain.TenantInsufficientPermissions, Reason: reason, Actor: "worker"})
+	if err != nil {
+		return err
+	}
+	if moved {
+		d.log(ctx).Warn("tenant lacks permissions", "tenant_id", tid, "reason", reason)
+	}
+	return nil
+}
+
+func (d *Deps) credentialOK() {
+	if d.credBroken.CompareAndSwap(true, false) {
+		d.Logger.Info("Microsoft Entra ID accepts the app's credential again")
+	}
+}

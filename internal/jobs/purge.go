@@ -1,0 +1,44 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/riverqueue/river"
+	"github.com/tenantsync/tenantsync/internal/domain"
+)
+
+type purgeWorker struct {
+	river.WorkerDefaults[PurgeTenantArgs]
+	d *Deps
+}
+
+// Work deletes the directory copy of a tenant that is still disconnected or
+// revoked PURGE_AFTER after it became so; a reconnected tenant keeps it.
+func (w *purgeWorker) Work(ctx context.Context, job *river.Job[PurgeTenantArgs]) error {
+	ctx = withJobID(ctx, job.ID)
+	d, tid := w.d, strings.ToLower(job.Args.TenantID)
+	t, err := d.Store.TenantGet(ctx, tid)
+	if errors.Is(err, domain.ErrNotFound) {
+		return nil // the tenant row is gone, and its copy with it (ON DELETE CASCADE)
+	}
+	if err != nil {
+		return err
+	}
+	if t.Status != domain.TenantDisconnected && t.Status != domain.TenantConsentRevoked {
+		return nil
+	}
+	if due := t.StatusChangedAt.Add(d.PurgeAfter); d.Now().Before(due) {
+		return river.JobSnooze(due.Sub(d.Now()))
+	}
+	if err := d.Store.DirectoryPurge(ctx, tid); err != nil {
+		return err
+	}
+	if err := d.Store.TenantEventAdd(ctx, domain.TenantEvent{TenantID: tid, Kind: domain.EventPurged,
+		FromStatus: string(t.Status), ToStatus: string(t.Status), Reason: "directory copy deleted", Actor: "worker"}); err != nil {
+		return err
+	}
+	d.log(ctx).Info("tenant directory purged", "tenant_id", tid)
+	return nil
+}

@@ -1,0 +1,107 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/riverqueue/river"
+
+	"github.com/tenantsync/tenantsync/internal/dirsync"
+	"github.com/tenantsync/tenantsync/internal/domain"
+)
+
+type syncWorker struct {
+	river.WorkerDefaults[SyncTenantArgs]
+	d *Deps
+}
+
+// Timeout bounds one slice of a sync. A slice stops fetching at SyncSlice;
+// the rest of the timeout is room for its last page. It stays below
+// RescueAfter, so River never rescues a slice that is still alive.
+func (w *syncWorker) Timeout(*river.Job[SyncTenantArgs]) time.Duration { return w.d.jobTimeout() }
+
+// Work runs one slice of a tenant's sync under the tenant's lease: at most
+// SyncSlice of pages, then the job snoozes and its next run resumes from the
+// checkpoint. However large the tenant, no job runs long enough to be
+// mistaken for a dead one, and a job of a dead worker is rescued within
+// RescueAfter and resumes where the dead one last committed.
+func (w *syncWorker) Work(ctx context.Context, job *river.Job[SyncTenantArgs]) error {
+	ctx = withJobID(ctx, job.ID)
+	d, tid := w.d, strings.ToLower(job.Args.TenantID)
+	t, err := d.Store.TenantGet(ctx, tid)
+	if errors.Is(err, domain.ErrNotFound) {
+		return river.JobCancel(err)
+	}
+	if err != nil {
+		return err
+	}
+	if !t.Status.Syncs() || t.SyncSuspended {
+		return nil
+	}
+	lease := domain.SyncLease{Owner: uuid.NewString(), TTL: d.SyncLease}
+	taken, abandoned, err := d.Store.SyncLeaseTake(ctx, tid, lease)
+	if err != nil {
+		return err
+	}
+	if !taken {
+		// Another job syncs the tenant now (a forced full round beside a
+		// periodic delta one); come back when its lease could have lapsed.
+		return river.JobSnooze(d.SyncLease)
+	}
+	if abandoned > 0 {
+		d.log(ctx).Warn("closed sync runs of a worker that stopped", "tenant_id", tid, "abandoned", abandoned)
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := d.Store.SyncLeaseRelease(rctx, tid, lease.Owner); err != nil {
+			d.log(ctx).Warn("sync lease not released; it lapses by itself", "tenant_id", tid, "error", err.Error())
+		}
+	}()
+	opt := dirsync.Options{Lease: lease, Until: d.Now().Add(d.SyncSlice)}
+	if job.Args.Full {
+		opt.FullJob = job.ID
+	}
+	run, err := d.Syncer.Sync(ctx, tid, opt)
+	if run.ID != 0 {
+		outcome := domain.SyncSucceeded
+		if err != nil {
+			outcome = domain.SyncFailed
+			if dirsync.RetryAfter(err) > 0 || errors.Is(err, dirsync.ErrSliceEnded) || errors.Is(ctx.Err(), context.Canceled) {
+				outcome = domain.SyncSnoozed
+			}
+		}
+		d.Metrics.ObserveSync(string(run.Kind), string(outcome), run.Duration(d.Now()), run.Pages, run.Upserts, run.Deletes)
+	}
+	switch {
+	case errors.Is(err, dirsync.ErrSliceEnded):
+		d.log(ctx).Info("sync slice ended; continuing", "tenant_id", tid, "sync_run_id", run.ID, "pages", run.Pages)
+		return river.JobSnooze(0)
+	case errors.Is(err, domain.ErrSyncLeaseLost):
+		// The lease lapsed (a page took longer than SYNC_LEASE) and another
+		// job took the tenant; it carries on from the last committed page.
+		d.log(ctx).Warn("sync lease lost; another job continues the sync", "tenant_id", tid, "sync_run_id", run.ID)
+		return nil
+	case err != nil:
+		if snoozes(job.Metadata) >= d.MaxSnoozes && dirsync.RetryAfter(err) > 0 {
+			return d.recordFailure(ctx, tid, err)
+		}
+		return d.handleFailure(ctx, tid, t.Status, err)
+	}
+	d.credentialOK()
+	d.log(ctx).Info("tenant synced", "tenant_id", tid, "sync_run_id", run.ID, "kind", run.Kind, "pages", run.Pages,
+		"upserts", run.Upserts, "deletes", run.Deletes, "requests", run.Requests)
+	return d.Store.TenantSyncSucceeded(ctx, tid, d.Now().Add(d.SyncInterval))
+}
+
+func snoozes(metadata []byte) int {
+	var m struct {
+		Snoozes int `json:"snoozes"`
+	}
+	_ = json.Unmarshal(metadata, &m)
+	return m.Snoozes
+}
