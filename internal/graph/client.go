@@ -143,8 +143,9 @@ func (c *Client) sameOrigin(link string) bool {
 // to decode. It waits out the tenant's throttle window first (see
 // awaitWindow), retries throttling (429/503/504 with Retry-After up to
 // MaxWait), 5xx and dropped connections a bounded number of times, refreshes
-// the token once on 401 InvalidAuthenticationToken, and maps every other
-// failure to *Error.
+// the token once on 401 InvalidAuthenticationToken, drops the cached token
+// on every other authorization failure, and maps every other failure to
+// *Error.
 func (c *Client) get(ctx context.Context, tenantID, link string, st *Stats, decode func(io.Reader) error) error {
 	if !c.sameOrigin(link) {
 		return &Error{Kind: ErrForeignLink, Status: 0, Code: "foreignLink", Message: "link does not point at GRAPH_BASE_URL"}
@@ -205,8 +206,10 @@ func (c *Client) get(ctx context.Context, tenantID, link string, st *Stats, deco
 			refreshed = true
 			c.tokens.Invalidate(tenantID)
 			continue
-		case gerr.Kind == ErrInsufficientPermissions:
-			// Grants may change later; the next run must not reuse this token.
+		case gerr.Kind == ErrUnauthorized || gerr.Kind == ErrConsentRevoked || gerr.Kind == ErrInsufficientPermissions:
+			// Consent, the service principal or its grants changed (issue 11,
+			// defect 3): a cached token would keep failing after the admin
+			// consents again, until it expires.
 			c.tokens.Invalidate(tenantID)
 			return gerr
 		case gerr.Kind == ErrThrottled || gerr.Kind == ErrUnavailable:
