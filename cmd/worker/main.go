@@ -83,12 +83,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	gc, err := graph.New(graph.Config{BaseURL: c.GraphBaseURL, HTTPClient: hc, Tokens: tokens,
+	store := postgres.New(pool)
+	gc, err := graph.New(graph.Config{BaseURL: c.GraphBaseURL, HTTPClient: hc, Tokens: tokens, Gate: store,
 		Observe: m.ObserveGraph, Throttled: m.ObserveThrottled})
 	if err != nil {
 		return err
 	}
-	store := postgres.New(pool)
 	deps := &jobs.Deps{
 		Store: store, Tokens: tokens, Graph: gc, Logger: logger,
 		SyncInterval: c.SyncInterval, PurgeAfter: c.PurgeAfter, ConsentPropagationWait: c.ConsentPropagationWait,

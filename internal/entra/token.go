@@ -194,9 +194,29 @@ func (s *TokenSource) Token(ctx context.Context, tenantID string) (Token, error)
 		s.report("cache")
 		return t, nil
 	}
+	return s.await(ctx, tenantID, false)
+}
+
+// Fresh returns a token newly issued by Entra for tenantID, past both
+// caches, and caches it. It is for confirming a verdict (consent revoked,
+// tenant gone) that a cached token may have caused: its error is Entra's
+// answer now. Errors are *TokenError.
+func (s *TokenSource) Fresh(ctx context.Context, tenantID string) (Token, error) {
+	return s.await(ctx, strings.ToLower(tenantID), true)
+}
+
+// await runs one acquisition per tenant (and kind) at a time and waits for
+// it or for ctx.
+func (s *TokenSource) await(ctx context.Context, tenantID string, fresh bool) (Token, error) {
+	key := tenantID
+	if fresh {
+		// A fresh caller must not join an acquisition that may use MSAL's
+		// cache.
+		key = "fresh|" + tenantID
+	}
 	// The shared call must not die with the first caller's context.
-	ch := s.flight.DoChan(tenantID, func() (any, error) {
-		return s.acquire(context.WithoutCancel(ctx), tenantID)
+	ch := s.flight.DoChan(key, func() (any, error) {
+		return s.acquire(context.WithoutCancel(ctx), tenantID, fresh)
 	})
 	select {
 	case r := <-ch:
@@ -226,7 +246,11 @@ func (s *TokenSource) Invalidate(tenantID string) {
 	s.mu.Unlock()
 }
 
-func (s *TokenSource) acquire(ctx context.Context, tenantID string) (Token, error) {
+// gone are the token errors after which no token of the tenant may be
+// used: the app is not (or no longer) in the tenant, or the tenant is gone.
+var gone = []TokenErrorKind{ConsentMissing, TenantNotFound, ServicePrincipalDisabled}
+
+func (s *TokenSource) acquire(ctx context.Context, tenantID string, fresh bool) (Token, error) {
 	if !domain.IsGUID(tenantID) {
 		return Token{}, &TokenError{Kind: TenantNotFound, TenantID: tenantID, OAuthError: "tenant id is not a GUID"}
 	}
@@ -234,7 +258,7 @@ func (s *TokenSource) acquire(ctx context.Context, tenantID string) (Token, erro
 	defer cancel()
 	opts := []confidential.AcquireByCredentialOption{confidential.WithTenantID(tenantID)}
 	s.mu.RLock()
-	bypass := s.bypass[tenantID]
+	bypass := fresh || s.bypass[tenantID]
 	s.mu.RUnlock()
 	if bypass {
 		// A claims request skips MSAL's cache (confidential.go
@@ -246,6 +270,11 @@ func (s *TokenSource) acquire(ctx context.Context, tenantID string) (Token, erro
 	if err != nil {
 		err = classify(tenantID, err)
 		if te, ok := AsTokenError(err); ok {
+			if slices.Contains(gone, te.Kind) {
+				// Issue 11, defect 3: a token cached before the revocation
+				// must not be served once Entra has said so.
+				s.Invalidate(tenantID)
+			}
 			s.report(te.Kind.String())
 		} else {
 			s.report("other")

@@ -118,3 +118,56 @@ func TestMissingRoles(t *testing.T) {
 		}
 	}
 }
+
+// TestFreshTokenConfirmsRevocation: Fresh asks Entra past both caches, so
+// a revocation that a cached token hides is seen; Entra's "consent
+// missing" then drops the cached token, and a token issued after the admin
+// consents again is served from then on (issue 11, defect 3).
+func TestFreshTokenConfirmsRevocation(t *testing.T) {
+	t.Parallel()
+	srv := entraemu.StartTest(t, entraemu.Config{Seed: entraemu.SmallSeed()})
+	s := newSource(t, srv, "")
+	tid := entraemu.ContosoTenantID
+	ctx := context.Background()
+	old, err := s.Token(ctx, tid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := s.Fresh(ctx, tid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.Counters(tid).TokenRequests; n != 2 || fresh.Value == old.Value {
+		t.Errorf("Fresh: %d token requests, same token %v; want a newly issued token", n, fresh.Value == old.Value)
+	}
+	if got, err := s.Token(ctx, tid); err != nil || got.Value != fresh.Value {
+		t.Errorf("Token after Fresh: same token %v, %v; want the fresh one from the cache", got.Value == fresh.Value, err)
+	}
+
+	if err := srv.RevokeConsent(tid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Token(ctx, tid); err != nil {
+		t.Fatalf("Token after revocation: %v, want the cached token (Entra is not asked)", err)
+	}
+	for _, call := range []struct {
+		name string
+		get  func(context.Context, string) (entra.Token, error)
+	}{{"Fresh", s.Fresh}, {"Token after Fresh failed", s.Token}} {
+		_, err := call.get(ctx, tid)
+		if te, ok := entra.AsTokenError(err); !ok || te.Kind != entra.ConsentMissing {
+			t.Errorf("%s after revocation: %v, want consent missing", call.name, err)
+		}
+	}
+
+	if err := srv.Grant(tid); err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.Token(ctx, tid)
+	if err != nil {
+		t.Fatalf("Token after consent again: %v", err)
+	}
+	if again.Value == fresh.Value {
+		t.Error("Token after consent again: the token from before the revocation")
+	}
+}

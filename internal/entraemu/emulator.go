@@ -497,7 +497,8 @@ type Counters struct {
 	GraphByStatus map[int]int `json:"graphByStatus"`
 	// Throttled counts 429 responses.
 	Throttled int `json:"throttled"`
-	// EarlyRetries counts requests that arrived before their Retry-After elapsed.
+	// EarlyRetries counts requests that arrived inside a Retry-After window
+	// announced for the tenant (429 or 503), however they were answered.
 	EarlyRetries int `json:"earlyRetries"`
 }
 

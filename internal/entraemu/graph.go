@@ -128,6 +128,10 @@ func (e *Emulator) serveGraph(gc *graphCtx) {
 		gc.error(http.StatusForbidden, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
 		return
 	}
+	key := p.appID + "|" + p.tid
+	if e.early(key) {
+		e.count(p.tid, func(c *Counters) { c.EarlyRetries++ })
+	}
 	if !e.applyFaults(gc) {
 		return
 	}
@@ -137,11 +141,7 @@ func (e *Emulator) serveGraph(gc *graphCtx) {
 		users = t.userCount()
 	}
 	e.mu.RUnlock()
-	key := p.appID + "|" + p.tid
 	res := e.take(key, users, cost)
-	if res.early {
-		e.count(p.tid, func(c *Counters) { c.EarlyRetries++ })
-	}
 	if !res.ok {
 		gc.w.Header().Set("x-ms-throttle-scope", "Tenant_Application/ReadWrite/"+p.appID+"/"+p.tid)
 		gc.w.Header().Set("x-ms-throttle-information", "ResourceUnitLimitExceeded")
@@ -201,7 +201,7 @@ func (e *Emulator) applyFaults(gc *graphCtx) bool {
 			ra = time.Second
 		}
 		ra = ceilSeconds(ra)
-		e.block(gc.p.appID+"|"+gc.p.tid, ra)
+		e.block(gc.p.appID+"|"+gc.p.tid, ra, true)
 		gc.throttled(ra)
 		return false
 	}
@@ -213,7 +213,9 @@ func (e *Emulator) applyFaults(gc *graphCtx) bool {
 			gc.error(504, "gatewayTimeout", "The gateway did not receive a timely response.")
 		default:
 			if f.RetryAfter > 0 {
-				gc.w.Header().Set("Retry-After", strconv.Itoa(int(ceilSeconds(f.RetryAfter).Seconds())))
+				ra := ceilSeconds(f.RetryAfter)
+				e.block(gc.p.appID+"|"+gc.p.tid, ra, false)
+				gc.w.Header().Set("Retry-After", strconv.Itoa(int(ra.Seconds())))
 			}
 			gc.error(503, "serviceNotAvailable", "The service is temporarily unavailable. Please retry later.")
 		}

@@ -147,6 +147,46 @@ func TestThrottlingRetryAfterIsHonest(t *testing.T) {
 	}
 }
 
+// TestEarlyRetriesAfterInjectedFaults: a request inside an announced
+// Retry-After window is early even when an injected fault answers it, and
+// a 503's Retry-After announces a window as a 429's does.
+func TestEarlyRetriesAfterInjectedFaults(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	s := StartTest(t, Config{Seed: SmallSeed(), Now: clk.Now, ThrottleScale: 1000})
+	tok := secretToken(t, s, ContosoTenantID)
+	get := func(want int) {
+		t.Helper()
+		if resp, body := graphGet(t, s, tok, "/v1.0/organization"); resp.StatusCode != want {
+			t.Fatalf("status %d %v, want %d", resp.StatusCode, body, want)
+		}
+	}
+	early := func(want int) {
+		t.Helper()
+		if n := s.Counters(ContosoTenantID).EarlyRetries; n != want {
+			t.Errorf("early retries = %d, want %d", n, want)
+		}
+	}
+	s.SetFaults(ContosoTenantID, Faults{ThrottleRate: 1, RetryAfter: 6 * time.Second})
+	get(429)
+	early(0)
+	clk.Advance(2 * time.Second)
+	get(429) // injected again, but sent 4 s early
+	early(1)
+
+	s.SetFaults(ContosoTenantID, Faults{ErrorRate: 1, ErrorStatus: 503, RetryAfter: 3 * time.Second})
+	clk.Advance(10 * time.Second)
+	get(503)
+	early(1)
+	s.SetFaults(ContosoTenantID, Faults{})
+	clk.Advance(time.Second)
+	get(200) // Graph is back, but the client was told to wait 3 s
+	early(2)
+	clk.Advance(2 * time.Second)
+	get(200)
+	early(2)
+}
+
 func TestFaults(t *testing.T) {
 	t.Parallel()
 	s := StartTest(t, Config{Seed: SmallSeed(), ThrottleScale: 1000})

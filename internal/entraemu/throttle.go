@@ -6,12 +6,15 @@ import (
 )
 
 // bucket is a resource-unit token bucket for one application + tenant pair
-// (facts §5.7). blockedUntil is the Retry-After deadline announced last: a
-// request arriving earlier is an early retry and is throttled again.
+// (facts §5.7). blockedUntil is the end of the last 429's Retry-After: a
+// request arriving earlier is throttled again. announced is the latest end
+// of any Retry-After sent (429 or 503): a request arriving earlier is an
+// early retry, whatever it is answered.
 type bucket struct {
 	tokens       float64
 	last         time.Time
 	blockedUntil time.Time
+	announced    time.Time
 }
 
 // quota is the resource units per 10 s of an app+tenant pair by tenant
@@ -29,8 +32,17 @@ func quota(users int) float64 {
 type throttleResult struct {
 	ok         bool
 	retryAfter time.Duration // whole seconds
-	early      bool
-	limitPct   float64 // used share of the bucket after this request
+	limitPct   float64       // used share of the bucket after this request
+}
+
+// early reports whether a request for key arrives inside a Retry-After
+// window announced to it. It is asked before any fault is injected, so an
+// early request is counted even when a fault then answers it.
+func (e *Emulator) early(key string) bool {
+	e.sessMu.Lock()
+	defer e.sessMu.Unlock()
+	b := e.throttle[key]
+	return b != nil && e.now().Before(b.announced)
 }
 
 // take charges cost resource units; on shortage it announces the honest
@@ -52,7 +64,7 @@ func (e *Emulator) take(key string, users int, cost float64) throttleResult {
 		b.last = now
 	}
 	if now.Before(b.blockedUntil) {
-		return throttleResult{retryAfter: ceilSeconds(b.blockedUntil.Sub(now)), early: true}
+		return throttleResult{retryAfter: ceilSeconds(b.blockedUntil.Sub(now))}
 	}
 	if b.tokens+1e-9 >= cost { // tolerate float rounding of scaled quotas
 		b.tokens -= cost
@@ -60,11 +72,14 @@ func (e *Emulator) take(key string, users int, cost float64) throttleResult {
 	}
 	wait := ceilSeconds(time.Duration((cost - b.tokens) / rate * float64(time.Second)))
 	b.blockedUntil = now.Add(wait)
+	b.announced = later(b.announced, b.blockedUntil)
 	return throttleResult{retryAfter: wait}
 }
 
-// block records an injected 429 so that early retries are detected too.
-func (e *Emulator) block(key string, d time.Duration) {
+// block records an injected 429 (throttle) or a 503 with Retry-After (not
+// throttle: the service is down, not the quota spent), so that early
+// retries are detected after either.
+func (e *Emulator) block(key string, d time.Duration, throttle bool) {
 	e.sessMu.Lock()
 	defer e.sessMu.Unlock()
 	b := e.throttle[key]
@@ -72,7 +87,18 @@ func (e *Emulator) block(key string, d time.Duration) {
 		b = &bucket{tokens: math.Inf(1), last: e.now()}
 		e.throttle[key] = b
 	}
-	b.blockedUntil = e.now().Add(d)
+	until := e.now().Add(d)
+	if throttle {
+		b.blockedUntil = until
+	}
+	b.announced = later(b.announced, until)
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 func ceilSeconds(d time.Duration) time.Duration {

@@ -20,9 +20,23 @@ import (
 )
 
 // TokenSource gives app-only tokens per tenant (entra.TokenSource).
+// Invalidate drops the tenant's cached token, so that the next AccessToken
+// is freshly issued; the client calls it on every authorization failure.
 type TokenSource interface {
 	AccessToken(ctx context.Context, tenantID string) (string, error)
 	Invalidate(tenantID string)
+}
+
+// Gate keeps each tenant's throttle window where every job and worker
+// process sees it (postgres.Store). Graph throttles per app and tenant
+// (facts §5.7), so a Retry-After told to one request holds for all of them.
+type Gate interface {
+	// TenantThrottledUntil returns the end of the tenant's window; the zero
+	// time means none.
+	TenantThrottledUntil(ctx context.Context, tenantID string) (time.Time, error)
+	// TenantThrottle records a window ending at until; a later window
+	// already recorded is kept.
+	TenantThrottle(ctx context.Context, tenantID string, until time.Time) error
 }
 
 // Config configures a Client.
@@ -33,6 +47,13 @@ type Config struct {
 	HTTPClient *http.Client
 	// Tokens authorizes requests.
 	Tokens TokenSource
+	// Gate, if set, holds every tenant's throttle window: no request for a
+	// tenant is sent before its window ends, and every Retry-After received
+	// (429 or 503) is recorded there. nil keeps windows per request only.
+	Gate Gate
+	// Now is the clock that throttle windows are measured by; nil means
+	// time.Now.
+	Now func() time.Time
 	// MaxWait is the longest Retry-After waited in process; a longer one is
 	// returned as a *Error with RetryAfter so the job can snooze. 0 means 5s.
 	MaxWait time.Duration
@@ -55,6 +76,8 @@ type Client struct {
 	base         string // scheme://host/v1.0
 	hc           *http.Client
 	tokens       TokenSource
+	gate         Gate
+	now          func() time.Time
 	maxWait      time.Duration
 	maxRetries   int
 	sleep        func(ctx context.Context, d time.Duration) error
@@ -73,7 +96,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	c := &Client{
 		scheme: u.Scheme, host: strings.ToLower(u.Host), hc: cfg.HTTPClient, tokens: cfg.Tokens,
-		maxWait: cfg.MaxWait, maxRetries: cfg.MaxRetries, sleep: cfg.Sleep,
+		gate: cfg.Gate, now: cfg.Now, maxWait: cfg.MaxWait, maxRetries: cfg.MaxRetries, sleep: cfg.Sleep,
 		observe: cfg.Observe, throttled: cfg.Throttled,
 	}
 	if c.observe == nil {
@@ -81,6 +104,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if c.throttled == nil {
 		c.throttled = func(time.Duration) {}
+	}
+	if c.now == nil {
+		c.now = time.Now
 	}
 	c.base = c.scheme + "://" + u.Host + "/v1.0"
 	if c.hc == nil {
@@ -114,10 +140,12 @@ func (c *Client) sameOrigin(link string) bool {
 }
 
 // get sends GET link with the tenant's token and hands a 200 response body
-// to decode. It retries throttling (429/503/504 with Retry-After up to
+// to decode. It waits out the tenant's throttle window first (see
+// awaitWindow), retries throttling (429/503/504 with Retry-After up to
 // MaxWait), 5xx and dropped connections a bounded number of times, refreshes
-// the token once on 401 InvalidAuthenticationToken, and maps every other
-// failure to *Error.
+// the token once on 401 InvalidAuthenticationToken, drops the cached token
+// on every other authorization failure, and maps every other failure to
+// *Error.
 func (c *Client) get(ctx context.Context, tenantID, link string, st *Stats, decode func(io.Reader) error) error {
 	if !c.sameOrigin(link) {
 		return &Error{Kind: ErrForeignLink, Status: 0, Code: "foreignLink", Message: "link does not point at GRAPH_BASE_URL"}
@@ -125,6 +153,9 @@ func (c *Client) get(ctx context.Context, tenantID, link string, st *Stats, deco
 	refreshed := false
 	backoff := 500 * time.Millisecond
 	for attempt := 0; ; attempt++ {
+		if err := c.awaitWindow(ctx, tenantID, st); err != nil {
+			return err
+		}
 		tok, err := c.tokens.AccessToken(ctx, tenantID)
 		if err != nil {
 			return err
@@ -175,11 +206,18 @@ func (c *Client) get(ctx context.Context, tenantID, link string, st *Stats, deco
 			refreshed = true
 			c.tokens.Invalidate(tenantID)
 			continue
-		case gerr.Kind == ErrInsufficientPermissions:
-			// Grants may change later; the next run must not reuse this token.
+		case gerr.Kind == ErrUnauthorized || gerr.Kind == ErrConsentRevoked || gerr.Kind == ErrInsufficientPermissions:
+			// Consent, the service principal or its grants changed (issue 11,
+			// defect 3): a cached token would keep failing after the admin
+			// consents again, until it expires.
 			c.tokens.Invalidate(tenantID)
 			return gerr
 		case gerr.Kind == ErrThrottled || gerr.Kind == ErrUnavailable:
+			if gerr.RetryAfter > 0 && c.gate != nil {
+				if err := c.gate.TenantThrottle(ctx, tenantID, c.now().Add(gerr.RetryAfter)); err != nil {
+					return fmt.Errorf("%w, and %w", gerr, err)
+				}
+			}
 			wait := gerr.RetryAfter
 			if wait == 0 {
 				// Facts §5.7: no Retry-After → exponential backoff.
@@ -206,6 +244,36 @@ func (c *Client) get(ctx context.Context, tenantID, link string, st *Stats, deco
 			continue
 		}
 		return gerr
+	}
+}
+
+// awaitWindow returns once the tenant's throttle window, kept by the gate,
+// has ended: it waits in process while the rest is at most MaxWait, and
+// otherwise returns a throttled *Error with RetryAfter set to the rest,
+// without sending anything, so the job snoozes until then.
+func (c *Client) awaitWindow(ctx context.Context, tenantID string, st *Stats) error {
+	if c.gate == nil {
+		return nil
+	}
+	for {
+		until, err := c.gate.TenantThrottledUntil(ctx, tenantID)
+		if err != nil {
+			return err // names the tenant and the operation
+		}
+		rest := until.Sub(c.now())
+		if rest <= 0 {
+			return nil
+		}
+		if rest > c.maxWait {
+			return &Error{Kind: ErrThrottled, Code: "tenantThrottled", Message: "the tenant's Retry-After window is still open", RetryAfter: rest}
+		}
+		st.ThrottledWaits++
+		st.ThrottledFor += rest
+		c.throttled(rest)
+		if err := c.sleep(ctx, rest); err != nil {
+			return err
+		}
+		// Read again: another process may have been throttled meanwhile.
 	}
 }
 

@@ -23,8 +23,17 @@ import (
 // Clients returns an MSAL token source for the emulator's default app and a
 // Graph client on the emulator's Graph host using it, both over one HTTP
 // client that trusts the emulator's CA. An empty secret means the app's
-// first secret.
+// first secret. The Graph client keeps no tenant throttle window; the
+// worker's wiring is GatedClients.
 func Clients(t testing.TB, emu *entraemu.Server, secret string) (*entra.TokenSource, *graph.Client) {
+	t.Helper()
+	return GatedClients(t, emu, secret, nil)
+}
+
+// GatedClients is Clients wired as cmd/worker wires them: the Graph client
+// keeps each tenant's throttle window in gate (a *postgres.Store), shared
+// with every other client on the same database.
+func GatedClients(t testing.TB, emu *entraemu.Server, secret string, gate graph.Gate) (*entra.TokenSource, *graph.Client) {
 	t.Helper()
 	app := emu.DefaultApp()
 	if secret == "" {
@@ -36,7 +45,7 @@ func Clients(t testing.TB, emu *entraemu.Server, secret string) (*entra.TokenSou
 	if err != nil {
 		t.Fatal(err)
 	}
-	gc, err := graph.New(graph.Config{BaseURL: emu.GraphBaseURL, HTTPClient: hc, Tokens: tokens})
+	gc, err := graph.New(graph.Config{BaseURL: emu.GraphBaseURL, HTTPClient: hc, Tokens: tokens, Gate: gate})
 	if err != nil {
 		t.Fatal(err)
 	}
