@@ -84,9 +84,9 @@ func setup(t *testing.T, o opts) *testBundle {
 	if pool == nil {
 		pool = pgtest.Pool(t)
 	}
-	tokens, gc := jobstest.Clients(t, srv, o.secret)
-	logs := &logBuffer{}
 	store := postgres.New(pool)
+	tokens, gc := jobstest.GatedClients(t, srv, o.secret, store)
+	logs := &logBuffer{}
 	wait := o.consentWait
 	if wait == 0 {
 		wait = 20 * time.Second

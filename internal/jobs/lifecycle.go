@@ -105,10 +105,11 @@ var errNotRevoked = errors.New("the app's consent exists again; not revoked")
 // consent exists.
 func (d *Deps) revoke(ctx context.Context, tid string, seen domain.TenantStatus, reason string) error {
 	ctx = context.WithoutCancel(ctx)
-	d.Tokens.Invalidate(tid)
 	if err := d.confirmRevoked(ctx, tid); err != nil {
+		// The consent is back (or Entra could not tell): try again soon
+		// rather than count a failure.
 		d.log(ctx).Info("revocation not confirmed with a fresh token", "tenant_id", tid, "error", err.Error())
-		return err
+		return river.JobSnooze(5 * time.Second)
 	}
 	client := river.ClientFromContext[pgx.Tx](ctx)
 	moved := false
@@ -133,10 +134,10 @@ func (d *Deps) revoke(ctx context.Context, tid string, seen domain.TenantStatus,
 	return nil
 }
 
-// confirmRevoked asks Entra ID and Graph again with a token acquired now:
-// nil means the app is gone from the tenant.
+// confirmRevoked asks Entra ID and Graph again with a token acquired now,
+// past every cache: nil means the app is gone from the tenant.
 func (d *Deps) confirmRevoked(ctx context.Context, tid string) error {
-	_, err := d.Tokens.Token(ctx, tid)
+	_, err := d.Tokens.Fresh(ctx, tid)
 	if te, ok := entra.AsTokenError(err); ok {
 		switch te.Kind {
 		case entra.ConsentMissing, entra.TenantNotFound, entra.ServicePrincipalDisabled:
