@@ -318,7 +318,7 @@ func (e *Emulator) handleAdminConsent(w http.ResponseWriter, r *http.Request, se
 		roles = slices.Clone(f.app.RequiredRoles)
 	}
 	declined := &aadError{400, "access_denied", 65004, "User declined to consent to access the app."}
-	if !u.Admin {
+	if !canConsent(u, roles) {
 		// "Need admin approval" (AADSTS90094). What the app receives on
 		// "return without consent" is UNVERIFIED; facts §1.1 suggest 65004.
 		render(w, http.StatusOK, "approval.html", approvalView{AppName: f.app.DisplayName, UserUPN: u.UserPrincipalName,
