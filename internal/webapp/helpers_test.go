@@ -276,12 +276,12 @@ func regexpFind(expr, s string) string {
 
 func htmlUnescape(s string) string { return html.UnescapeString(s) }
 
-var csrfField = regexp.MustCompile(`name="_csrf" value="([^"]+)"`)
+var csrfInput = regexp.MustCompile(`name="_csrf" value="([^"]+)"`)
 
 // csrf returns the CSRF token of the last page.
 func csrfOf(t testing.TB, body string) string {
 	t.Helper()
-	m := csrfField.FindStringSubmatch(body)
+	m := csrfInput.FindStringSubmatch(body)
 	if m == nil {
 		t.Fatalf("no CSRF field in page: %.300s", body)
 	}
