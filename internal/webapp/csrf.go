@@ -38,6 +38,7 @@ func (s *Server) csrf(next echo.HandlerFunc) echo.HandlerFunc {
 				sent = r.PostFormValue(csrfField) // the body only, never the query
 			}
 			if tok == "" || subtle.ConstantTimeCompare([]byte(sent), []byte(tok)) != 1 {
+				c.Set("csrf", tok) // the error page's own forms still work
 				return echo.NewHTTPError(http.StatusForbidden,
 					"This form expired or did not come from this site. Go back, reload the page and try again.")
 			}

@@ -53,9 +53,14 @@ func TestCSRFBoundToSession(t *testing.T) {
 		t.Parallel()
 		br := tb.browser(t)
 		br.signIn(contosoAdm)
-		res, _ := br.post("/signout?_csrf="+url.QueryEscape(br.tokenOf()), url.Values{}, false)
+		tok := br.tokenOf()
+		res, body := br.post("/signout?_csrf="+url.QueryEscape(tok), url.Values{}, false)
 		if res.StatusCode != http.StatusForbidden || !br.signedIn() {
 			t.Errorf("token from the query: %d, signed in %v", res.StatusCode, br.signedIn())
+		}
+		// The refusal page's own sign-out form carries the session's token.
+		if got := csrfOf(t, body); got != tok {
+			t.Errorf("refusal page token %q, want the session's", got)
 		}
 	})
 
