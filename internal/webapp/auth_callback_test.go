@@ -101,7 +101,8 @@ func TestSignIn(t *testing.T) {
 
 	t.Run("return path is never an outside URL", func(t *testing.T) {
 		t.Parallel()
-		for _, ret := range []string{"https://evil.example/", "//evil.example", "/\\evil.example", "/tenant/../../x", "javascript:alert(1)"} {
+		for _, ret := range []string{"https://evil.example/", "//evil.example", "/\\evil.example", "/tenant/../../x", "javascript:alert(1)",
+			"/connect?tenant=//evil.example", "/connect?tenant=" + contosoID + "@evil.example", "/connect?tenant=" + contosoID + "&x=1"} {
 			br := tb.browser(t)
 			res, _ := br.get("/signin?return="+url.QueryEscape(ret), true)
 			loginPage := res.Request.URL.String()
