@@ -137,6 +137,14 @@ func (s *SignIn) AuthCodeURL(state, nonce, verifier string) string {
 		oauth2.SetAuthURLParam("response_mode", "query"))
 }
 
+// AuthCodeURLSelectAccount is AuthCodeURL with prompt=select_account
+// (facts §4.4): Entra lets the user choose another account rather than
+// signing the current one in again.
+func (s *SignIn) AuthCodeURLSelectAccount(state, nonce, verifier string) string {
+	return s.oauth.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce),
+		oauth2.SetAuthURLParam("response_mode", "query"), oauth2.SetAuthURLParam("prompt", "select_account"))
+}
+
 // idClaims are the ID token claims tenantsync reads (facts §4.5).
 type idClaims struct {
 	Issuer            string   `json:"iss"`

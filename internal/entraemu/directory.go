@@ -370,6 +370,7 @@ func (e *Emulator) Directory(tenantID string) Directory {
 		}
 		u.Password = ""
 		u.AppRoles = slices.Clone(u.AppRoles)
+		u.DirectoryRoles = slices.Clone(u.DirectoryRoles)
 		d.Users = append(d.Users, u)
 	}
 	for s := range t.groups {

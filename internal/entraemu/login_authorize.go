@@ -258,7 +258,9 @@ func (e *Emulator) handleAuthorize(w http.ResponseWriter, r *http.Request, seg s
 		e.errorRedirect(w, r, f, &aadError{400, "login_required", 50058, "A silent sign-in request was sent but no user is signed in."}, false, mode)
 		return
 	}
-	t, u, sid, ok := e.authenticate(w, r, f, prompt == "login" && r.Method == http.MethodGet)
+	// select_account shows Entra's account picker; the sign-in page is the
+	// emulator's picker.
+	t, u, sid, ok := e.authenticate(w, r, f, (prompt == "login" || prompt == "select_account") && r.Method == http.MethodGet)
 	if !ok {
 		return
 	}
@@ -318,7 +320,7 @@ func (e *Emulator) handleAdminConsent(w http.ResponseWriter, r *http.Request, se
 		roles = slices.Clone(f.app.RequiredRoles)
 	}
 	declined := &aadError{400, "access_denied", 65004, "User declined to consent to access the app."}
-	if !u.Admin {
+	if !canConsent(u, roles) {
 		// "Need admin approval" (AADSTS90094). What the app receives on
 		// "return without consent" is UNVERIFIED; facts §1.1 suggest 65004.
 		render(w, http.StatusOK, "approval.html", approvalView{AppName: f.app.DisplayName, UserUPN: u.UserPrincipalName,

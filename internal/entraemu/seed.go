@@ -125,6 +125,11 @@ type User struct {
 	// Admin makes the user a Global Administrator (directory role): it may
 	// grant admin consent and its ID token carries wids.
 	Admin bool `json:"admin,omitempty"`
+	// DirectoryRoles are further directory role template IDs held by the
+	// user, e.g. PrivilegedRoleAdminRoleTemplateID; they go into wids, and
+	// only Global and Privileged Role Administrators may grant Microsoft
+	// Graph application permissions (facts §1.1).
+	DirectoryRoles []string `json:"directoryRoles,omitempty"`
 	// AppRoles are the default app's roles assigned to the user, e.g. "Operator".
 	AppRoles []string `json:"appRoles,omitempty"`
 	// Password overrides Seed.DefaultPassword for this user.

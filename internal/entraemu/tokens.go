@@ -20,6 +20,15 @@ const (
 	// GlobalAdminRoleTemplateID is the Global Administrator directory role
 	// template ID carried in wids for admin users.
 	GlobalAdminRoleTemplateID = "62e90394-69f5-4237-9190-012177145e10"
+	// PrivilegedRoleAdminRoleTemplateID is Privileged Role Administrator:
+	// like Global Administrator, it may grant Graph app roles (facts §1.1).
+	PrivilegedRoleAdminRoleTemplateID = "e8611ab8-c189-46e8-94e1-60213ab1f814"
+	// CloudAppAdminRoleTemplateID is Cloud Application Administrator: it
+	// may consent to anything except Graph app roles (facts §1.1).
+	CloudAppAdminRoleTemplateID = "158c047a-c907-4556-b7ef-446551a6b5f7"
+	// AppAdminRoleTemplateID is Application Administrator: as Cloud
+	// Application Administrator, no Graph app roles (facts §1.1).
+	AppAdminRoleTemplateID    = "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3"
 	defaultUserRoleTemplateID = "b79fbf4d-3ef9-4689-8143-76b194e85509"
 	appTokenWid               = "0997a1d0-0d1d-4acb-b408-d5ca73121e90"
 	// accessTokenLifetime matches expires_in 3599 (facts §2.4).
@@ -71,11 +80,49 @@ func pairwise(parts ...string) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:])[:43]
 }
 
-func userWids(u User) []string {
+// userRoles returns the directory role template IDs the user holds.
+func userRoles(u User) []string {
+	var roles []string
 	if u.Admin {
-		return []string{GlobalAdminRoleTemplateID, defaultUserRoleTemplateID}
+		roles = append(roles, GlobalAdminRoleTemplateID)
+	}
+	for _, r := range u.DirectoryRoles {
+		if r = strings.ToLower(r); !slices.Contains(roles, r) {
+			roles = append(roles, r)
+		}
+	}
+	return roles
+}
+
+// userWids is the wids of an access token: the user's roles and the
+// default user role.
+func userWids(u User) []string {
+	if roles := userRoles(u); roles != nil {
+		return append(roles, defaultUserRoleTemplateID)
 	}
 	return nil
+}
+
+// canGrantAppRoles reports whether u may grant Microsoft Graph
+// application permissions: Global or Privileged Role Administrator only;
+// Cloud Application and Application Administrators may consent to
+// delegated permissions alone (facts §1.1, E-GAC).
+func canGrantAppRoles(u User) bool {
+	roles := userRoles(u)
+	return slices.Contains(roles, GlobalAdminRoleTemplateID) || slices.Contains(roles, PrivilegedRoleAdminRoleTemplateID)
+}
+
+// canConsent reports whether u may grant admin consent to roles (Graph
+// application permissions; empty for delegated ones only).
+func canConsent(u User, roles []string) bool {
+	if canGrantAppRoles(u) {
+		return true
+	}
+	if len(roles) > 0 {
+		return false
+	}
+	r := userRoles(u)
+	return slices.Contains(r, CloudAppAdminRoleTemplateID) || slices.Contains(r, AppAdminRoleTemplateID)
 }
 
 // idToken issues a v2 ID token (facts §4.5): iss = host/tid/v2.0, wids for
@@ -94,8 +141,8 @@ func (e *Emulator) idToken(host string, t *tenantState, a *appState, u User, non
 	if slices.Contains(scopes, "email") && u.Mail != "" {
 		c["email"] = u.Mail
 	}
-	if w := userWids(u); w != nil {
-		c["wids"] = w[:1]
+	if roles := userRoles(u); roles != nil {
+		c["wids"] = roles
 	}
 	if len(u.AppRoles) > 0 {
 		c["roles"] = slices.Clone(u.AppRoles)

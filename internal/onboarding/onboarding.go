@@ -104,9 +104,13 @@ type Registry interface {
 type Config struct {
 	// Registry stores disconnections.
 	Registry Registry
-	// ConsentURL builds the admin-consent URL for a tenant; an empty state
-	// gives the link a user can send to their admin.
+	// ConsentURL builds the admin-consent URL for a tenant and state.
 	ConsentURL func(tenantID, state string) string
+	// AdminLink builds the link a user who may not consent sends to an
+	// administrator of tenantID: a page of this service that signs the
+	// administrator in and starts their own consent, so that the answer
+	// comes back with a state of their session.
+	AdminLink func(tenantID string) string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -115,6 +119,7 @@ type Config struct {
 type Service struct {
 	registry   Registry
 	consentURL func(tenantID, state string) string
+	adminLink  func(tenantID string) string
 	now        func() time.Time
 }
 
@@ -124,12 +129,20 @@ func New(cfg Config) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{registry: cfg.Registry, consentURL: cfg.ConsentURL, now: now}
+	return &Service{registry: cfg.Registry, consentURL: cfg.ConsentURL, adminLink: cfg.AdminLink, now: now}
 }
 
 // BeginConnect creates a connect state in the user's session and returns the
-// admin-consent URL of the user's own tenant to redirect to.
+// admin-consent URL of the user's own tenant to redirect to. A user who
+// may not grant the app's Graph permissions gets a *ConnectError
+// (ProblemNeedsAdmin) with the link for an administrator, and no state: a
+// non-admin never holds one, so cannot bring back a consent as their own.
 func (s *Service) BeginConnect(ctx context.Context, states States, u User) (string, error) {
+	if !u.IsAdmin() {
+		e := refuse(ProblemNeedsAdmin, domain.ErrForbidden)
+		e.AdminLink = s.AdminLink(u.TenantID)
+		return "", e
+	}
 	state, err := randomToken()
 	if err != nil {
 		return "", err
@@ -140,9 +153,14 @@ func (s *Service) BeginConnect(ctx context.Context, states States, u User) (stri
 	return s.consentURL(u.TenantID, state), nil
 }
 
-// AdminLink is the admin-consent link for tenantID that a user can send to
-// an administrator of their organization.
-func (s *Service) AdminLink(tenantID string) string { return s.consentURL(tenantID, "") }
+// AdminLink is the link for tenantID that a user can send to an
+// administrator of their organization (Config.AdminLink).
+func (s *Service) AdminLink(tenantID string) string {
+	if s.adminLink == nil {
+		return ""
+	}
+	return s.adminLink(tenantID)
+}
 
 // Problem is a plain-language class of a failed connect callback.
 type Problem string
@@ -159,6 +177,7 @@ const (
 	ProblemPersonalAccount  Problem = "personal_account" // a personal Microsoft account
 	ProblemEntra            Problem = "entra_error"      // any other error Entra reported
 	ProblemNotAdminToRemove Problem = "not_admin_disconnect"
+	ProblemSwitchAccount    Problem = "switch_account" // an admin link for another organization than the signed-in one
 )
 
 // ConnectError is a refused connect callback. It wraps a domain error kind
@@ -171,7 +190,7 @@ type ConnectError struct {
 	// Description is Entra's error_description as received: untrusted text,
 	// for display (escaped) only.
 	Description string
-	// AdminLink is the admin-consent link to send to an admin (ProblemNeedsAdmin).
+	// AdminLink is the link to send to an admin (ProblemNeedsAdmin).
 	AdminLink string
 	kind      error
 }
@@ -239,6 +258,15 @@ func (s *Service) judge(u User, q url.Values) *ConnectError {
 	}
 	if !strings.EqualFold(q.Get("admin_consent"), "true") {
 		return refuse(ProblemNotConsented, domain.ErrInvalid)
+	}
+	// Entra's answer cannot tell a fresh consent from a service principal
+	// an admin left in the tenant long ago, and a state proves only this
+	// browser: only a user who can grant Graph application permissions
+	// (facts §1.1) may record a consent, whatever the query says.
+	if !u.IsAdmin() {
+		e := refuse(ProblemNeedsAdmin, domain.ErrForbidden)
+		e.AdminLink = s.AdminLink(u.TenantID)
+		return e
 	}
 	tenant := q.Get("tenant")
 	if !domain.IsGUID(tenant) {

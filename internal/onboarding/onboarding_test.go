@@ -50,11 +50,25 @@ func setup(t *testing.T) (*Service, *recorder, *time.Time) {
 	s := New(Config{Registry: reg, Now: func() time.Time { return now },
 		ConsentURL: func(tenantID, state string) string {
 			return "https://login.example/" + tenantID + "/v2.0/adminconsent?state=" + state
-		}})
+		},
+		AdminLink: func(tenantID string) string { return "https://portal.example/connect?tenant=" + tenantID }})
 	return s, reg, &now
 }
 
 var admin = User{TenantID: tid, ObjectID: "o", Username: "admin@contoso.example", DirectoryRoles: []string{"62E90394-69F5-4237-9190-012177145E10"}}
+
+// Users holding other roles than Global Administrator (facts §4.6).
+var (
+	privRoleAdmin = User{TenantID: tid, ObjectID: "p", DirectoryRoles: []string{"e8611ab8-c189-46e8-94e1-60213ab1f814"}}
+	cloudAppAdmin = User{TenantID: tid, ObjectID: "c", DirectoryRoles: []string{"158c047a-c907-4556-b7ef-446551a6b5f7"}}
+	appAdmin      = User{TenantID: tid, ObjectID: "a", DirectoryRoles: []string{"9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3"}}
+	member        = User{TenantID: tid, ObjectID: "m", DirectoryRoles: []string{"b79fbf4d-3ef9-4689-8143-76b194e85509"}}
+	noWids        = User{TenantID: tid, ObjectID: "n"}
+)
+
+func successOf(s string) url.Values {
+	return url.Values{"state": {s}, "admin_consent": {"True"}, "tenant": {tid}}
+}
 
 func TestFinishConnect(t *testing.T) {
 	t.Parallel()
@@ -84,6 +98,14 @@ func TestFinishConnect(t *testing.T) {
 		{"code from error_uri", &admin, 0, func(s string) url.Values {
 			return url.Values{"state": {s}, "error": {"access_denied"}, "error_uri": {"https://login.microsoftonline.com/error?code=50020"}}
 		}, ProblemOtherOrg, domain.ErrForbidden},
+		// Issue #10 item 1: a success answer brought back by a user who
+		// cannot grant Graph application permissions records nothing, even
+		// with a state of their own session.
+		{"privileged role administrator", &privRoleAdmin, 0, successOf, "", nil},
+		{"cloud application administrator", &cloudAppAdmin, 0, successOf, ProblemNeedsAdmin, domain.ErrForbidden},
+		{"application administrator", &appAdmin, 0, successOf, ProblemNeedsAdmin, domain.ErrForbidden},
+		{"member", &member, 0, successOf, ProblemNeedsAdmin, domain.ErrForbidden},
+		{"no wids at all", &noWids, 0, successOf, ProblemNeedsAdmin, domain.ErrForbidden},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,6 +135,33 @@ func TestFinishConnect(t *testing.T) {
 				t.Error("state not consumed")
 			}
 		})
+	}
+}
+
+// TestBeginConnectNeedsAdmin: only Global and Privileged Role
+// Administrators get a state; everyone else gets the link for an admin and
+// nothing is kept.
+func TestBeginConnectNeedsAdmin(t *testing.T) {
+	t.Parallel()
+	for _, u := range []User{admin, privRoleAdmin} {
+		s, _, _ := setup(t)
+		states := memStates{}
+		if to, err := s.BeginConnect(context.Background(), states, u); err != nil || len(states) != 1 || !strings.Contains(to, "/adminconsent?state=") {
+			t.Errorf("%s: %q %v, states %d", u.ObjectID, to, err, len(states))
+		}
+	}
+	for _, u := range []User{cloudAppAdmin, appAdmin, member, noWids} {
+		s, _, _ := setup(t)
+		states := memStates{}
+		to, err := s.BeginConnect(context.Background(), states, u)
+		var ce *ConnectError
+		if to != "" || !errors.As(err, &ce) || ce.Problem != ProblemNeedsAdmin || !errors.Is(err, domain.ErrForbidden) ||
+			ce.AdminLink != "https://portal.example/connect?tenant="+tid {
+			t.Errorf("%s: %q %v", u.ObjectID, to, err)
+		}
+		if len(states) != 0 {
+			t.Errorf("%s: a state was kept for a non-admin", u.ObjectID)
+		}
 	}
 }
 

@@ -61,10 +61,12 @@ func (s *Server) authCallback(c echo.Context) error {
 	case err != nil:
 		return err
 	}
-	// A new session ID at sign-in defeats session fixation.
+	// A new session ID at sign-in defeats session fixation; the CSRF token
+	// is renewed with it, as RenewToken keeps the session's values.
 	if err := s.sessions.RenewToken(ctx); err != nil {
 		return err
 	}
+	s.sessions.Put(ctx, keyCSRF, randomToken())
 	s.sessions.Put(ctx, keyUser, SessionUser{
 		TenantID: id.TenantID, ObjectID: id.ObjectID, Username: id.Username, Name: id.Name,
 		DirectoryRoles: id.DirectoryRoles, AppRoles: id.AppRoles, SignedInAt: s.now().UTC(),

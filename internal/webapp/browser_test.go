@@ -12,7 +12,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/tenantsync/tenantsync/internal/entra"
 	"github.com/tenantsync/tenantsync/internal/jobs"
 	"github.com/tenantsync/tenantsync/internal/jobs/jobstest"
 )
@@ -163,30 +162,41 @@ func TestBrowserAdminConnects(t *testing.T) {
 	accessible(t, ctx, "tenant-active")
 }
 
-// TestBrowserNonAdmin: a non-admin tries to connect, leaves Entra's "Need
-// admin approval" page and gets the portal's admin-needed page with a link.
+// TestBrowserNonAdmin: a non-admin who selects Connect gets the portal's
+// needs-admin page with a link for an administrator; the administrator
+// opens it in their own browser, signs in, approves and lands on the
+// organization's page with the consent received.
 func TestBrowserNonAdmin(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
 	ctx := newChrome(t)
 	if err := chromedp.Do(ctx, signInSteps(tb, contosoUser), chromedp.WaitVisible(chromedp.ID("connect")),
-		chromedp.Click(chromedp.ID("connect")), chromedp.WaitVisible(chromedp.ID("need-admin-approval"))); err != nil {
+		chromedp.Click(chromedp.ID("connect")), chromedp.WaitVisible(chromedp.ID("admin-link"))); err != nil {
 		t.Fatalf("connect as non-admin: %v", err)
-	}
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("return")), chromedp.WaitVisible(chromedp.ID("admin-link"))); err != nil {
-		t.Fatalf("return to app: %v", err)
 	}
 	h1, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main h1")))
 	if err != nil || h1 != "An administrator needs to approve this" {
 		t.Fatalf("heading %q (%v)", h1, err)
 	}
 	link, err := chromedp.Run(ctx, chromedp.Value(chromedp.ID("admin-link")))
-	if err != nil || link != entra.AdminConsentURL(tb.emu.AuthorityHost, contosoID, tb.emu.DefaultApp().ClientID, tb.base+"/connect/callback", "") {
+	if err != nil || link != tb.base+"/connect?tenant="+contosoID {
 		t.Errorf("admin link %q (%v)", link, err)
 	}
 	screenshot(t, ctx, "connect-needs-admin")
 	accessible(t, ctx, "connect-needs-admin")
 	if w := countWritten(t, tb.pool); w != (written{}) {
 		t.Errorf("written %+v, want nothing", w)
+	}
+
+	admin := newChrome(t)
+	if err := chromedp.Do(admin, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("login")),
+		chromedp.SendKeys(chromedp.ID("login"), contosoAdm),
+		chromedp.SendKeys(chromedp.ID("password"), tb.emu.Seed().DefaultPassword),
+		chromedp.Click(chromedp.ID("signin-submit")), chromedp.WaitVisible(chromedp.ID("accept")),
+		chromedp.Click(chromedp.ID("accept")), chromedp.WaitVisible(chromedp.CSS(`#status[data-status="pending"]`))); err != nil {
+		t.Fatalf("admin approves from the link: %v", err)
+	}
+	if w := countWritten(t, tb.pool); w != (written{Tenants: 1, Events: 1, Jobs: 1}) {
+		t.Errorf("written %+v, want the consent", w)
 	}
 }

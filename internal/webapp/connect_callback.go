@@ -22,10 +22,27 @@ type connectErrorView struct {
 	// as received (untrusted; escaped by the template).
 	Code        string
 	Description string
-	// AdminLink is the admin-consent link to send to an administrator.
+	// AdminLink is the portal link to send to an administrator.
 	AdminLink string
 	// SignedInTenant is the organization the user signed in to.
 	SignedInTenant string
+	// NoDirectoryRoles is true when the user's ID token carried no wids at
+	// all: the app registration may lack its groupMembershipClaims setting.
+	NoDirectoryRoles bool
+	// LinkTenant and SwitchLink serve ProblemSwitchAccount: the
+	// organization of the admin link, and the sign-in with another account.
+	LinkTenant string
+	SwitchLink string
+}
+
+// refusedView is the page of a refused connect for the signed-in user u.
+func refusedView(refused *onboarding.ConnectError, u SessionUser) *connectErrorView {
+	return &connectErrorView{
+		Layout:  Layout{Title: "Your organization is not connected"},
+		Problem: refused.Problem, Code: refused.Code, Description: refused.Description, AdminLink: refused.AdminLink,
+		SignedInTenant:   u.TenantID,
+		NoDirectoryRoles: refused.Problem == onboarding.ProblemNeedsAdmin && u.TenantID != "" && len(u.DirectoryRoles) == 0,
+	}
 }
 
 // connectCallback checks the admin-consent redirect and, when it holds,
@@ -60,12 +77,7 @@ func (s *Server) connectCallback(c echo.Context) error {
 		return err
 	}
 	if refused != nil {
-		v := &connectErrorView{
-			Layout:  Layout{Title: "Your organization is not connected"},
-			Problem: refused.Problem, Code: refused.Code, Description: refused.Description, AdminLink: refused.AdminLink,
-			SignedInTenant: u.TenantID,
-		}
-		return s.render(c, statusOf(refused), "connect_error", v)
+		return s.render(c, statusOf(refused), "connect_error", refusedView(refused, u))
 	}
 	// A query flag rather than a session flash: no extra session write.
 	return c.Redirect(http.StatusSeeOther, "/tenant?connected=1")

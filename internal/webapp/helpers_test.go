@@ -32,7 +32,11 @@ const (
 	fabrikamID  = entraemu.FabrikamTenantID
 	contosoAdm  = "admin@contoso.example"
 	contosoUser = "user@contoso.example"
-	personalUPN = "someone@outlook.example"
+	// Contoso users holding other directory roles (added by setup).
+	contosoPRA      = "pra@contoso.example"      // Privileged Role Administrator
+	contosoCloudApp = "cloudapp@contoso.example" // Cloud Application Administrator
+	contosoAppAdm   = "appadmin@contoso.example" // Application Administrator
+	personalUPN     = "someone@outlook.example"
 )
 
 // testClock is real time plus an offset the test moves forward.
@@ -89,6 +93,17 @@ func setup(t testing.TB, opts ...func(*setupOpts)) *testBundle {
 		ID: entra.PersonalAccountTenantID, DisplayName: "Microsoft Accounts", Domains: []string{"outlook.example"},
 		Users: []entraemu.User{{UserPrincipalName: personalUPN, DisplayName: "Some One", AccountEnabled: true}},
 	})
+	for i := range seed.Tenants {
+		if seed.Tenants[i].ID == contosoID {
+			seed.Tenants[i].Users = append(seed.Tenants[i].Users,
+				entraemu.User{UserPrincipalName: contosoPRA, DisplayName: "Contoso PRA", AccountEnabled: true,
+					DirectoryRoles: []string{entraemu.PrivilegedRoleAdminRoleTemplateID}},
+				entraemu.User{UserPrincipalName: contosoCloudApp, DisplayName: "Contoso Cloud App Admin", AccountEnabled: true,
+					DirectoryRoles: []string{entraemu.CloudAppAdminRoleTemplateID}},
+				entraemu.User{UserPrincipalName: contosoAppAdm, DisplayName: "Contoso App Admin", AccountEnabled: true,
+					DirectoryRoles: []string{entraemu.AppAdminRoleTemplateID}})
+		}
+	}
 	emu := entraemu.StartTest(t, entraemu.Config{Seed: seed})
 	pool := pgtest.Pool(t)
 	store := postgres.New(pool)
@@ -225,6 +240,32 @@ func (br *browser) connectState() string {
 	return u.Query().Get("state")
 }
 
+// sessionUser returns the user kept in the browser's server-side session.
+func (br *browser) sessionUser() SessionUser {
+	br.t.Helper()
+	ctx, err := br.b.srv.sessions.Load(context.Background(), sessionCookie(br, br.b.base))
+	if err != nil {
+		br.t.Fatal(err)
+	}
+	u, ok := br.b.srv.sessions.Get(ctx, keyUser).(SessionUser)
+	if !ok {
+		br.t.Fatal("no user in the session")
+	}
+	return u
+}
+
+// plantState keeps a connect state in the browser's own session without
+// /connect, as a user who was refused there could only hold from before
+// issue #10: the callback must refuse them all the same.
+func (br *browser) plantState() string {
+	br.t.Helper()
+	state := randomToken()
+	if err := br.b.store.ConnectStatePut(context.Background(), state, br.sessionUser().Binding, br.b.clock.Now()); err != nil {
+		br.t.Fatal(err)
+	}
+	return state
+}
+
 func regexpFind(expr, s string) string {
 	m := regexp.MustCompile(expr).FindStringSubmatch(s)
 	if m == nil {
@@ -235,12 +276,12 @@ func regexpFind(expr, s string) string {
 
 func htmlUnescape(s string) string { return html.UnescapeString(s) }
 
-var csrfField = regexp.MustCompile(`name="_csrf" value="([^"]+)"`)
+var csrfInput = regexp.MustCompile(`name="_csrf" value="([^"]+)"`)
 
 // csrf returns the CSRF token of the last page.
 func csrfOf(t testing.TB, body string) string {
 	t.Helper()
-	m := csrfField.FindStringSubmatch(body)
+	m := csrfInput.FindStringSubmatch(body)
 	if m == nil {
 		t.Fatalf("no CSRF field in page: %.300s", body)
 	}

@@ -49,15 +49,7 @@ func (s *Server) middleware() {
 	e.Use(middleware.BodyLimit("64K"))
 	e.Use(middleware.ContextTimeout(s.cfg.RequestTimeout))
 	e.Use(s.skipFor(s.sessionMiddleware, isBare))
-	e.Use(middleware.CSRFWithConfig(middleware.CSRFConfig{
-		Skipper:        func(c echo.Context) bool { return isBare(c) || strings.HasPrefix(c.Request().URL.Path, "/api/") },
-		TokenLookup:    "form:_csrf",
-		CookieName:     "tenantsync_csrf",
-		CookiePath:     "/",
-		CookieHTTPOnly: true,
-		CookieSecure:   s.secure,
-		CookieSameSite: http.SameSiteLaxMode,
-	}))
+	e.Use(s.skipFor(s.csrf, isBare)) // csrf.go: the token lives in the session
 	e.Use(noStore)
 }
 

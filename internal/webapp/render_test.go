@@ -33,11 +33,13 @@ func samplePages() map[string][]page {
 	var connectPages []page
 	for _, p := range []onboarding.Problem{onboarding.ProblemState, onboarding.ProblemNotSignedIn, onboarding.ProblemCancelled,
 		onboarding.ProblemNeedsAdmin, onboarding.ProblemOtherOrg, onboarding.ProblemNotConsented, onboarding.ProblemMalformed,
-		onboarding.ProblemPersonalAccount, onboarding.ProblemEntra, onboarding.ProblemNotAdminToRemove} {
+		onboarding.ProblemPersonalAccount, onboarding.ProblemEntra, onboarding.ProblemNotAdminToRemove, onboarding.ProblemSwitchAccount} {
 		connectPages = append(connectPages, &connectErrorView{Layout: Layout{Title: "Not connected"}, Problem: p,
-			Code: "access_denied", Description: "AADSTS65004: declined", AdminLink: "https://login.example/x/v2.0/adminconsent?client_id=1",
-			SignedInTenant: contosoID})
+			Code: "access_denied", Description: "AADSTS65004: declined", AdminLink: "https://portal.example/connect?tenant=" + contosoID,
+			SignedInTenant: contosoID, LinkTenant: fabrikamID, SwitchLink: "/signin?account=select&return=%2Fconnect"})
 	}
+	connectPages = append(connectPages, &connectErrorView{Layout: Layout{Title: "Not connected"}, Problem: onboarding.ProblemNeedsAdmin,
+		AdminLink: "https://portal.example/connect?tenant=" + contosoID, SignedInTenant: contosoID, NoDirectoryRoles: true})
 	return map[string][]page{
 		"landing":       {&landingView{Layout: Layout{Title: "Connect"}}},
 		"tenant":        tenantPages,

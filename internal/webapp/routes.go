@@ -1,9 +1,12 @@
 package webapp
 
 import (
+	"strings"
+
 	"github.com/labstack/echo/v4"
 
 	"github.com/tenantsync/tenantsync/internal/api"
+	"github.com/tenantsync/tenantsync/internal/domain"
 )
 
 // routes is the one place that lists every route of cmd/server
@@ -17,7 +20,7 @@ func (s *Server) routes() {
 	e.GET("/signin", s.signinStart)
 	e.GET("/auth/callback", s.authCallback, callback)
 	e.POST("/signout", s.signout)
-	e.GET("/connect", s.connectStart, s.requireUser)
+	e.GET("/connect", s.connectStart) // signs in itself, keeping ?tenant=
 	e.GET("/connect/callback", s.connectCallback, callback)
 	e.GET("/tenant", s.tenantShow, s.requireUser)
 	e.POST("/tenant/disconnect", s.tenantDisconnect, s.requireUser)
@@ -52,10 +55,23 @@ var returnPaths = map[string]bool{
 	"/console": true,
 }
 
-// safeReturn returns p when it is a known page path, else /tenant.
+// safeReturn returns p when it is a known page path, or the admin link
+// of connectPath, else /tenant.
 func safeReturn(p string) string {
 	if returnPaths[p] {
 		return p
 	}
+	if t, ok := strings.CutPrefix(p, "/connect?tenant="); ok && domain.IsGUID(t) {
+		return connectPath(t)
+	}
 	return "/tenant"
+}
+
+// connectPath is /connect for tenantID: the link a user sends to an
+// administrator (onboarding.Config.AdminLink); plain /connect when empty.
+func connectPath(tenantID string) string {
+	if tenantID == "" {
+		return "/connect"
+	}
+	return "/connect?tenant=" + strings.ToLower(tenantID)
 }

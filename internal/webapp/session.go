@@ -19,7 +19,13 @@ import (
 const (
 	keyUser   = "user"
 	keySignIn = "signin"
+	keyCSRF   = "csrf" // string: the session's CSRF token (csrf.go)
 )
+
+// sessionCookieName is the session cookie's name over http; over https it gets
+// the __Host- prefix, which browsers accept only Secure, for Path=/ and
+// without Domain, so no other host or subdomain can set or shadow it.
+const sessionCookieName = "tenantsync_session"
 
 // SessionUser is the signed-in user kept in the session, from a verified ID
 // token. The console (OPERATOR_TENANT_ID + AppRoles "Operator") reads it too.
@@ -65,7 +71,10 @@ func newSessionManager(store scs.Store, lifetime time.Duration, secure bool, log
 	// No IdleTimeout: scs would then rewrite the session row on every
 	// request to slide its expiry; an absolute lifetime costs no writes.
 	sm.Lifetime = lifetime
-	sm.Cookie.Name = "tenantsync_session"
+	sm.Cookie.Name = sessionCookieName
+	if secure {
+		sm.Cookie.Name = "__Host-" + sessionCookieName
+	}
 	sm.Cookie.HttpOnly = true
 	sm.Cookie.Path = "/"
 	sm.Cookie.SameSite = http.SameSiteLaxMode // Strict would drop the cookie on the redirect back from Entra (libraries §7)

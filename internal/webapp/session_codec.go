@@ -8,7 +8,7 @@ import (
 	"github.com/alexedwards/scs/v2"
 )
 
-// sessionCodec stores a session as JSON with its two typed values
+// sessionCodec stores a session as JSON with its typed values
 // (scs.Codec). scs's default, gob, writes its type descriptors into every
 // session and decodes them again on every request: about 7% of the CPU of
 // a consent callback.
@@ -19,6 +19,7 @@ type sessionJSON struct {
 	Deadline time.Time      `json:"deadline"`
 	User     *SessionUser   `json:"user,omitempty"`
 	SignIn   *pendingSignIn `json:"signin,omitempty"`
+	CSRF     string         `json:"csrf,omitempty"`
 }
 
 // Encode writes the session; a value under an unknown key, or of another
@@ -37,6 +38,11 @@ func (sessionCodec) Encode(deadline time.Time, values map[string]any) ([]byte, e
 				s.SignIn = &v
 				continue
 			}
+		case string:
+			if k == keyCSRF {
+				s.CSRF = v
+				continue
+			}
 		}
 		return nil, fmt.Errorf("session value %q of type %T cannot be stored", k, v)
 	}
@@ -53,12 +59,15 @@ func (sessionCodec) Decode(b []byte) (time.Time, map[string]any, error) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return time.Time{}, nil, fmt.Errorf("decode session: %w", err)
 	}
-	values := make(map[string]any, 2)
+	values := make(map[string]any, 3)
 	if s.User != nil {
 		values[keyUser] = *s.User
 	}
 	if s.SignIn != nil {
 		values[keySignIn] = *s.SignIn
+	}
+	if s.CSRF != "" {
+		values[keyCSRF] = s.CSRF
 	}
 	return s.Deadline, values, nil
 }

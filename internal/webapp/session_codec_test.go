@@ -14,7 +14,14 @@ var codecSample = map[string]any{
 		Name: "Contoso Admin", DirectoryRoles: []string{"62e90394-69f5-4237-9190-012177145e10"}, AppRoles: []string{"Operator"},
 		SignedInAt: time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC), Binding: "b1"},
 	keySignIn: pendingSignIn{State: "s", Nonce: "n", Verifier: "v", ReturnTo: "/tenant", Issued: time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC)},
+	keyCSRF:   "csrf-token",
 }
+
+// jsonSessionBeforeCSRF is a session as this codec wrote it before the
+// CSRF token moved into the session (issue #10).
+const jsonSessionBeforeCSRF = `{"deadline":"2026-11-29T16:00:00Z","user":{"TenantID":"98c7e7b9-8621-4041-9670-f4938facd9f6",` +
+	`"ObjectID":"o","Username":"admin@contoso.example","Name":"Contoso Admin",` +
+	`"DirectoryRoles":["62e90394-69f5-4237-9190-012177145e10"],"AppRoles":null,"SignedInAt":"2026-11-29T08:00:00Z","Binding":"b1"}}`
 
 // TestSessionCodec: sessions round-trip with their types, sessions written
 // by scs's gob codec still read, and a value the codec cannot type is an
@@ -42,9 +49,15 @@ func TestSessionCodec(t *testing.T) {
 		t.Errorf("gob session: %v, %v", err, got)
 	}
 
+	_, got, err = sessionCodec{}.Decode([]byte(jsonSessionBeforeCSRF))
+	if u, ok := got[keyUser].(SessionUser); err != nil || !ok || !u.IsAdmin() || u.Binding != "b1" || got[keyCSRF] != nil {
+		t.Errorf("session from before the CSRF token: %v, %#v", err, got)
+	}
+
 	for name, values := range map[string]map[string]any{
 		"unknown key":     {"flash": "hello"},
 		"type of its key": {keyUser: pendingSignIn{}},
+		"csrf not text":   {keyCSRF: 1},
 	} {
 		if _, err := (sessionCodec{}).Encode(deadline, values); err == nil || !strings.Contains(err.Error(), "cannot be stored") {
 			t.Errorf("%s: %v", name, err)

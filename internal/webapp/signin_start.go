@@ -10,7 +10,8 @@ import (
 )
 
 // signinStart keeps a fresh state, nonce and PKCE verifier in the session
-// and sends the browser to Entra's authorize endpoint.
+// and sends the browser to Entra's authorize endpoint; account=select asks
+// Entra to let the user pick another account.
 func (s *Server) signinStart(c echo.Context) error {
 	p := pendingSignIn{
 		State:    randomToken(),
@@ -20,6 +21,9 @@ func (s *Server) signinStart(c echo.Context) error {
 		Issued:   s.now(),
 	}
 	s.sessions.Put(c.Request().Context(), keySignIn, p)
+	if c.QueryParam("account") == "select" {
+		return c.Redirect(http.StatusFound, s.signin.AuthCodeURLSelectAccount(p.State, p.Nonce, p.Verifier))
+	}
 	return c.Redirect(http.StatusFound, s.signin.AuthCodeURL(p.State, p.Nonce, p.Verifier))
 }
 

@@ -130,7 +130,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Jobs == nil || cfg.ConsentURL == nil {
 		return nil, errors.New("webapp: jobs and consent URL are required")
 	}
-	ob := onboarding.New(onboarding.Config{Registry: NewRegistry(cfg.Store, cfg.Jobs), ConsentURL: cfg.ConsentURL, Now: cfg.Now})
+	public := strings.TrimRight(cfg.PublicBaseURL, "/")
+	ob := onboarding.New(onboarding.Config{Registry: NewRegistry(cfg.Store, cfg.Jobs), ConsentURL: cfg.ConsentURL, Now: cfg.Now,
+		AdminLink: func(tenantID string) string { return public + connectPath(tenantID) }})
 	p, err := parsePages()
 	if err != nil {
 		return nil, err
