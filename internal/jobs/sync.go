@@ -49,8 +49,9 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[SyncTenantArgs]) e
 	}
 	if !taken {
 		// Another job syncs the tenant now (a forced full round beside a
-		// periodic delta one); come back when its lease could have lapsed.
-		return river.JobSnooze(d.SyncLease)
+		// periodic delta one). Look again soon: a live holder is usually
+		// done in seconds, a dead one's lease lapses within SyncLease.
+		return river.JobSnooze(min(d.SyncLease, leaseBusySnooze))
 	}
 	if abandoned > 0 {
 		d.log(ctx).Warn("closed sync runs of a worker that stopped", "tenant_id", tid, "abandoned", abandoned)
@@ -97,6 +98,10 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[SyncTenantArgs]) e
 		"upserts", run.Upserts, "deletes", run.Deletes, "requests", run.Requests)
 	return d.Store.TenantSyncSucceeded(ctx, tid, d.Now().Add(d.SyncInterval))
 }
+
+// leaseBusySnooze is how long a sync job waits when another job holds its
+// tenant's lease.
+const leaseBusySnooze = 5 * time.Second
 
 func snoozes(metadata []byte) int {
 	var m struct {
