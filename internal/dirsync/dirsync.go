@@ -49,8 +49,8 @@ type GroupsPage struct {
 	Stats          Stats
 }
 
-// Source reads delta pages; link "" starts a full round. Errors that mean
-// "start a full round" have a ResyncRequired() bool method returning true.
+// Source reads delta pages; link "" starts a full round. Its failures are
+// *domain.Fault: FaultResyncRequired starts a full round.
 type Source interface {
 	UsersDelta(ctx context.Context, tenantID, link string, p *UsersPage) error
 	GroupsDelta(ctx context.Context, tenantID, link string, p *GroupsPage) error
@@ -154,38 +154,17 @@ func (s *Syncer) Sync(ctx context.Context, tenantID string, opt Options) (domain
 	return run, err
 }
 
-// outcome classifies a failed run: paused (shutdown, or throttling that the
-// job snoozes through) or failed.
+// outcome classifies a failed run: paused (shutdown, throttling that the
+// job snoozes through, the end of its slice) or failed.
 func outcome(ctx context.Context, err error) (domain.SyncOutcome, string, string) {
-	var code interface{ ErrorCode() string }
-	c := ""
-	if errors.As(err, &code) {
-		c = code.ErrorCode()
-	} else {
-		var tok interface{ Code() string }
-		if errors.As(err, &tok) {
-			c = tok.Code()
-		}
+	code := ""
+	if f, ok := domain.FaultOf(err); ok {
+		code = f.Code
 	}
-	if ctx.Err() != nil || RetryAfter(err) > 0 || errors.Is(err, ErrSliceEnded) {
-		return domain.SyncSnoozed, err.Error(), c
+	if ctx.Err() != nil || domain.RetryAfterOf(err) > 0 || errors.Is(err, ErrSliceEnded) {
+		return domain.SyncSnoozed, err.Error(), code
 	}
-	return domain.SyncFailed, err.Error(), c
-}
-
-// RetryAfter is how long err asks to wait before retrying (Graph or Entra
-// throttling), or 0.
-func RetryAfter(err error) time.Duration {
-	var ra interface{ RetryAfterDuration() time.Duration }
-	if errors.As(err, &ra) {
-		return ra.RetryAfterDuration()
-	}
-	return 0
-}
-
-func resyncRequired(err error) bool {
-	var rr interface{ ResyncRequired() bool }
-	return errors.As(err, &rr) && rr.ResyncRequired()
+	return domain.SyncFailed, err.Error(), code
 }
 
 // forcesFull reports whether opt forces a new full round of cp's resource:
@@ -235,7 +214,7 @@ func (s *Syncer) syncResource(ctx context.Context, tenantID string, cp domain.Sy
 	for {
 		count(f)
 		if f.err != nil {
-			if resyncRequired(f.err) && !restarted {
+			if domain.FaultKindOf(f.err) == domain.FaultResyncRequired && !restarted {
 				// Facts §5.2: an expired delta token (400 syncStateNotFound)
 				// or a reset (410) means a new full round; its sweep removes
 				// whatever the missed changes deleted.

@@ -184,7 +184,7 @@ func GraphScope(base string) string {
 
 // Token returns a token for tenantID: from the cache while it has more than
 // five minutes left, else from Entra (one request per tenant at a time).
-// Errors are *TokenError.
+// Errors are *domain.Fault wrapping a *TokenError.
 func (s *TokenSource) Token(ctx context.Context, tenantID string) (Token, error) {
 	tenantID = strings.ToLower(tenantID)
 	s.mu.RLock()
@@ -200,7 +200,7 @@ func (s *TokenSource) Token(ctx context.Context, tenantID string) (Token, error)
 // Fresh returns a token newly issued by Entra for tenantID, past both
 // caches, and caches it. It is for confirming a verdict (consent revoked,
 // tenant gone) that a cached token may have caused: its error is Entra's
-// answer now. Errors are *TokenError.
+// answer now. Errors are *domain.Fault wrapping a *TokenError.
 func (s *TokenSource) Fresh(ctx context.Context, tenantID string) (Token, error) {
 	return s.await(ctx, strings.ToLower(tenantID), true)
 }
@@ -221,7 +221,7 @@ func (s *TokenSource) await(ctx context.Context, tenantID string, fresh bool) (T
 	select {
 	case r := <-ch:
 		if r.Err != nil {
-			return Token{}, r.Err
+			return Token{}, fault(r.Err)
 		}
 		return r.Val.(Token), nil
 	case <-ctx.Done():

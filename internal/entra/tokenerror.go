@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantsync/tenantsync/internal/domain"
+
 	msalerrors "github.com/AzureAD/microsoft-authentication-library-for-go/apps/errors"
 
 	"github.com/tenantsync/tenantsync/internal/retry"
@@ -107,8 +109,22 @@ func (e *TokenError) Code() string {
 // HasCode reports whether Entra answered with AADSTS code.
 func (e *TokenError) HasCode(code int) bool { return slices.Contains(e.Codes, code) }
 
-// RetryAfterDuration is how long Entra asked to wait (0 if it did not).
-func (e *TokenError) RetryAfterDuration() time.Duration { return e.RetryAfter }
+// faultKinds maps token error kinds to the domain's vocabulary.
+var faultKinds = map[TokenErrorKind]domain.FaultKind{
+	TokenOther: domain.FaultOther, ConsentMissing: domain.FaultConsentMissing, TenantNotFound: domain.FaultTenantNotFound,
+	ServicePrincipalDisabled: domain.FaultServicePrincipalDisabled, AppCredentialBroken: domain.FaultAppCredentialBroken,
+	Throttled: domain.FaultThrottled, Unavailable: domain.FaultUnavailable,
+}
+
+// fault gives a *TokenError the domain's vocabulary at the token source's
+// boundary; other errors (a cancelled context) pass unchanged.
+func fault(err error) error {
+	te, ok := AsTokenError(err)
+	if !ok {
+		return err
+	}
+	return &domain.Fault{Kind: faultKinds[te.Kind], Code: te.Code(), RetryAfter: te.RetryAfter, Err: err}
+}
 
 // AsTokenError returns err's *TokenError, if any.
 func AsTokenError(err error) (*TokenError, bool) {

@@ -147,6 +147,11 @@ func (c *Client) sameOrigin(link string) bool {
 // on every other authorization failure, and maps every other failure to
 // *Error.
 func (c *Client) get(ctx context.Context, tenantID, link string, st *Stats, decode func(io.Reader) error) error {
+	return fault(c.send(ctx, tenantID, link, st, decode))
+}
+
+// send is get before its errors are given the domain's vocabulary.
+func (c *Client) send(ctx context.Context, tenantID, link string, st *Stats, decode func(io.Reader) error) error {
 	if !c.sameOrigin(link) {
 		return &Error{Kind: ErrForeignLink, Status: 0, Code: "foreignLink", Message: "link does not point at GRAPH_BASE_URL"}
 	}

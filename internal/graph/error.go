@@ -1,12 +1,16 @@
 package graph
 
 import (
+	"errors"
+
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/tenantsync/tenantsync/internal/domain"
 
 	"github.com/tenantsync/tenantsync/internal/retry"
 )
@@ -63,15 +67,27 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("graph: %s (HTTP %d %s): %s", e.Kind, e.Status, e.Code, e.Message)
 }
 
-// ErrorCode is Graph's code, for sync_runs.error_code.
-func (e *Error) ErrorCode() string { return e.Code }
+// faultKinds maps Graph's error kinds to the domain's vocabulary.
+var faultKinds = map[ErrorKind]domain.FaultKind{
+	ErrOther: domain.FaultOther, ErrThrottled: domain.FaultThrottled, ErrUnavailable: domain.FaultUnavailable,
+	ErrUnauthorized: domain.FaultUnauthorized, ErrConsentRevoked: domain.FaultConsentRevoked,
+	ErrInsufficientPermissions: domain.FaultInsufficientPermissions, ErrResyncRequired: domain.FaultResyncRequired,
+	ErrForeignLink: domain.FaultForeignLink,
+}
 
-// ResyncRequired reports whether a full round must start over; dirsync
-// checks for this method without importing graph.
-func (e *Error) ResyncRequired() bool { return e.Kind == ErrResyncRequired }
-
-// RetryAfterDuration is how long Graph asked to wait before retrying.
-func (e *Error) RetryAfterDuration() time.Duration { return e.RetryAfter }
+// fault gives err the domain's vocabulary at the client's boundary: a
+// *Error becomes a *domain.Fault wrapping it; a Fault from the token source
+// and any other error pass unchanged.
+func fault(err error) error {
+	var e *Error
+	if err == nil || !errors.As(err, &e) {
+		return err
+	}
+	if _, ok := domain.FaultOf(err); ok {
+		return err
+	}
+	return &domain.Fault{Kind: faultKinds[e.Kind], Code: e.Code, RetryAfter: e.RetryAfter, Err: err}
+}
 
 // resyncCodes are matched case-insensitively: facts §5.2 quotes both
 // syncStateNotFound and SyncStateNotFound.

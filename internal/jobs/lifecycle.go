@@ -9,10 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
-	"github.com/tenantsync/tenantsync/internal/dirsync"
 	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/entra"
-	"github.com/tenantsync/tenantsync/internal/graph"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 )
 
@@ -24,48 +22,44 @@ import (
 // while the tenant is still there (an admin who connects again meanwhile
 // wins over a sync that failed before).
 func (d *Deps) handleFailure(ctx context.Context, tid string, seen domain.TenantStatus, err error) error {
-	verifying := seen == domain.TenantPending
 	if errors.Is(ctx.Err(), context.Canceled) {
 		// Shutdown: run again from the last checkpoint without using an attempt.
 		return river.JobSnooze(0)
 	}
-	if te, ok := entra.AsTokenError(err); ok {
-		switch te.Kind {
-		case entra.ConsentMissing:
-			if verifying {
-				return d.revoke(ctx, tid, seen, fmt.Sprintf("the app was not found in the tenant after waiting %s (%s): consent was not granted or was removed", d.ConsentPropagationWait, te.Code()))
-			}
-			return d.revoke(ctx, tid, seen, fmt.Sprintf("the app is no longer installed in the tenant (%s)", te.Code()))
-		case entra.TenantNotFound:
-			return d.revoke(ctx, tid, seen, fmt.Sprintf("the tenant no longer exists in Microsoft Entra ID (%s)", te.Code()))
-		case entra.ServicePrincipalDisabled:
-			return d.revoke(ctx, tid, seen, fmt.Sprintf("an administrator disabled the app in the tenant (%s)", te.Code()))
-		case entra.AppCredentialBroken:
-			// Not the tenant's fault: every tenant fails alike until an
-			// operator fixes the credential. Say so once, loudly.
-			if d.credBroken.CompareAndSwap(false, true) {
-				d.log(ctx).Error("Microsoft Entra ID rejects the app's own credential; fix ENTRA_CLIENT_SECRET / ENTRA_CLIENT_CERT_FILE / ENTRA_FEDERATED_TOKEN_FILE. Tenants keep their status; jobs wait.",
-					"tenant_id", tid, "error_code", te.Code(), "oauth_error", te.OAuthError)
-			}
-			return river.JobSnooze(d.CredentialBrokenSnooze)
-		}
+	f, ok := domain.FaultOf(err)
+	if !ok {
+		return d.recordFailure(ctx, tid, err)
 	}
-	var ge *graph.Error
-	if errors.As(err, &ge) {
-		switch ge.Kind {
-		case graph.ErrConsentRevoked:
-			return d.revoke(ctx, tid, seen, "Microsoft Graph no longer recognises the app in the tenant (Authorization_IdentityNotFound)")
-		case graph.ErrInsufficientPermissions:
-			return d.insufficient(ctx, tid, seen, ge)
-		case graph.ErrUnauthorized:
-			// The token itself was refused: never try it again.
-			d.Tokens.Invalidate(tid)
+	switch f.Kind {
+	case domain.FaultConsentMissing:
+		if seen == domain.TenantPending {
+			return d.revoke(ctx, tid, seen, fmt.Sprintf("the app was not found in the tenant after waiting %s (%s): consent was not granted or was removed", d.ConsentPropagationWait, f.Code))
 		}
+		return d.revoke(ctx, tid, seen, fmt.Sprintf("the app is no longer installed in the tenant (%s)", f.Code))
+	case domain.FaultTenantNotFound:
+		return d.revoke(ctx, tid, seen, fmt.Sprintf("the tenant no longer exists in Microsoft Entra ID (%s)", f.Code))
+	case domain.FaultServicePrincipalDisabled:
+		return d.revoke(ctx, tid, seen, fmt.Sprintf("an administrator disabled the app in the tenant (%s)", f.Code))
+	case domain.FaultConsentRevoked:
+		return d.revoke(ctx, tid, seen, "Microsoft Graph no longer recognises the app in the tenant (Authorization_IdentityNotFound)")
+	case domain.FaultInsufficientPermissions:
+		return d.insufficient(ctx, tid, seen, f)
+	case domain.FaultAppCredentialBroken:
+		// Not the tenant's fault: every tenant fails alike until an
+		// operator fixes the credential. Say so once, loudly.
+		if d.credBroken.CompareAndSwap(false, true) {
+			d.log(ctx).Error("Microsoft Entra ID rejects the app's own credential; fix ENTRA_CLIENT_SECRET / ENTRA_CLIENT_CERT_FILE / ENTRA_FEDERATED_TOKEN_FILE. Tenants keep their status; jobs wait.",
+				"tenant_id", tid, "error_code", f.Code)
+		}
+		return river.JobSnooze(d.CredentialBrokenSnooze)
+	case domain.FaultUnauthorized:
+		// The token itself was refused: never try it again.
+		d.Tokens.Invalidate(tid)
 	}
-	if wait := dirsync.RetryAfter(err); wait > 0 {
+	if f.RetryAfter > 0 {
 		// Throttled longer than the Graph client waits in process.
-		d.log(ctx).Info("tenant throttled; job snoozed", "tenant_id", tid, "retry_after", wait.String())
-		return river.JobSnooze(wait)
+		d.log(ctx).Info("tenant throttled; job snoozed", "tenant_id", tid, "retry_after", f.RetryAfter.String())
+		return river.JobSnooze(f.RetryAfter)
 	}
 	return d.recordFailure(ctx, tid, err)
 }
@@ -138,18 +132,14 @@ func (d *Deps) revoke(ctx context.Context, tid string, seen domain.TenantStatus,
 // past every cache: nil means the app is gone from the tenant.
 func (d *Deps) confirmRevoked(ctx context.Context, tid string) error {
 	_, err := d.Tokens.Fresh(ctx, tid)
-	if te, ok := entra.AsTokenError(err); ok {
-		switch te.Kind {
-		case entra.ConsentMissing, entra.TenantNotFound, entra.ServicePrincipalDisabled:
-			return nil
-		}
+	if domain.FaultKindOf(err).AppGone() {
+		return nil
 	}
 	if err != nil {
 		return err
 	}
 	_, _, err = d.Graph.Organization(ctx, tid)
-	var ge *graph.Error
-	if errors.As(err, &ge) && ge.Kind == graph.ErrConsentRevoked {
+	if domain.FaultKindOf(err).AppGone() {
 		d.Tokens.Invalidate(tid)
 		return nil
 	}
@@ -161,9 +151,9 @@ func (d *Deps) confirmRevoked(ctx context.Context, tid string) error {
 
 // insufficient moves the tenant from seen to insufficient_permissions,
 // naming the roles a fresh token lacks when it can tell.
-func (d *Deps) insufficient(ctx context.Context, tid string, seen domain.TenantStatus, ge *graph.Error) error {
+func (d *Deps) insufficient(ctx context.Context, tid string, seen domain.TenantStatus, f *domain.Fault) error {
 	d.Tokens.Invalidate(tid)
-	reason := fmt.Sprintf("Microsoft Graph denied access (HTTP 403 %s)", ge.Code)
+	reason := fmt.Sprintf("Microsoft Graph denied access (HTTP 403 %s)", f.Code)
 	if tok, err := d.Tokens.Token(ctx, tid); err == nil {
 		if missing := entra.MissingRoles(tok.Roles); len(missing) > 0 {
 			reason += "; missing application permissions: " + strings.Join(missing, ", ")

@@ -72,7 +72,7 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[SyncTenantArgs]) e
 		outcome := domain.SyncSucceeded
 		if err != nil {
 			outcome = domain.SyncFailed
-			if dirsync.RetryAfter(err) > 0 || errors.Is(err, dirsync.ErrSliceEnded) || errors.Is(ctx.Err(), context.Canceled) {
+			if domain.RetryAfterOf(err) > 0 || errors.Is(err, dirsync.ErrSliceEnded) || errors.Is(ctx.Err(), context.Canceled) {
 				outcome = domain.SyncSnoozed
 			}
 		}
@@ -88,7 +88,7 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[SyncTenantArgs]) e
 		d.log(ctx).Warn("sync lease lost; another job continues the sync", "tenant_id", tid, "sync_run_id", run.ID)
 		return nil
 	case err != nil:
-		if snoozes(job.Metadata) >= d.MaxSnoozes && dirsync.RetryAfter(err) > 0 {
+		if snoozes(job.Metadata) >= d.MaxSnoozes && domain.RetryAfterOf(err) > 0 {
 			return d.recordFailure(ctx, tid, err)
 		}
 		return d.handleFailure(ctx, tid, t.Status, err)

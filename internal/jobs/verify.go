@@ -51,8 +51,7 @@ func (w *verifyWorker) Work(ctx context.Context, job *river.Job[VerifyTenantArgs
 				break
 			}
 		}
-		te, isTok := entra.AsTokenError(err)
-		propagating := err == nil || isTok && te.Kind == entra.ConsentMissing
+		propagating := err == nil || domain.FaultKindOf(err) == domain.FaultConsentMissing
 		if !propagating || !d.Now().Before(deadline) {
 			if err != nil {
 				return d.handleFailure(ctx, tid, domain.TenantPending, err)
