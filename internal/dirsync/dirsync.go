@@ -4,7 +4,8 @@
 // delta or skip token is stale, and sweeps what a full round did not see.
 //
 // It declares the small interfaces it needs (Source, Store) and imports no
-// concrete store or Graph client; internal/jobs wires them.
+// concrete store or Graph client: graph.Client is a Source and
+// postgres.Store a Store as they are.
 package dirsync
 
 import (
@@ -22,49 +23,22 @@ const (
 	ResourceGroups = "groups"
 )
 
-// Stats count what one Graph call cost.
-type Stats struct {
-	Requests       int
-	ThrottledWaits int
-	ThrottledFor   time.Duration
-}
-
-// UsersPage is one users/delta page (Users and Removed disjoint).
-type UsersPage struct {
-	Users     []domain.DirectoryUser
-	Removed   []string
-	NextLink  string
-	DeltaLink string
-	Stats     Stats
-}
-
-// GroupsPage is one groups/delta page with its members@delta.
-type GroupsPage struct {
-	Groups         []domain.Group
-	Removed        []string
-	Members        []domain.Membership
-	MembersRemoved []domain.Membership
-	NextLink       string
-	DeltaLink      string
-	Stats          Stats
-}
-
 // Source reads delta pages; link "" starts a full round. Its failures are
 // *domain.Fault: FaultResyncRequired starts a full round.
 type Source interface {
-	UsersDelta(ctx context.Context, tenantID, link string, p *UsersPage) error
-	GroupsDelta(ctx context.Context, tenantID, link string, p *GroupsPage) error
+	UsersDelta(ctx context.Context, tenantID, link string, p *domain.UsersPage) error
+	GroupsDelta(ctx context.Context, tenantID, link string, p *domain.GroupsPage) error
 }
 
 // Store persists pages atomically with their checkpoint, and sync runs.
 type Store interface {
-	SyncState(ctx context.Context, tenantID string) ([]domain.SyncCheckpoint, error)
-	// ApplyUsers and ApplyGroups write one page and c.Checkpoint in one
-	// transaction, and only while c.Lease is held (domain.ErrSyncLeaseLost
-	// otherwise); with c.Sweep they also delete rows whose seen_round <
-	// c.Checkpoint.Round.
-	ApplyUsers(ctx context.Context, tenantID string, p *UsersPage, c domain.SyncCommit) (domain.SyncApplied, error)
-	ApplyGroups(ctx context.Context, tenantID string, p *GroupsPage, c domain.SyncCommit) (domain.SyncApplied, error)
+	SyncStateList(ctx context.Context, tenantID string) ([]domain.SyncCheckpoint, error)
+	// DirectoryUsersApply and DirectoryGroupsApply write one page and
+	// c.Checkpoint in one transaction, and only while c.Lease is held
+	// (domain.ErrSyncLeaseLost otherwise); with c.Sweep they also delete
+	// rows whose seen_round < c.Checkpoint.Round.
+	DirectoryUsersApply(ctx context.Context, tenantID string, p *domain.UsersPage, c domain.SyncCommit) (domain.SyncApplied, error)
+	DirectoryGroupsApply(ctx context.Context, tenantID string, p *domain.GroupsPage, c domain.SyncCommit) (domain.SyncApplied, error)
 	SyncRunStart(ctx context.Context, tenantID string, kind domain.SyncKind) (int64, error)
 	SyncRunFinish(ctx context.Context, run domain.SyncRun) error
 }
@@ -115,7 +89,7 @@ var ErrSliceEnded = errors.New("sync slice ended; the sync continues from its ch
 // happens; the returned run carries its counts. A failed page changes
 // nothing, and the next Sync resumes after the last committed page.
 func (s *Syncer) Sync(ctx context.Context, tenantID string, opt Options) (domain.SyncRun, error) {
-	state, err := s.store.SyncState(ctx, tenantID)
+	state, err := s.store.SyncStateList(ctx, tenantID)
 	if err != nil {
 		return domain.SyncRun{}, err
 	}
@@ -189,8 +163,8 @@ func (s *Syncer) syncResource(ctx context.Context, tenantID string, cp domain.Sy
 	// fetched and decoded into the other, so the sync runs at the pace of
 	// the slower side instead of the sum of both (measured in
 	// BenchmarkFullSync100k as the ratio to a raw COPY).
-	var users [2]UsersPage
-	var groups [2]GroupsPage
+	var users [2]domain.UsersPage
+	var groups [2]domain.GroupsPage
 	// The prefetch goroutine must not read cp, which the loop updates.
 	resource := cp.Resource
 	fetch := func(ctx context.Context, link string, buf int) fetched {
@@ -245,9 +219,9 @@ func (s *Syncer) syncResource(ctx context.Context, tenantID string, cp domain.Sy
 		var a domain.SyncApplied
 		var err error
 		if cp.Resource == ResourceUsers {
-			a, err = s.store.ApplyUsers(ctx, tenantID, &users[cur], c)
+			a, err = s.store.DirectoryUsersApply(ctx, tenantID, &users[cur], c)
 		} else {
-			a, err = s.store.ApplyGroups(ctx, tenantID, &groups[cur], c)
+			a, err = s.store.DirectoryGroupsApply(ctx, tenantID, &groups[cur], c)
 		}
 		if err != nil {
 			cancel()
@@ -282,7 +256,7 @@ func (s *Syncer) syncResource(ctx context.Context, tenantID string, cp domain.Sy
 // fetched is one fetched page's links, cost and error.
 type fetched struct {
 	err         error
-	st          Stats
+	st          domain.RequestStats
 	next, delta string
 }
 

@@ -13,7 +13,6 @@ import (
 	"github.com/tenantsync/tenantsync/internal/dirsync"
 	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/entraemu"
-	"github.com/tenantsync/tenantsync/internal/jobs"
 	"github.com/tenantsync/tenantsync/internal/jobs/jobstest"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 	"github.com/tenantsync/tenantsync/internal/postgres/pgtest"
@@ -62,9 +61,9 @@ func newBundle(t testing.TB, srv *entraemu.Server, store *postgres.Store, tid st
 	if err := store.TenantSetStatus(ctx, tid, domain.TenantActive, "test", "test"); err != nil {
 		t.Fatal(err)
 	}
-	syncer := jobs.NewSyncer(gc, store)
+	syncer := dirsync.New(gc, store, nil)
 	if wrap != nil {
-		syncer = dirsync.New(jobs.NewSyncSource(gc), wrap(jobs.NewSyncStore(store)), nil)
+		syncer = dirsync.New(gc, wrap(store), nil)
 	}
 	return &bundle{srv: srv, store: store, syncer: syncer, tid: tid}
 }
@@ -280,20 +279,20 @@ type killer struct {
 	applied int
 }
 
-func (k *killer) ApplyUsers(ctx context.Context, tid string, p *dirsync.UsersPage, c domain.SyncCommit) (domain.SyncApplied, error) {
+func (k *killer) DirectoryUsersApply(ctx context.Context, tid string, p *domain.UsersPage, c domain.SyncCommit) (domain.SyncApplied, error) {
 	k.applied++
 	if k.applied == k.page {
 		k.cancel()
 	}
-	return k.Store.ApplyUsers(ctx, tid, p, c)
+	return k.Store.DirectoryUsersApply(ctx, tid, p, c)
 }
 
-func (k *killer) ApplyGroups(ctx context.Context, tid string, p *dirsync.GroupsPage, c domain.SyncCommit) (domain.SyncApplied, error) {
+func (k *killer) DirectoryGroupsApply(ctx context.Context, tid string, p *domain.GroupsPage, c domain.SyncCommit) (domain.SyncApplied, error) {
 	k.applied++
 	if k.applied == k.page {
 		k.cancel()
 	}
-	return k.Store.ApplyGroups(ctx, tid, p, c)
+	return k.Store.DirectoryGroupsApply(ctx, tid, p, c)
 }
 
 func TestKilledMidPageResumes(t *testing.T) {

@@ -90,6 +90,37 @@ type SyncApplied struct {
 	Deletes int
 }
 
+// RequestStats count what one Graph call cost, for sync_runs.
+type RequestStats struct {
+	Requests       int           // HTTP requests sent to Graph
+	ThrottledWaits int           // Retry-After waits done in process
+	ThrottledFor   time.Duration // total time of those waits
+}
+
+// UsersPage is one page of users/delta. Users and Removed are disjoint: when
+// a page names a user twice, the last mention wins (facts §5.2: replays and
+// repeats happen). Decoding reuses the slices' memory.
+type UsersPage struct {
+	Users     []DirectoryUser // created or changed; TenantID unset
+	Removed   []string        // @removed, soft or hard deleted
+	NextLink  string
+	DeltaLink string
+	Stats     RequestStats
+}
+
+// GroupsPage is one page of groups/delta. Groups holds groups whose
+// properties the page carries; a large group repeats across pages with a
+// slice of members@delta each (facts §5.3) and may carry only members.
+type GroupsPage struct {
+	Groups         []Group // TenantID unset
+	Removed        []string
+	Members        []Membership // added; TenantID unset
+	MembersRemoved []Membership
+	NextLink       string
+	DeltaLink      string
+	Stats          RequestStats
+}
+
 // SyncCommit is what a page commits together with its rows.
 type SyncCommit struct {
 	Checkpoint SyncCheckpoint

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/retry"
 )
 
@@ -124,13 +125,6 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// Stats count what one call cost, for sync_runs.
-type Stats struct {
-	Requests       int           // HTTP requests sent to Graph
-	ThrottledWaits int           // Retry-After waits done in process
-	ThrottledFor   time.Duration // total time of those waits
-}
-
 // sameOrigin reports whether link is on the configured Graph host: a
 // nextLink or deltaLink anywhere else is refused, so the token is never sent
 // to another host.
@@ -146,12 +140,12 @@ func (c *Client) sameOrigin(link string) bool {
 // the token once on 401 InvalidAuthenticationToken, drops the cached token
 // on every other authorization failure, and maps every other failure to
 // *Error.
-func (c *Client) get(ctx context.Context, tenantID, link string, st *Stats, decode func(io.Reader) error) error {
+func (c *Client) get(ctx context.Context, tenantID, link string, st *domain.RequestStats, decode func(io.Reader) error) error {
 	return fault(c.send(ctx, tenantID, link, st, decode))
 }
 
 // send is get before its errors are given the domain's vocabulary.
-func (c *Client) send(ctx context.Context, tenantID, link string, st *Stats, decode func(io.Reader) error) error {
+func (c *Client) send(ctx context.Context, tenantID, link string, st *domain.RequestStats, decode func(io.Reader) error) error {
 	if !c.sameOrigin(link) {
 		return &Error{Kind: ErrForeignLink, Status: 0, Code: "foreignLink", Message: "link does not point at GRAPH_BASE_URL"}
 	}
@@ -256,7 +250,7 @@ func (c *Client) send(ctx context.Context, tenantID, link string, st *Stats, dec
 // has ended: it waits in process while the rest is at most MaxWait, and
 // otherwise returns a throttled *Error with RetryAfter set to the rest,
 // without sending anything, so the job snoozes until then.
-func (c *Client) awaitWindow(ctx context.Context, tenantID string, st *Stats) error {
+func (c *Client) awaitWindow(ctx context.Context, tenantID string, st *domain.RequestStats) error {
 	if c.gate == nil {
 		return nil
 	}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/entra"
 	"github.com/tenantsync/tenantsync/internal/entraemu"
 	"github.com/tenantsync/tenantsync/internal/graph"
@@ -31,7 +32,7 @@ func TestForeignLinkNeverGetsTheToken(t *testing.T) {
 	t.Parallel()
 	srv, c := setup(t)
 	tid := entraemu.ContosoTenantID
-	var p graph.UsersPage
+	var p domain.UsersPage
 	for _, link := range []string{
 		"https://evil.example/v1.0/users/delta?$skiptoken=x",
 		"http://" + srv.GraphBaseURL[len("https://"):] + "/v1.0/users/delta",
@@ -60,7 +61,7 @@ func TestPagesAndOrganization(t *testing.T) {
 	if org.DisplayName != "Contoso" || !slices.Contains(org.Domains, "contoso.example") {
 		t.Errorf("organization: %+v", org)
 	}
-	var p graph.UsersPage
+	var p domain.UsersPage
 	seen := map[string]bool{}
 	link := ""
 	for pages := 0; ; pages++ {

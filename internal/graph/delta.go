@@ -17,30 +17,6 @@ const (
 	groupSelect = "id,displayName,description,members"
 )
 
-// UsersPage is one page of users/delta. Users and Removed are disjoint: when
-// a page names a user twice, the last mention wins (facts §5.2: replays and
-// repeats happen). Decoding reuses the slices' memory.
-type UsersPage struct {
-	Users     []domain.DirectoryUser // created or changed; TenantID unset
-	Removed   []string               // @removed, soft or hard deleted
-	NextLink  string
-	DeltaLink string
-	Stats     Stats
-}
-
-// GroupsPage is one page of groups/delta. Groups holds groups whose
-// properties the page carries; a large group repeats across pages with a
-// slice of members@delta each (facts §5.3) and may carry only members.
-type GroupsPage struct {
-	Groups         []domain.Group // TenantID unset
-	Removed        []string
-	Members        []domain.Membership // added; TenantID unset
-	MembersRemoved []domain.Membership
-	NextLink       string
-	DeltaLink      string
-	Stats          Stats
-}
-
 // UsersDeltaURL is the first request of a full users round.
 func (c *Client) UsersDeltaURL() string { return c.base + "/users/delta?$select=" + userSelect }
 
@@ -75,11 +51,11 @@ type groupJSON struct {
 
 // UsersDelta fetches one users/delta page: link is a saved nextLink or
 // deltaLink, or "" for the first page of a full round.
-func (c *Client) UsersDelta(ctx context.Context, tenantID, link string, p *UsersPage) error {
+func (c *Client) UsersDelta(ctx context.Context, tenantID, link string, p *domain.UsersPage) error {
 	if link == "" {
 		link = c.UsersDeltaURL()
 	}
-	p.Users, p.Removed, p.NextLink, p.DeltaLink, p.Stats = p.Users[:0], p.Removed[:0], "", "", Stats{}
+	p.Users, p.Removed, p.NextLink, p.DeltaLink, p.Stats = p.Users[:0], p.Removed[:0], "", "", domain.RequestStats{}
 	last := map[string]int{} // id → index in Users, or -1-index in Removed
 	var u userJSON
 	err := c.get(ctx, tenantID, link, &p.Stats, func(r io.Reader) error {
@@ -128,12 +104,12 @@ func (c *Client) UsersDelta(ctx context.Context, tenantID, link string, p *Users
 }
 
 // GroupsDelta fetches one groups/delta page; see UsersDelta.
-func (c *Client) GroupsDelta(ctx context.Context, tenantID, link string, p *GroupsPage) error {
+func (c *Client) GroupsDelta(ctx context.Context, tenantID, link string, p *domain.GroupsPage) error {
 	if link == "" {
 		link = c.GroupsDeltaURL()
 	}
 	p.Groups, p.Removed, p.Members, p.MembersRemoved = p.Groups[:0], p.Removed[:0], p.Members[:0], p.MembersRemoved[:0]
-	p.NextLink, p.DeltaLink, p.Stats = "", "", Stats{}
+	p.NextLink, p.DeltaLink, p.Stats = "", "", domain.RequestStats{}
 	last := map[string]int{}   // group id → index in Groups, or -1-index in Removed
 	member := map[string]int{} // group|member → index in Members, or -1-index in MembersRemoved
 	var g groupJSON
@@ -289,8 +265,8 @@ type Organization struct {
 }
 
 // Organization reads the tenant's name and verified domains.
-func (c *Client) Organization(ctx context.Context, tenantID string) (Organization, Stats, error) {
-	var st Stats
+func (c *Client) Organization(ctx context.Context, tenantID string) (Organization, domain.RequestStats, error) {
+	var st domain.RequestStats
 	var body struct {
 		Value []struct {
 			ID              string `json:"id"`

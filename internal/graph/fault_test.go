@@ -7,7 +7,6 @@ import (
 
 	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/entraemu"
-	"github.com/tenantsync/tenantsync/internal/graph"
 )
 
 // TestFailuresSpeakTheDomainVocabulary: every failure the sync must act on
@@ -34,7 +33,7 @@ func TestFailuresSpeakTheDomainVocabulary(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			srv, c := setup(t)
-			var p graph.UsersPage
+			var p domain.UsersPage
 			if tt.kind == domain.FaultConsentRevoked {
 				// A token first, so that Graph itself answers.
 				if err := c.UsersDelta(context.Background(), tid, "", &p); err != nil {

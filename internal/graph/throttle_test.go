@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/entra"
 	"github.com/tenantsync/tenantsync/internal/entraemu"
 	"github.com/tenantsync/tenantsync/internal/graph"
@@ -132,7 +133,7 @@ func TestThrottleWindowIsTheTenants(t *testing.T) {
 				{c: newProcess(t, srv, clk, dbURL, tt.withGate).client},
 				{c: newProcess(t, srv, clk, dbURL, tt.withGate).client},
 			}
-			var p graph.UsersPage
+			var p domain.UsersPage
 			snoozes := 0
 			const pages = 400
 			for jobs[0].pages+jobs[1].pages < pages {

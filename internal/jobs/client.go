@@ -23,7 +23,7 @@ type Deps struct {
 	Store  *postgres.Store
 	Tokens *entra.TokenSource
 	Graph  *graph.Client
-	Syncer *dirsync.Syncer // nil: NewSyncer(Graph, Store)
+	Syncer *dirsync.Syncer // nil: dirsync.New(Graph, Store, nil)
 	Logger *slog.Logger    // nil: discard
 	Now    func() time.Time
 
@@ -91,7 +91,7 @@ func (d *Deps) defaults() {
 		d.MaxSnoozes = 50
 	}
 	if d.Syncer == nil {
-		d.Syncer = NewSyncer(d.Graph, d.Store)
+		d.Syncer = dirsync.New(d.Graph, d.Store, nil)
 	}
 }
 

@@ -84,7 +84,8 @@ func (s *Store) queueCommit(b *pgx.Batch, tenantID string, c domain.SyncCommit) 
 // of removed users, and the checkpoint cp. With sweep (the last page of a
 // full round) it also deletes every user the round did not see. A failed
 // call changes nothing.
-func (s *Store) DirectoryUsersApply(ctx context.Context, tenantID string, users []domain.DirectoryUser, removed []string, c domain.SyncCommit) (domain.SyncApplied, error) {
+func (s *Store) DirectoryUsersApply(ctx context.Context, tenantID string, p *domain.UsersPage, c domain.SyncCommit) (domain.SyncApplied, error) {
+	users, removed := p.Users, p.Removed
 	var res domain.SyncApplied
 	cp := c.Checkpoint
 	err := s.Tx(ctx, func(tx pgx.Tx, _ *Store) error {
@@ -157,8 +158,8 @@ SELECT count(*) FROM gone`
 // group upserts and deletes, members@delta additions and removals, and the
 // checkpoint; with sweep it deletes the groups and memberships the full
 // round did not see. A failed call changes nothing.
-func (s *Store) DirectoryGroupsApply(ctx context.Context, tenantID string, groups []domain.Group, removed []string,
-	members, membersRemoved []domain.Membership, c domain.SyncCommit) (domain.SyncApplied, error) {
+func (s *Store) DirectoryGroupsApply(ctx context.Context, tenantID string, p *domain.GroupsPage, c domain.SyncCommit) (domain.SyncApplied, error) {
+	groups, removed, members, membersRemoved := p.Groups, p.Removed, p.Members, p.MembersRemoved
 	var res domain.SyncApplied
 	cp := c.Checkpoint
 	err := s.Tx(ctx, func(tx pgx.Tx, _ *Store) error {
