@@ -21,6 +21,7 @@ import (
 
 	"github.com/tenantsync/tenantsync/internal/entra"
 	"github.com/tenantsync/tenantsync/internal/entraemu"
+	"github.com/tenantsync/tenantsync/internal/httpserver"
 	"github.com/tenantsync/tenantsync/internal/jobs"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 	"github.com/tenantsync/tenantsync/internal/postgres/pgtest"
@@ -70,6 +71,8 @@ type setupOpts struct {
 	apiToken string
 	// log receives the server's log and net/http's own errors.
 	log io.Writer
+	// timeouts are the listener's (httpserver.Defaults where zero).
+	timeouts httpserver.Timeouts
 }
 
 // withoutAPI runs the portal with the JSON API off (no OPERATOR_API_TOKEN).
@@ -131,7 +134,8 @@ func setup(t testing.TB, opts ...func(*setupOpts)) *testBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(slog.NewTextHandler(o.log, nil), slog.LevelError)}
+	hs := httpserver.New(srv, o.timeouts) // as cmd/server builds it
+	hs.ErrorLog = slog.NewLogLogger(slog.NewTextHandler(o.log, nil), slog.LevelError)
 	go func() { _ = hs.Serve(ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

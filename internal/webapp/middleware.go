@@ -226,6 +226,8 @@ func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 		r := c.Request()
 		limit := s.bodyLimit(r.Method, c.Path(), r.URL.Path)
 		if r.ContentLength > limit {
+			// Closing spares reading (at the client's pace) a body we refuse.
+			c.Response().Header().Set(echo.HeaderConnection, "close")
 			return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("The request may carry at most %d bytes.", limit))
 		}
 		// Given net/http's own writer, MaxBytesReader also closes the
