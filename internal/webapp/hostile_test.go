@@ -323,3 +323,76 @@ func TestHeadOnEveryGetRoute(t *testing.T) {
 		t.Errorf("only %d GET routes found", len(seen))
 	}
 }
+
+// The answers issue #10 saw crash (an empty reply and a stack in the log)
+// or fail with 500 are complete: a problem document under /api/v1, an HTML
+// page elsewhere, the status the request deserves, nothing in the log.
+func TestErrorAnswersSeenCrashing(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name, method, path, body string
+		api, session, bearer     bool
+		status                   int
+	}{
+		{name: "API off", method: "GET", path: "/api/v1/tenants", bearer: true, status: 404},
+		{name: "unknown API route", method: "GET", path: "/api/v1/nothing", api: true, bearer: true, status: 404},
+		{name: "wrong API method", method: "PUT", path: "/api/v1/tenants", api: true, bearer: true, status: 405},
+		{name: "API body over the limit", method: "POST", path: "/api/v1/tenants/" + uuid.NewString() + "/sync", api: true, bearer: true,
+			body: `{"full":true}` + strings.Repeat(" ", 8<<10), status: 413},
+		{name: "NUL in the API's q", method: "GET", path: "/api/v1/tenants?q=%00", api: true, bearer: true, status: 400},
+		{name: "POST /healthz", method: "POST", path: "/healthz", status: 405},
+		{name: "GET /static/", method: "GET", path: "/static/", status: 404},
+		{name: "page body over the limit", method: "POST", path: "/signout", body: strings.Repeat("a", 70<<10), status: 413},
+		{name: "NUL in the console's q", method: "GET", path: "/console?q=%00", session: true, status: 400},
+		{name: "invalid UTF-8 in the console's q", method: "GET", path: "/console?q=%FF", session: true, status: 400},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var log logBuffer
+			opts := []func(*setupOpts){logTo(&log)}
+			if !tt.api {
+				opts = append(opts, withoutAPI)
+			}
+			tb := setup(t, opts...)
+			client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			if tt.session {
+				br := tb.browser(t)
+				br.signInConsole("operator@tenantsync.example")
+				client.Jar = br.c.Jar
+			}
+			req, err := http.NewRequest(tt.method, tb.base+tt.path, strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.body != "" {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			if tt.bearer {
+				req.Header.Set("Authorization", "Bearer "+testAPIToken)
+			}
+			res, err := client.Do(req)
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			defer res.Body.Close()
+			body, err := io.ReadAll(res.Body)
+			if err != nil {
+				t.Fatalf("answer cut short: %v", err)
+			}
+			want := "text/html"
+			if strings.HasPrefix(tt.path, "/api/") {
+				want = "application/problem+json"
+			}
+			ctype, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type"))
+			if res.StatusCode != tt.status || ctype != want || len(body) == 0 {
+				t.Errorf("%d %q with %d bytes, want %d %s: %.300s", res.StatusCode, ctype, len(body), tt.status, want, body)
+			}
+			if tt.status == 405 && res.Header.Get("Allow") == "" {
+				t.Error("405 without Allow")
+			}
+			for _, line := range logFailures(log.String()) {
+				t.Errorf("log: %.500s", line)
+			}
+		})
+	}
+}
