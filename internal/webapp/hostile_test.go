@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
 )
 
 // logBuffer is a log sink that parallel requests may share.
@@ -394,5 +395,38 @@ func TestErrorAnswersSeenCrashing(t *testing.T) {
 				t.Errorf("log: %.500s", line)
 			}
 		})
+	}
+}
+
+// panickyError fails even to say what it is.
+type panickyError struct{}
+
+func (panickyError) Error() string { panic("an error that cannot describe itself") }
+
+// The error handler runs outside Recover: should it panic anyway, the
+// client still gets a complete 500 page and the log one line, not a stack.
+func TestErrorHandlerSurvivesItsOwnPanic(t *testing.T) {
+	t.Parallel()
+	var log logBuffer
+	tb := setup(t, logTo(&log))
+	// Under /static/, as every bare route, no session middleware (and so
+	// no Recover below the handler) answers the error first.
+	tb.srv.Echo().GET("/static/panicky-error", func(echo.Context) error { return panickyError{} })
+	res, err := http.Get(tb.base + "/static/panicky-error")
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("answer cut short: %v", err)
+	}
+	ctype, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type"))
+	if res.StatusCode != http.StatusInternalServerError || ctype != "text/html" || len(body) == 0 {
+		t.Errorf("%d %q %q, want a 500 page", res.StatusCode, ctype, body)
+	}
+	lines := logFailures(log.String())
+	if len(lines) != 1 || !strings.Contains(lines[0], `msg="request failed"`) || strings.Contains(lines[0], "goroutine ") {
+		t.Errorf("want one request-failed line without a stack, got %d:\n%s", len(lines), strings.Join(lines, "\n"))
 	}
 }

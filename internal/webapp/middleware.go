@@ -228,13 +228,20 @@ func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 		if r.ContentLength > limit {
 			// Closing spares reading (at the client's pace) a body we refuse.
 			c.Response().Header().Set(echo.HeaderConnection, "close")
-			return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("The request may carry at most %d bytes.", limit))
+			return errTooLarge(limit)
 		}
 		// Given net/http's own writer, MaxBytesReader also closes the
 		// connection once the limit is hit.
 		r.Body = http.MaxBytesReader(c.Response().Writer, r.Body, limit)
 		return next(c)
 	}
+}
+
+func errTooLarge(limit int64) error {
+	if limit == 0 {
+		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "This address takes no request body.")
+	}
+	return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("The request may carry at most %d bytes.", limit))
 }
 
 // bodyLimit is the most a request to the route pattern may carry.
@@ -256,7 +263,7 @@ func refuseBadText(next echo.HandlerFunc) echo.HandlerFunc {
 		var mbe *http.MaxBytesError
 		switch {
 		case errors.As(err, &mbe):
-			return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("The request may carry at most %d bytes.", mbe.Limit))
+			return errTooLarge(mbe.Limit)
 		case err != nil:
 			return echo.NewHTTPError(http.StatusBadRequest, "The address or the form could not be read.")
 		}
