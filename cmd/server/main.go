@@ -21,6 +21,7 @@ import (
 	"github.com/tenantsync/tenantsync/internal/config"
 	"github.com/tenantsync/tenantsync/internal/entra"
 	"github.com/tenantsync/tenantsync/internal/health"
+	"github.com/tenantsync/tenantsync/internal/httpserver"
 	"github.com/tenantsync/tenantsync/internal/jobs"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 	"github.com/tenantsync/tenantsync/internal/webapp"
@@ -100,7 +101,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return fmt.Errorf("listen on HTTP_ADDR %s: %w", c.HTTPAddr, err)
 	}
-	srv := &http.Server{Handler: app, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second}
+	srv := httpserver.New(app, httpserver.Timeouts{})
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	logger.Info("server listening", "addr", ln.Addr().String(), "public_base_url", base)

@@ -23,6 +23,7 @@ import (
 	"github.com/tenantsync/tenantsync/internal/entra"
 	"github.com/tenantsync/tenantsync/internal/graph"
 	"github.com/tenantsync/tenantsync/internal/health"
+	"github.com/tenantsync/tenantsync/internal/httpserver"
 	"github.com/tenantsync/tenantsync/internal/jobs"
 	"github.com/tenantsync/tenantsync/internal/metrics"
 	"github.com/tenantsync/tenantsync/internal/postgres"
@@ -166,7 +167,7 @@ func startAdmin(addr string, ready *health.Checker, m *metrics.Metrics, logger *
 	if err != nil {
 		return nil, fmt.Errorf("admin listener on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := httpserver.New(mux, httpserver.Timeouts{})
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("admin listener stopped", "error", err.Error())

@@ -56,18 +56,28 @@ func Register(g *echo.Group, cfg Config) bool {
 		token:   sha256.Sum256([]byte(cfg.Token)),
 		cursors: newCursorCodec(cfg.Token),
 	}
-	// The routes of /api/v1, in one place.
-	g.GET("/openapi.json", openAPIDocument)
-	auth := g.Group("", a.authenticate)
-	auth.GET("/tenants", a.tenantList)
-	auth.GET("/tenants/:id", a.tenantShow)
-	auth.GET("/tenants/:id/users", a.userList)
-	auth.GET("/tenants/:id/groups", a.groupList)
-	auth.POST("/tenants/:id/sync", a.tenantSync)
-	auth.DELETE("/tenants/:id", a.tenantDelete)
-	g.Any("/*", func(echo.Context) error { return errNotFound("no such API route") })
+	// The routes of /api/v1, in one place. Every GET answers HEAD too
+	// (uptime monitors use it). Unknown routes and methods are left to the
+	// router: its 404 and its 405 with Allow reach WriteError. Middleware is
+	// per route: on a group, echo would add catch-all routes that turn
+	// every 405 into a 404.
+	auth := a.authenticate
+	g.Match(getHead, "/openapi.json", openAPIDocument)
+	g.Match(getHead, "/tenants", a.tenantList, auth)
+	g.Match(getHead, "/tenants/:id", a.tenantShow, auth)
+	g.Match(getHead, "/tenants/:id/users", a.userList, auth)
+	g.Match(getHead, "/tenants/:id/groups", a.groupList, auth)
+	g.POST("/tenants/:id/sync", a.tenantSync, auth)
+	g.DELETE("/tenants/:id", a.tenantDelete, auth)
 	return true
 }
+
+// getHead are the methods of a read-only route.
+var getHead = []string{http.MethodGet, http.MethodHead}
+
+// BodyLimit is the most any API request body may hold: the largest, POST
+// /tenants/{id}/sync, is a one-field JSON object.
+const BodyLimit = 4 << 10
 
 // authenticate compares the bearer token in constant time (of digests, so
 // the length leaks nothing) and answers 401 without detail otherwise.
@@ -86,12 +96,15 @@ func (a *API) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 
 // Problem type URIs; stable, documented in the OpenAPI document.
 const (
-	typeInvalid      = "urn:tenantsync:problem:invalid-request"
-	typeUnauthorized = "urn:tenantsync:problem:unauthorized"
-	typeNotFound     = "urn:tenantsync:problem:not-found"
-	typeConflict     = "urn:tenantsync:problem:conflict"
-	typeTimeout      = "urn:tenantsync:problem:timeout"
-	typeInternal     = "urn:tenantsync:problem:internal"
+	typeInvalid          = "urn:tenantsync:problem:invalid-request"
+	typeUnauthorized     = "urn:tenantsync:problem:unauthorized"
+	typeNotFound         = "urn:tenantsync:problem:not-found"
+	typeMethodNotAllowed = "urn:tenantsync:problem:method-not-allowed"
+	typeConflict         = "urn:tenantsync:problem:conflict"
+	typeTooLarge         = "urn:tenantsync:problem:too-large"
+	typeUnsupportedMedia = "urn:tenantsync:problem:unsupported-media-type"
+	typeTimeout          = "urn:tenantsync:problem:timeout"
+	typeInternal         = "urn:tenantsync:problem:internal"
 )
 
 // problem is an RFC 9457 problem document.
@@ -108,44 +121,77 @@ func errInvalid(format string, args ...any) error {
 	return problem{Type: typeInvalid, Title: "Invalid request", Status: http.StatusBadRequest, Detail: fmt.Sprintf(format, args...)}
 }
 
-func errNotFound(detail string) error {
-	return problem{Type: typeNotFound, Title: "Not found", Status: http.StatusNotFound, Detail: detail}
-}
-
-// errorKinds maps domain error kinds to problems, in one table.
+// errorKinds is the API's one mapping from errors to problems: by domain
+// kind for the handlers' errors, by status for the router's and the
+// middleware's (*echo.HTTPError, *http.MaxBytesError).
 var errorKinds = []struct {
-	kind  error
+	kind  error // nil: matched by status only
+	code  int
 	typ   string
 	title string
-	code  int
 }{
-	{domain.ErrInvalid, typeInvalid, "Invalid request", http.StatusBadRequest},
-	{domain.ErrNotFound, typeNotFound, "Not found", http.StatusNotFound},
-	{domain.ErrConflict, typeConflict, "Conflict", http.StatusConflict},
-	{context.DeadlineExceeded, typeTimeout, "Timed out", http.StatusServiceUnavailable},
+	{domain.ErrInvalid, http.StatusBadRequest, typeInvalid, "Invalid request"},
+	{domain.ErrUnauthorized, http.StatusUnauthorized, typeUnauthorized, "Unauthorized"},
+	{domain.ErrNotFound, http.StatusNotFound, typeNotFound, "Not found"},
+	{nil, http.StatusMethodNotAllowed, typeMethodNotAllowed, "Method not allowed"},
+	{domain.ErrConflict, http.StatusConflict, typeConflict, "Conflict"},
+	{nil, http.StatusRequestEntityTooLarge, typeTooLarge, "Request body too large"},
+	{nil, http.StatusUnsupportedMediaType, typeUnsupportedMedia, "Unsupported media type"},
+	{context.DeadlineExceeded, http.StatusServiceUnavailable, typeTimeout, "Timed out"},
 }
 
-// fail turns any error into a problem response, logging only the
+// fail turns a handler's error into a problem response, logging only the
 // unexpected ones (5xx) once, here.
 func (a *API) fail(c echo.Context, err error) error {
+	if p := problemOf(err); p.Status >= 500 {
+		a.log.ErrorContext(c.Request().Context(), "api request failed", "path", c.Path(), "err", err)
+	}
+	WriteError(c, err)
+	return nil
+}
+
+// WriteError answers err as a problem document and returns its status. The
+// server's error handler calls it for what escapes the API's handlers under
+// /api/v1: the router's 404 and 405, a body over the limit, a timeout, a
+// recovered panic. Logging is the caller's.
+func WriteError(c echo.Context, err error) int {
+	p := problemOf(err)
+	_ = writeProblem(c, p) // the client went away; nothing left to tell it
+	return p.Status
+}
+
+// problemOf finds err's problem; anything unknown is a detail-less 500.
+func problemOf(err error) problem {
 	var p problem
 	if errors.As(err, &p) {
-		return writeProblem(c, p)
+		return p
+	}
+	var he *echo.HTTPError
+	var mbe *http.MaxBytesError
+	code, detail := 0, ""
+	switch {
+	case errors.As(err, &he):
+		code = he.Code
+		if msg, ok := he.Message.(string); ok && he.Code < 500 && msg != http.StatusText(he.Code) {
+			detail = msg
+		}
+	case errors.As(err, &mbe):
+		code, detail = http.StatusRequestEntityTooLarge, fmt.Sprintf("the body may hold at most %d bytes", mbe.Limit)
 	}
 	for _, k := range errorKinds {
-		if errors.Is(err, k.kind) {
-			p = problem{Type: k.typ, Title: k.title, Status: k.code}
-			if k.code < 500 {
+		if code != 0 && k.code == code || code == 0 && k.kind != nil && errors.Is(err, k.kind) {
+			p = problem{Type: k.typ, Title: k.title, Status: k.code, Detail: detail}
+			if code == 0 && k.code < 500 {
 				p.Detail = kindDetail(err, k.kind)
 			}
-			if k.code >= 500 {
-				a.log.ErrorContext(c.Request().Context(), "api request failed", "path", c.Path(), "err", err)
-			}
-			return writeProblem(c, p)
+			return p
 		}
 	}
-	a.log.ErrorContext(c.Request().Context(), "api request failed", "path", c.Path(), "err", err)
-	return writeProblem(c, problem{Type: typeInternal, Title: "Internal error", Status: http.StatusInternalServerError})
+	if code >= 400 && code < 500 {
+		// A client error without a type of its own: RFC 9457's about:blank.
+		return problem{Type: "about:blank", Title: http.StatusText(code), Status: code, Detail: detail}
+	}
+	return problem{Type: typeInternal, Title: "Internal error", Status: http.StatusInternalServerError}
 }
 
 // kindDetail is the part of a domain error meant for people: what follows

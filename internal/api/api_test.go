@@ -47,7 +47,10 @@ func setup(t testing.TB) *bundle {
 	if !api.Register(e.Group("/api/v1"), api.Config{Token: token, Store: store, Actions: operator.New(store, ins)}) {
 		t.Fatal("API not mounted")
 	}
-	srv := httptest.NewServer(e)
+	// As webapp mounts it: errors that escape the handlers become problems
+	// and bodies are held to the limit.
+	e.HTTPErrorHandler = func(err error, c echo.Context) { api.WriteError(c, err) }
+	srv := httptest.NewServer(http.MaxBytesHandler(e, api.BodyLimit))
 	t.Cleanup(srv.Close)
 	doc, err := libopenapi.NewDocument(api.OpenAPIDocument)
 	if err != nil {
@@ -412,5 +415,105 @@ func TestOpenAPIServed(t *testing.T) {
 	code, body := b.do("GET", "/api/v1/openapi.json", "", "")
 	if code != 200 || !strings.Contains(string(body), `"openapi": "3.1.0"`) {
 		t.Errorf("openapi.json: %d %.80s", code, body)
+	}
+}
+
+// problemTypes are the problem types the OpenAPI document lists.
+func problemTypes(t *testing.T) map[string]bool {
+	t.Helper()
+	var doc struct {
+		Components struct {
+			Schemas struct {
+				Problem struct {
+					Properties struct {
+						Type struct{ Enum []string }
+					}
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal(api.OpenAPIDocument, &doc); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, ty := range doc.Components.Schemas.Problem.Properties.Type.Enum {
+		out[ty] = true
+	}
+	return out
+}
+
+// What the router and the limits refuse is a problem document of a type
+// the OpenAPI document lists, with Allow on 405; HEAD answers like GET.
+func TestRouterErrorsAreProblems(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	id := b.tenant(domain.TenantActive, "Contoso")
+	types := problemTypes(t)
+	send := func(method, path, ctype string, body io.Reader) (*http.Response, []byte) {
+		t.Helper()
+		req, err := http.NewRequest(method, b.srv.URL+path, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		raw, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, raw
+	}
+	big := strings.Repeat(" ", api.BodyLimit) + `{"full":true}`
+	for _, tt := range []struct {
+		name, method, path, ctype string
+		body                      io.Reader
+		status                    int
+		typ                       string
+	}{
+		{"unknown route", "GET", "/api/v1/no/such/route", "", nil, 404, "urn:tenantsync:problem:not-found"},
+		{"wrong method", "PUT", "/api/v1/tenants", "", nil, 405, "urn:tenantsync:problem:method-not-allowed"},
+		{"wrong method on a tenant", "PATCH", "/api/v1/tenants/" + id, "", nil, 405, "urn:tenantsync:problem:method-not-allowed"},
+		{"wrong media type", "POST", "/api/v1/tenants/" + id + "/sync", "text/plain", strings.NewReader("full"), 415, "urn:tenantsync:problem:unsupported-media-type"},
+		// io.MultiReader hides the length: the limit stops the body mid-way.
+		{"body over the limit", "POST", "/api/v1/tenants/" + id + "/sync", "application/json", io.MultiReader(strings.NewReader(big)), 413, "urn:tenantsync:problem:too-large"},
+	} {
+		res, raw := send(tt.method, tt.path, tt.ctype, tt.body)
+		if ct := res.Header.Get("Content-Type"); res.StatusCode != tt.status || ct != "application/problem+json" {
+			t.Errorf("%s: %d %q, want %d application/problem+json: %s", tt.name, res.StatusCode, ct, tt.status, raw)
+			continue
+		}
+		p := decodeProblem(t, raw)
+		if p.Type != tt.typ || p.Status != tt.status || !types[p.Type] {
+			t.Errorf("%s: problem %+v, want type %s (listed in the OpenAPI document: %v)", tt.name, p, tt.typ, types[p.Type])
+		}
+		if tt.method == "POST" {
+			// Documented responses of POST /tenants/{id}/sync: they must match.
+			vreq := httptest.NewRequest(tt.method, tt.path, nil)
+			vres := &http.Response{StatusCode: res.StatusCode, Header: res.Header, Body: io.NopCloser(strings.NewReader(string(raw))), Request: vreq}
+			if ok, errs := b.spec.ValidateHttpResponse(vreq, vres); !ok {
+				for _, e := range errs {
+					t.Errorf("%s: does not match the OpenAPI document: %s: %s", tt.name, e.Message, e.Reason)
+				}
+			}
+		}
+		if tt.status == 405 {
+			if allow := res.Header.Get("Allow"); !strings.Contains(allow, "GET") || !strings.Contains(allow, "HEAD") {
+				t.Errorf("%s: Allow %q, want GET and HEAD", tt.name, allow)
+			}
+		}
+	}
+	for _, path := range []string{"/api/v1/tenants", "/api/v1/tenants/" + id, "/api/v1/tenants/" + id + "/users", "/api/v1/openapi.json"} {
+		get, _ := send("GET", path, "", nil)
+		head, raw := send("HEAD", path, "", nil)
+		if head.StatusCode != get.StatusCode || head.Header.Get("Content-Type") != get.Header.Get("Content-Type") || len(raw) != 0 {
+			t.Errorf("HEAD %s: %d %q %d bytes; GET: %d %q", path, head.StatusCode, head.Header.Get("Content-Type"), len(raw), get.StatusCode, get.Header.Get("Content-Type"))
+		}
 	}
 }

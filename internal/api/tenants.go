@@ -174,13 +174,17 @@ func decodeBody(c echo.Context, v any) error {
 		return nil
 	}
 	if ct := r.Header.Get(echo.HeaderContentType); ct != "" && !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
-		return problem{Type: typeInvalid, Title: "Invalid request", Status: http.StatusUnsupportedMediaType, Detail: "the body must be application/json"}
+		return problem{Type: typeUnsupportedMedia, Title: "Unsupported media type", Status: http.StatusUnsupportedMediaType, Detail: "the body must be application/json"}
 	}
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		if errors.Is(err, io.EOF) {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.Is(err, io.EOF):
 			return nil
+		case errors.As(err, &mbe):
+			return err // a 413, not a JSON mistake
 		}
 		return errInvalid("body: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}

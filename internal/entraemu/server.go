@@ -101,7 +101,11 @@ func Start(cfg Config, loginAddr, graphAddr string) (*Server, error) {
 		ln net.Listener
 		h  http.Handler
 	}{{lnLogin, loginMux}, {lnGraph, e.GraphHandler()}} {
+		// Every phase bounded, as on tenantsync's own listeners
+		// (internal/httpserver, which this stdlib-only package does not
+		// import); Write leaves room for Graph latency faults.
 		srv := &http.Server{Handler: p.h, TLSConfig: tlsCfg.Clone(), ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout: 30 * time.Second, WriteTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
 			ErrorLog: slog.NewLogLogger(e.log.Handler(), slog.LevelDebug), IdleTimeout: 2 * time.Minute,
 			// HTTP/1.1 only: Shutdown then closes idle connections at once
 			// (HTTP/2 connections delay it by seconds), which keeps tests fast.

@@ -52,7 +52,7 @@ func (s *Server) requireOperator(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		u, ok := s.currentUser(c)
 		if !ok {
-			if c.Request().Method != http.MethodGet {
+			if !isRead(c) {
 				return domain.ErrUnauthorized
 			}
 			return c.Redirect(http.StatusSeeOther, "/signin?return=/console")

@@ -21,6 +21,7 @@ import (
 
 	"github.com/tenantsync/tenantsync/internal/entra"
 	"github.com/tenantsync/tenantsync/internal/entraemu"
+	"github.com/tenantsync/tenantsync/internal/httpserver"
 	"github.com/tenantsync/tenantsync/internal/jobs"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 	"github.com/tenantsync/tenantsync/internal/postgres/pgtest"
@@ -70,13 +71,25 @@ type testBundle struct {
 type setupOpts struct {
 	callbackRate  rate.Limit
 	callbackBurst int
+	// apiToken is OPERATOR_API_TOKEN; withoutAPI empties it.
+	apiToken string
+	// log receives the server's log and net/http's own errors.
+	log io.Writer
+	// timeouts are the listener's (httpserver.Defaults where zero).
+	timeouts httpserver.Timeouts
 }
+
+// withoutAPI runs the portal with the JSON API off (no OPERATOR_API_TOKEN).
+func withoutAPI(o *setupOpts) { o.apiToken = "" }
+
+// logTo captures the server's log in w.
+func logTo(w io.Writer) func(*setupOpts) { return func(o *setupOpts) { o.log = w } }
 
 // setup starts the portal on a loopback port registered as a redirect URI
 // of the emulator's default app, against a fresh database.
 func setup(t testing.TB, opts ...func(*setupOpts)) *testBundle {
 	t.Helper()
-	o := setupOpts{callbackRate: rate.Inf, callbackBurst: 1}
+	o := setupOpts{callbackRate: rate.Inf, callbackBurst: 1, apiToken: testAPIToken, log: io.Discard}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -125,18 +138,19 @@ func setup(t testing.TB, opts ...func(*setupOpts)) *testBundle {
 		ConsentURL: func(tenantID, state string) string {
 			return entra.AdminConsentURL(emu.AuthorityHost, tenantID, app.ClientID, base+"/connect/callback", state)
 		},
-		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:        slog.New(slog.NewTextHandler(o.log, nil)),
 		Now:           clock.Now,
 		CallbackRate:  o.callbackRate,
 		CallbackBurst: o.callbackBurst,
-		APIToken:      testAPIToken,
+		APIToken:      o.apiToken,
 		// The console's operators: entraemu's home tenant, Operator role.
 		OperatorTenantID: entraemu.HomeTenantID,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second}
+	hs := httpserver.New(srv, o.timeouts) // as cmd/server builds it
+	hs.ErrorLog = slog.NewLogLogger(slog.NewTextHandler(o.log, nil), slog.LevelError)
 	go func() { _ = hs.Serve(ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

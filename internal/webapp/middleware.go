@@ -3,14 +3,17 @@ package webapp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/tenantsync/tenantsync/internal/api"
 	"github.com/tenantsync/tenantsync/internal/domain"
 )
 
@@ -37,7 +40,13 @@ func (s *Server) middleware() {
 			return nil
 		},
 	}))
-	e.Use(middleware.Recover())
+	// A panic becomes the request's error, logged once with its stack by
+	// handleError, rather than a second log line on echo's own logger.
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(_ echo.Context, err error, stack []byte) error {
+			return fmt.Errorf("panic: %w\n%s", err, stack)
+		},
+	}))
 	e.Use(middleware.SecureWithConfig(middleware.SecureConfig{
 		XSSProtection:         "0",
 		ContentTypeNosniff:    "nosniff",
@@ -46,7 +55,8 @@ func (s *Server) middleware() {
 		ContentSecurityPolicy: contentSecurityPolicy,
 		ReferrerPolicy:        "no-referrer",
 	}))
-	e.Use(middleware.BodyLimit("64K"))
+	e.Use(s.limitBody)
+	e.Use(refuseBadText)
 	e.Use(middleware.ContextTimeout(s.cfg.RequestTimeout))
 	e.Use(s.skipFor(s.sessionMiddleware, isBare))
 	e.Use(s.skipFor(s.csrf, isBare)) // csrf.go: the token lives in the session
@@ -128,10 +138,27 @@ var errorKinds = []struct {
 	{domain.ErrConflict, http.StatusConflict, "Already done", "This has already happened; reload the page to see the current state."},
 }
 
-// handleError renders every error as a page, once; only 5xx are logged,
-// with the request ID, so one failed request is one log line.
+// handleError answers every error once, as a problem document under
+// /api/ (api.WriteError, the API's own mapping) and as a page elsewhere; it
+// runs outside Recover, so it must not panic, and if it does anyway the
+// client still gets a complete answer. Only 5xx are logged, with the
+// request ID, so one failed request is one log line.
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
+		return
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			s.logFailure(c, http.StatusInternalServerError, fmt.Errorf("error page for %w: panic: %v", err, r))
+			if !c.Response().Committed {
+				_ = c.HTML(http.StatusInternalServerError, "<!doctype html><title>Something went wrong</title><p>We could not complete this request.</p>\n")
+			}
+		}
+	}()
+	if strings.HasPrefix(c.Request().URL.Path, "/api/") {
+		if status := api.WriteError(c, err); status >= 500 {
+			s.logFailure(c, status, err)
+		}
 		return
 	}
 	v := errorView{Layout: Layout{Title: "Something went wrong"}, Status: http.StatusInternalServerError,
@@ -158,20 +185,93 @@ func (s *Server) handleError(err error, c echo.Context) {
 		}
 	}
 	if v.Status >= 500 {
-		s.log.LogAttrs(c.Request().Context(), slog.LevelError, "request failed",
-			slog.String("method", c.Request().Method), slog.String("path", c.Request().URL.Path),
-			slog.Int("status", v.Status), slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)),
-			slog.String("err", err.Error()))
+		s.logFailure(c, v.Status, err)
 	}
 	if v.Status == http.StatusUnauthorized {
 		v.SignIn = true
 	}
-	if c.Request().Method == http.MethodHead {
-		_ = c.NoContent(v.Status)
-		return
-	}
+	// HEAD gets the page's headers too; net/http drops the body.
 	if rerr := s.render(c, v.Status, "error", &v); rerr != nil {
 		s.log.Error("render error page", "err", rerr)
 		_ = c.String(v.Status, v.Title)
 	}
 }
+
+// logFailure is the one log line of a request that failed on our side.
+func (s *Server) logFailure(c echo.Context, status int, err error) {
+	s.log.LogAttrs(c.Request().Context(), slog.LevelError, "request failed",
+		slog.String("method", c.Request().Method), slog.String("path", c.Request().URL.Path),
+		slog.Int("status", status), slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)),
+		slog.String("err", err.Error()))
+}
+
+// formBodyLimit is the most a form post may hold: a CSRF token and a few
+// short fields.
+const formBodyLimit = 8 << 10
+
+// limitBody holds each request body to its route's limit (s.bodyLimits,
+// set by routes; api.BodyLimit under /api/): a declared length over it is
+// a 413 at once, and a body of unknown length stops there. Routes not
+// listed take no body.
+func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		limit := s.bodyLimit(r.Method, c.Path(), r.URL.Path)
+		if r.ContentLength > limit {
+			// Closing spares reading (at the client's pace) a body we refuse.
+			c.Response().Header().Set(echo.HeaderConnection, "close")
+			return errTooLarge(limit)
+		}
+		// Given net/http's own writer, MaxBytesReader also closes the
+		// connection once the limit is hit.
+		r.Body = http.MaxBytesReader(c.Response().Writer, r.Body, limit)
+		return next(c)
+	}
+}
+
+func errTooLarge(limit int64) error {
+	if limit == 0 {
+		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "This address takes no request body.")
+	}
+	return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("The request may carry at most %d bytes.", limit))
+}
+
+// bodyLimit is the most a request to the route pattern may carry.
+func (s *Server) bodyLimit(method, pattern, path string) int64 {
+	if strings.HasPrefix(path, "/api/") {
+		return api.BodyLimit
+	}
+	return s.bodyLimits[method+" "+pattern]
+}
+
+// refuseBadText answers 400 when the path, a query parameter or a form
+// field holds NUL or invalid UTF-8. Postgres refuses both in text (SQLSTATE
+// 22021) and nothing we serve needs them, so they are stopped here, once,
+// rather than in each handler.
+func refuseBadText(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		// The query, and the form body of POST, PUT and PATCH.
+		params, err := c.FormParams()
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			return errTooLarge(mbe.Limit)
+		case err != nil:
+			return echo.NewHTTPError(http.StatusBadRequest, "The address or the form could not be read.")
+		}
+		bad := !goodText(c.Request().URL.Path)
+		for k, vs := range params {
+			bad = bad || !goodText(k)
+			for _, v := range vs {
+				bad = bad || !goodText(v)
+			}
+		}
+		if bad {
+			return echo.NewHTTPError(http.StatusBadRequest, "The address or the form holds characters that are not allowed.")
+		}
+		return next(c)
+	}
+}
+
+// goodText reports whether s is valid UTF-8 without NUL.
+func goodText(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }

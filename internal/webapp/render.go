@@ -105,7 +105,9 @@ func staticHandler() echo.HandlerFunc {
 	}
 	h := http.StripPrefix("/static/", http.FileServer(http.FS(sub)))
 	return func(c echo.Context) error {
-		if strings.HasSuffix(c.Request().URL.Path, "/") {
+		// Missing files get the site's 404 page, not FileServer's text.
+		name := strings.TrimPrefix(c.Request().URL.Path, "/static/")
+		if st, err := fs.Stat(sub, name); err != nil || st.IsDir() {
 			return echo.ErrNotFound
 		}
 		c.Response().Header().Set("Cache-Control", "public, max-age=3600")

@@ -1,6 +1,7 @@
 package webapp
 
 import (
+	"net/http"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -14,37 +15,47 @@ import (
 func (s *Server) routes() {
 	e := s.echo
 	callback := s.callbackLimit()
+	// Every GET route answers HEAD too (uptime monitors use it); every
+	// route that reads a body says how much it may hold (bodyLimit).
+	s.bodyLimits = map[string]int64{}
+	form := func(r *echo.Route) { s.bodyLimits[r.Method+" "+r.Path] = formBodyLimit }
 
 	// Customer portal.
-	e.GET("/", s.landingShow)
-	e.GET("/signin", s.signinStart)
-	e.GET("/auth/callback", s.authCallback, callback)
-	e.POST("/signout", s.signout)
-	e.GET("/connect", s.connectStart) // signs in itself, keeping ?tenant=
-	e.GET("/connect/callback", s.connectCallback, callback)
-	e.GET("/tenant", s.tenantShow, s.requireUser)
-	e.POST("/tenant/disconnect", s.tenantDisconnect, s.requireUser)
+	e.Match(getHead, "/", s.landingShow)
+	e.Match(getHead, "/signin", s.signinStart)
+	e.Match(getHead, "/auth/callback", s.authCallback, callback)
+	form(e.POST("/signout", s.signout))
+	e.Match(getHead, "/connect", s.connectStart) // signs in itself, keeping ?tenant=
+	e.Match(getHead, "/connect/callback", s.connectCallback, callback)
+	e.Match(getHead, "/tenant", s.tenantShow, s.requireUser)
+	form(e.POST("/tenant/disconnect", s.tenantDisconnect, s.requireUser))
 
 	// Operator console: users of OPERATOR_TENANT_ID with the Operator app
-	// role (console_access.go); every POST carries the CSRF token.
-	g := e.Group("/console", s.requireOperator)
-	g.GET("", s.consoleTenantList)
-	g.GET("/tenants/:id", s.consoleTenantShow)
-	g.POST("/tenants/:id/sync", s.consoleTenantSync)
-	g.POST("/tenants/:id/suspend", s.consoleTenantSuspend)
-	g.POST("/tenants/:id/resume", s.consoleTenantResume)
-	g.POST("/tenants/:id/disconnect", s.consoleTenantDisconnect)
+	// role (console_access.go); every POST carries the CSRF token. The
+	// guard is per route: on the group, echo would add catch-all routes
+	// that turn every 405 into a 404.
+	g, op := e.Group("/console"), s.requireOperator
+	g.Match(getHead, "", s.consoleTenantList, op)
+	g.Match(getHead, "/tenants/:id", s.consoleTenantShow, op)
+	form(g.POST("/tenants/:id/sync", s.consoleTenantSync, op))
+	form(g.POST("/tenants/:id/suspend", s.consoleTenantSuspend, op))
+	form(g.POST("/tenants/:id/resume", s.consoleTenantResume, op))
+	form(g.POST("/tenants/:id/disconnect", s.consoleTenantDisconnect, op))
 
 	// JSON API (bearer OPERATOR_API_TOKEN; off when unset), with its own
-	// routes table in internal/api. CSRF and sessions are skipped for /api/.
+	// routes table in internal/api. CSRF and sessions are skipped for /api/;
+	// its bodies are held to api.BodyLimit, its errors are problems.
 	api.Register(e.Group("/api/v1"), api.Config{Token: s.cfg.APIToken, Store: s.store, Actions: s.actions, Logger: s.log})
 
 	// Operations.
-	e.GET("/healthz", s.healthz)
-	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", echo.WrapHandler(s.metrics.Handler()))
-	e.GET("/static/*", staticHandler())
+	e.Match(getHead, "/healthz", s.healthz)
+	e.Match(getHead, "/readyz", s.readyz)
+	e.Match(getHead, "/metrics", echo.WrapHandler(s.metrics.Handler()))
+	e.Match(getHead, "/static/*", staticHandler())
 }
+
+// getHead are the methods of a page or any other read-only route.
+var getHead = []string{http.MethodGet, http.MethodHead}
 
 // returnPaths are the only places a sign-in may return to: relative paths
 // of known pages, never a URL from the request (no open redirects).

@@ -94,6 +94,7 @@ func (s *Server) sessionMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		res := c.Response()
 		s.sessions.LoadAndSave(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c.Set(sessionLoaded, true)
 			c.SetRequest(r)
 			res.Writer = w
 			if err := next(c); err != nil {
@@ -104,8 +105,16 @@ func (s *Server) sessionMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// sessionLoaded marks, in the echo context, a request whose session is
+// loaded: scs panics when asked about a request without one (bare routes,
+// and errors raised before sessionMiddleware).
+const sessionLoaded = "session_loaded"
+
 // currentUser returns the signed-in user, if any.
 func (s *Server) currentUser(c echo.Context) (SessionUser, bool) {
+	if loaded, _ := c.Get(sessionLoaded).(bool); !loaded {
+		return SessionUser{}, false
+	}
 	u, ok := s.sessions.Get(c.Request().Context(), keyUser).(SessionUser)
 	return u, ok && u.TenantID != ""
 }
@@ -117,11 +126,17 @@ func (s *Server) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
 		if _, ok := s.currentUser(c); ok {
 			return next(c)
 		}
-		if c.Request().Method != http.MethodGet {
+		if !isRead(c) {
 			return domain.ErrUnauthorized
 		}
 		return c.Redirect(http.StatusSeeOther, "/signin?return="+safeReturn(c.Request().URL.Path))
 	}
+}
+
+// isRead reports a GET or HEAD: a visitor may be sent to sign in and back.
+func isRead(c echo.Context) bool {
+	m := c.Request().Method
+	return m == http.MethodGet || m == http.MethodHead
 }
 
 // sessionStates keeps connect states in Postgres, bound to the signed-in

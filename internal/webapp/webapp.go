@@ -95,6 +95,9 @@ type Server struct {
 	metrics    *metrics.Metrics
 	actions    *operator.Actions
 	ready      *health.Checker // built once: /readyz asks it on every probe
+	// bodyLimits is the most each route reads from a body, by "METHOD
+	// /pattern" (routes fills it; limitBody reads it).
+	bodyLimits map[string]int64
 }
 
 // New builds the server: templates parsed once, middleware and routes set.
