@@ -22,8 +22,8 @@ import (
 	"github.com/tenantsync/tenantsync/internal/entra"
 	"github.com/tenantsync/tenantsync/internal/health"
 	"github.com/tenantsync/tenantsync/internal/httpserver"
-	"github.com/tenantsync/tenantsync/internal/jobs"
 	"github.com/tenantsync/tenantsync/internal/postgres"
+	"github.com/tenantsync/tenantsync/internal/queue"
 	"github.com/tenantsync/tenantsync/internal/webapp"
 )
 
@@ -78,7 +78,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	inserter, err := jobs.NewInserter(pool)
+	inserter, err := queue.NewInserter(pool)
 	if err != nil {
 		return fmt.Errorf("river inserter: %w", err)
 	}

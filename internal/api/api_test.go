@@ -19,10 +19,10 @@ import (
 
 	"github.com/tenantsync/tenantsync/internal/api"
 	"github.com/tenantsync/tenantsync/internal/domain"
-	"github.com/tenantsync/tenantsync/internal/jobs"
 	"github.com/tenantsync/tenantsync/internal/operator"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 	"github.com/tenantsync/tenantsync/internal/postgres/pgtest"
+	"github.com/tenantsync/tenantsync/internal/queue"
 )
 
 const token = "test-operator-api-token-0123456789"
@@ -39,7 +39,7 @@ func setup(t testing.TB) *bundle {
 	t.Helper()
 	pool := pgtest.Pool(t)
 	store := postgres.New(pool)
-	ins, err := jobs.NewInserter(pool)
+	ins, err := queue.NewInserter(pool)
 	if err != nil {
 		t.Fatal(err)
 	}

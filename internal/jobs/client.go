@@ -15,6 +15,7 @@ import (
 	"github.com/tenantsync/tenantsync/internal/graph"
 	"github.com/tenantsync/tenantsync/internal/metrics"
 	"github.com/tenantsync/tenantsync/internal/postgres"
+	"github.com/tenantsync/tenantsync/internal/queue"
 )
 
 // Deps are what the workers use. Durations say their unit in the type; a
@@ -117,17 +118,6 @@ type ClientConfig struct {
 	Tune func(*river.Config)
 }
 
-// SyncFanoutArgs is the periodic job that enqueues due tenants.
-type SyncFanoutArgs struct{}
-
-// Kind names the job kind.
-func (SyncFanoutArgs) Kind() string { return "sync_fanout" }
-
-// InsertOpts keeps at most one fan-out queued or running.
-func (SyncFanoutArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByState: activeStates}}
-}
-
 // NewWorkerClient builds the worker process's River client: the verify,
 // sync, purge and fan-out workers on the default queue, and the periodic
 // fan-out, which River runs on the elected leader only.
@@ -146,7 +136,7 @@ func NewWorkerClient(pool *pgxpool.Pool, d *Deps, cc ClientConfig) (*river.Clien
 		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cc.Concurrency}},
 		Workers: workers,
 		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(d.FanoutInterval),
-			func() (river.JobArgs, *river.InsertOpts) { return SyncFanoutArgs{}, nil },
+			func() (river.JobArgs, *river.InsertOpts) { return queue.SyncFanoutArgs{}, nil },
 			&river.PeriodicJobOpts{ID: "sync_fanout", RunOnStart: true})},
 		// Jobs are bounded (a sync runs in slices), so a job left running
 		// longer than this belongs to a dead worker.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/entraemu"
-	"github.com/tenantsync/tenantsync/internal/jobs"
+	"github.com/tenantsync/tenantsync/internal/queue"
 )
 
 // TestConsentChurn: the customer's admin removes the app, grants it again,
@@ -65,7 +65,7 @@ func TestConsentChurn(t *testing.T) {
 		if _, err := b.store.TenantUpsertConsented(ctx, tid, "admin@contoso.example", "oid"); err != nil {
 			t.Fatal(err)
 		}
-		res, err := b.client.Insert(ctx, jobs.VerifyTenantArgs{TenantID: tid}, nil)
+		res, err := b.client.Insert(ctx, queue.VerifyTenantArgs{TenantID: tid}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,10 +7,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/tenantsync/tenantsync/internal/postgres"
+	"github.com/tenantsync/tenantsync/internal/queue"
 )
 
 type fanoutWorker struct {
-	river.WorkerDefaults[SyncFanoutArgs]
+	river.WorkerDefaults[queue.SyncFanoutArgs]
 	d *Deps
 }
 
@@ -19,7 +20,7 @@ const fanoutBatch = 1000
 // Work enqueues a SyncTenant for every due tenant, claiming each (next_sync_at
 // moves one interval ahead) in the same transaction as its InsertMany, so a
 // tenant is enqueued once however long its queue wait.
-func (w *fanoutWorker) Work(ctx context.Context, _ *river.Job[SyncFanoutArgs]) error {
+func (w *fanoutWorker) Work(ctx context.Context, _ *river.Job[queue.SyncFanoutArgs]) error {
 	d := w.d
 	client := river.ClientFromContext[pgx.Tx](ctx)
 	total := 0
@@ -33,7 +34,7 @@ func (w *fanoutWorker) Work(ctx context.Context, _ *river.Job[SyncFanoutArgs]) e
 			}
 			params := make([]river.InsertManyParams, len(ids))
 			for i, id := range ids {
-				params[i] = river.InsertManyParams{Args: SyncTenantArgs{TenantID: id}}
+				params[i] = river.InsertManyParams{Args: queue.SyncTenantArgs{TenantID: id}}
 			}
 			if _, err := client.InsertManyTx(ctx, tx, params); err != nil {
 				return fmt.Errorf("enqueue due syncs: %w", err)

@@ -18,6 +18,7 @@ import (
 	"github.com/tenantsync/tenantsync/internal/jobs/jobstest"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 	"github.com/tenantsync/tenantsync/internal/postgres/pgtest"
+	"github.com/tenantsync/tenantsync/internal/queue"
 )
 
 // fleetSeed is SmallSeed plus n generated, consented customer tenants.
@@ -108,11 +109,11 @@ func TestDeadWorkersSyncIsTakenOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inserter, err := jobs.NewInserter(pool)
+	inserter, err := queue.NewInserter(pool)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := inserter.Insert(ctx, jobs.SyncTenantArgs{TenantID: tid}, nil)
+	res, err := inserter.Insert(ctx, queue.SyncTenantArgs{TenantID: tid}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +122,7 @@ func TestDeadWorkersSyncIsTakenOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	// While the dead job holds the unique slot, a new request is a duplicate.
-	if again, err := inserter.Insert(ctx, jobs.SyncTenantArgs{TenantID: tid}, nil); err != nil || !again.UniqueSkippedAsDuplicate {
+	if again, err := inserter.Insert(ctx, queue.SyncTenantArgs{TenantID: tid}, nil); err != nil || !again.UniqueSkippedAsDuplicate {
 		t.Fatalf("second insert: %+v %v; want a duplicate of the running job", again, err)
 	}
 

@@ -23,6 +23,7 @@ import (
 	"github.com/tenantsync/tenantsync/internal/jobs/jobstest"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 	"github.com/tenantsync/tenantsync/internal/postgres/pgtest"
+	"github.com/tenantsync/tenantsync/internal/queue"
 )
 
 func TestMain(m *testing.M) { jobstest.VerifyNoLeaks(m) }
@@ -149,7 +150,7 @@ func (b *testBundle) activate(t *testing.T, tid string) {
 
 func (b *testBundle) syncNow(t *testing.T, tid string, states ...rivertype.JobState) *rivertype.JobRow {
 	t.Helper()
-	res, err := b.client.Insert(context.Background(), jobs.SyncTenantArgs{TenantID: tid}, nil)
+	res, err := b.client.Insert(context.Background(), queue.SyncTenantArgs{TenantID: tid}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +213,7 @@ func TestVerifyTenant(t *testing.T) {
 		if _, err := b.store.TenantUpsertConsented(ctx, tid, "admin@litware.example", "oid"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.client.Insert(ctx, jobs.VerifyTenantArgs{TenantID: tid}, nil); err != nil {
+		if _, err := b.client.Insert(ctx, queue.VerifyTenantArgs{TenantID: tid}, nil); err != nil {
 			t.Fatal(err)
 		}
 		eventually(t, "first sync", func() bool { return b.tenant(t, tid).LastSyncedAt != nil })
@@ -239,7 +240,7 @@ func TestVerifyTenant(t *testing.T) {
 		if _, err := b.store.TenantUpsertConsented(ctx, tid, "admin@litware.example", "oid"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.client.Insert(ctx, jobs.VerifyTenantArgs{TenantID: tid}, nil); err != nil {
+		if _, err := b.client.Insert(ctx, queue.VerifyTenantArgs{TenantID: tid}, nil); err != nil {
 			t.Fatal(err)
 		}
 		eventually(t, "a verdict", func() bool { return b.tenant(t, tid).Status != domain.TenantPending })
@@ -259,7 +260,7 @@ func TestVerifyTenant(t *testing.T) {
 		if _, err := b.store.TenantUpsertConsented(ctx, tid, "admin@litware.example", "oid"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.client.Insert(ctx, jobs.VerifyTenantArgs{TenantID: tid}, nil); err != nil {
+		if _, err := b.client.Insert(ctx, queue.VerifyTenantArgs{TenantID: tid}, nil); err != nil {
 			t.Fatal(err)
 		}
 		eventually(t, "a verdict", func() bool { return b.tenant(t, tid).Status != domain.TenantPending })
@@ -442,7 +443,7 @@ func TestTwoWorkersShareTenants(t *testing.T) {
 		var ids []int64
 		for _, c := range []*river.Client[pgx.Tx]{a.client, b.client} {
 			for _, tid := range tenants {
-				res, err := c.Insert(ctx, jobs.SyncTenantArgs{TenantID: tid}, nil)
+				res, err := c.Insert(ctx, queue.SyncTenantArgs{TenantID: tid}, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -498,7 +499,7 @@ func TestShutdownSnoozesAndResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.SetFaults(tid, entraemu.Faults{Latency: 100 * time.Millisecond})
-	res, err := a.client.Insert(ctx, jobs.SyncTenantArgs{TenantID: tid}, nil)
+	res, err := a.client.Insert(ctx, queue.SyncTenantArgs{TenantID: tid}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/entra"
 	"github.com/tenantsync/tenantsync/internal/postgres"
+	"github.com/tenantsync/tenantsync/internal/queue"
 )
 
 // handleFailure decides what a failed token or Graph call means: pause the
@@ -114,9 +115,9 @@ func (d *Deps) revoke(ctx context.Context, tid string, seen domain.TenantStatus,
 		if err != nil || !moved {
 			return err
 		}
-		opts := PurgeTenantArgs{}.InsertOpts()
+		opts := queue.PurgeTenantArgs{}.InsertOpts()
 		opts.ScheduledAt = d.Now().Add(d.PurgeAfter)
-		_, err = client.InsertTx(ctx, tx, PurgeTenantArgs{TenantID: tid}, &opts)
+		_, err = client.InsertTx(ctx, tx, queue.PurgeTenantArgs{TenantID: tid}, &opts)
 		return err
 	})
 	if err != nil {

@@ -7,16 +7,17 @@ import (
 
 	"github.com/riverqueue/river"
 	"github.com/tenantsync/tenantsync/internal/domain"
+	"github.com/tenantsync/tenantsync/internal/queue"
 )
 
 type purgeWorker struct {
-	river.WorkerDefaults[PurgeTenantArgs]
+	river.WorkerDefaults[queue.PurgeTenantArgs]
 	d *Deps
 }
 
 // Work deletes the directory copy of a tenant that is still disconnected or
 // revoked PURGE_AFTER after it became so; a reconnected tenant keeps it.
-func (w *purgeWorker) Work(ctx context.Context, job *river.Job[PurgeTenantArgs]) error {
+func (w *purgeWorker) Work(ctx context.Context, job *river.Job[queue.PurgeTenantArgs]) error {
 	ctx = withJobID(ctx, job.ID)
 	d, tid := w.d, strings.ToLower(job.Args.TenantID)
 	t, err := d.Store.TenantGet(ctx, tid)

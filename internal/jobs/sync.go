@@ -12,24 +12,25 @@ import (
 
 	"github.com/tenantsync/tenantsync/internal/dirsync"
 	"github.com/tenantsync/tenantsync/internal/domain"
+	"github.com/tenantsync/tenantsync/internal/queue"
 )
 
 type syncWorker struct {
-	river.WorkerDefaults[SyncTenantArgs]
+	river.WorkerDefaults[queue.SyncTenantArgs]
 	d *Deps
 }
 
 // Timeout bounds one slice of a sync. A slice stops fetching at SyncSlice;
 // the rest of the timeout is room for its last page. It stays below
 // RescueAfter, so River never rescues a slice that is still alive.
-func (w *syncWorker) Timeout(*river.Job[SyncTenantArgs]) time.Duration { return w.d.jobTimeout() }
+func (w *syncWorker) Timeout(*river.Job[queue.SyncTenantArgs]) time.Duration { return w.d.jobTimeout() }
 
 // Work runs one slice of a tenant's sync under the tenant's lease: at most
 // SyncSlice of pages, then the job snoozes and its next run resumes from the
 // checkpoint. However large the tenant, no job runs long enough to be
 // mistaken for a dead one, and a job of a dead worker is rescued within
 // RescueAfter and resumes where the dead one last committed.
-func (w *syncWorker) Work(ctx context.Context, job *river.Job[SyncTenantArgs]) error {
+func (w *syncWorker) Work(ctx context.Context, job *river.Job[queue.SyncTenantArgs]) error {
 	ctx = withJobID(ctx, job.ID)
 	d, tid := w.d, strings.ToLower(job.Args.TenantID)
 	t, err := d.Store.TenantGet(ctx, tid)

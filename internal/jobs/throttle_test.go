@@ -9,7 +9,7 @@ import (
 
 	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/entraemu"
-	"github.com/tenantsync/tenantsync/internal/jobs"
+	"github.com/tenantsync/tenantsync/internal/queue"
 )
 
 // TestThrottleWindowIsSharedByTheTenantsJobs: a tenant is throttled with
@@ -27,13 +27,13 @@ func TestThrottleWindowIsSharedByTheTenantsJobs(t *testing.T) {
 	b.activate(t, tid)
 	// Every request is throttled until the first window is announced.
 	b.srv.SetFaults(tid, entraemu.Faults{ThrottleRate: 1, RetryAfter: 6 * time.Second})
-	full, err := b.client.Insert(ctx, jobs.SyncTenantArgs{TenantID: tid, Full: true}, nil)
+	full, err := b.client.Insert(ctx, queue.SyncTenantArgs{TenantID: tid, Full: true}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the first 429", func() bool { return b.srv.Counters(tid).Throttled > 0 })
 	b.srv.SetFaults(tid, entraemu.Faults{ThrottleRate: 0.05, RetryAfter: 6 * time.Second})
-	periodic, err := b.client.Insert(ctx, jobs.SyncTenantArgs{TenantID: tid}, nil)
+	periodic, err := b.client.Insert(ctx, queue.SyncTenantArgs{TenantID: tid}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

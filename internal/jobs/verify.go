@@ -12,21 +12,22 @@ import (
 	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/entra"
 	"github.com/tenantsync/tenantsync/internal/postgres"
+	"github.com/tenantsync/tenantsync/internal/queue"
 	"github.com/tenantsync/tenantsync/internal/retry"
 )
 
 type verifyWorker struct {
-	river.WorkerDefaults[VerifyTenantArgs]
+	river.WorkerDefaults[queue.VerifyTenantArgs]
 	d *Deps
 }
 
-func (w *verifyWorker) Timeout(*river.Job[VerifyTenantArgs]) time.Duration {
+func (w *verifyWorker) Timeout(*river.Job[queue.VerifyTenantArgs]) time.Duration {
 	return min(w.d.ConsentPropagationWait+2*time.Minute, w.d.jobTimeout())
 }
 
 // Work confirms a fresh consent: a token for the tenant (retrying through
 // propagation), its roles, the organization; then active + first sync.
-func (w *verifyWorker) Work(ctx context.Context, job *river.Job[VerifyTenantArgs]) error {
+func (w *verifyWorker) Work(ctx context.Context, job *river.Job[queue.VerifyTenantArgs]) error {
 	ctx = withJobID(ctx, job.ID)
 	d, tid := w.d, strings.ToLower(job.Args.TenantID)
 	t, err := d.Store.TenantGet(ctx, tid)
@@ -101,7 +102,7 @@ func (w *verifyWorker) Work(ctx context.Context, job *river.Job[VerifyTenantArgs
 		if err := st.TenantSetNextSync(ctx, tid, d.Now().Add(d.SyncInterval)); err != nil {
 			return err
 		}
-		if _, err := client.InsertTx(ctx, tx, SyncTenantArgs{TenantID: tid, Full: true}, nil); err != nil {
+		if _, err := client.InsertTx(ctx, tx, queue.SyncTenantArgs{TenantID: tid, Full: true}, nil); err != nil {
 			return fmt.Errorf("enqueue first sync of tenant %s: %w", tid, err)
 		}
 		return nil

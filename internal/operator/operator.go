@@ -12,8 +12,8 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/tenantsync/tenantsync/internal/domain"
-	"github.com/tenantsync/tenantsync/internal/jobs"
 	"github.com/tenantsync/tenantsync/internal/postgres"
+	"github.com/tenantsync/tenantsync/internal/queue"
 )
 
 // Actions runs operator actions against the store and River.
@@ -57,7 +57,7 @@ func (a *Actions) RequestSync(ctx context.Context, tenantID string, full bool, a
 		if err := st.TenantEventAdd(ctx, domain.TenantEvent{TenantID: tenantID, Kind: domain.EventSyncRequested, Reason: kind, Actor: actor}); err != nil {
 			return err
 		}
-		res, err := a.jobs.InsertTx(ctx, tx, jobs.SyncTenantArgs{TenantID: tenantID, Full: full}, nil)
+		res, err := a.jobs.InsertTx(ctx, tx, queue.SyncTenantArgs{TenantID: tenantID, Full: full}, nil)
 		if err != nil {
 			return fmt.Errorf("enqueue sync of tenant %s: %w", tenantID, err)
 		}
@@ -106,7 +106,7 @@ func (a *Actions) Disconnect(ctx context.Context, tenantID, actor, reason string
 		if err := st.TenantSetStatus(ctx, tenantID, domain.TenantDisconnected, reason, actor); err != nil {
 			return err
 		}
-		if _, err := a.jobs.InsertTx(ctx, tx, jobs.PurgeTenantArgs{TenantID: tenantID}, nil); err != nil {
+		if _, err := a.jobs.InsertTx(ctx, tx, queue.PurgeTenantArgs{TenantID: tenantID}, nil); err != nil {
 			return fmt.Errorf("enqueue purge of tenant %s: %w", tenantID, err)
 		}
 		return nil

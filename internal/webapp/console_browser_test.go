@@ -10,8 +10,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tenantsync/tenantsync/internal/domain"
-	"github.com/tenantsync/tenantsync/internal/jobs"
 	"github.com/tenantsync/tenantsync/internal/postgres"
+	"github.com/tenantsync/tenantsync/internal/queue"
 )
 
 // waitFor polls cond until it holds or ctx ends (no timing is asserted:
@@ -65,7 +65,7 @@ func TestBrowserConsole(t *testing.T) {
 
 	// Contoso's admin consented (as the connect flow records it); the
 	// worker verifies and runs the first, real sync against the emulator.
-	ins, err := jobs.NewInserter(tb.pool)
+	ins, err := queue.NewInserter(tb.pool)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestBrowserConsole(t *testing.T) {
 		if _, err := st.TenantUpsertConsented(context.Background(), contosoID, contosoAdm, "c18ec85d-fdbd-4cd0-982e-6e0d13b31cd6"); err != nil {
 			return err
 		}
-		_, err := ins.InsertTx(context.Background(), tx, jobs.VerifyTenantArgs{TenantID: contosoID}, nil)
+		_, err := ins.InsertTx(context.Background(), tx, queue.VerifyTenantArgs{TenantID: contosoID}, nil)
 		return err
 	}); err != nil {
 		t.Fatal(err)

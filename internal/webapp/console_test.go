@@ -14,9 +14,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tenantsync/tenantsync/internal/domain"
-	"github.com/tenantsync/tenantsync/internal/jobs"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 	"github.com/tenantsync/tenantsync/internal/postgres/pgtest"
+	"github.com/tenantsync/tenantsync/internal/queue"
 )
 
 // Home-tenant users of entraemu's seed: the operator holds the Operator app
@@ -352,11 +352,11 @@ FROM generate_series(1, 6) AS i`, tid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ins, err := jobs.NewInserter(tb.pool)
+	ins, err := queue.NewInserter(tb.pool)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := ins.Insert(ctx, jobs.PurgeTenantArgs{TenantID: tid}, nil)
+	res, err := ins.Insert(ctx, queue.PurgeTenantArgs{TenantID: tid}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,9 +22,9 @@ import (
 	"github.com/tenantsync/tenantsync/internal/entra"
 	"github.com/tenantsync/tenantsync/internal/entraemu"
 	"github.com/tenantsync/tenantsync/internal/httpserver"
-	"github.com/tenantsync/tenantsync/internal/jobs"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 	"github.com/tenantsync/tenantsync/internal/postgres/pgtest"
+	"github.com/tenantsync/tenantsync/internal/queue"
 )
 
 // Seeded identities used by the tests (entraemu.SmallSeed).
@@ -129,7 +129,7 @@ func setup(t testing.TB, opts ...func(*setupOpts)) *testBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inserter, err := jobs.NewInserter(pool)
+	inserter, err := queue.NewInserter(pool)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,10 +9,10 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/tenantsync/tenantsync/internal/domain"
-	"github.com/tenantsync/tenantsync/internal/jobs"
 	"github.com/tenantsync/tenantsync/internal/onboarding"
 	"github.com/tenantsync/tenantsync/internal/operator"
 	"github.com/tenantsync/tenantsync/internal/postgres"
+	"github.com/tenantsync/tenantsync/internal/queue"
 )
 
 // Registry stores disconnections and enqueues the purge in the same
@@ -59,7 +59,7 @@ func (cb callbackTx) Take(ctx context.Context, state string, notBefore, notAfter
 	if err != nil || !held {
 		return held, domain.Tenant{}, err
 	}
-	if _, err := cb.jobs.InsertTx(ctx, cb.tx, jobs.VerifyTenantArgs{TenantID: c.TenantID}, nil); err != nil {
+	if _, err := cb.jobs.InsertTx(ctx, cb.tx, queue.VerifyTenantArgs{TenantID: c.TenantID}, nil); err != nil {
 		return false, domain.Tenant{}, fmt.Errorf("enqueue verification of tenant %s: %w", c.TenantID, err)
 	}
 	return true, t, nil

@@ -43,7 +43,7 @@ type Config struct {
 	Pool *pgxpool.Pool
 	// Store runs the queries.
 	Store *postgres.Store
-	// Jobs is an insert-only River client (jobs.NewInserter).
+	// Jobs is an insert-only River client (queue.NewInserter).
 	Jobs *river.Client[pgx.Tx]
 	// SignIn runs OpenID Connect sign-in.
 	SignIn *entra.SignIn

@@ -1,7 +1,8 @@
-// Package jobs defines tenantsync's River job kinds and their workers, and
-// wires onboarding and dirsync to River: VerifyTenant, SyncTenant,
-// PurgeTenant and the periodic sync fan-out.
-package jobs
+// Package queue names tenantsync's River job kinds and their arguments, and
+// builds the insert-only client that processes enqueueing in their own
+// transactions use (the server). It is a leaf: the server enqueues jobs
+// without linking the worker's sync code (internal/jobs), which runs them.
+package queue
 
 import (
 	"github.com/jackc/pgx/v5"
@@ -11,10 +12,10 @@ import (
 	"github.com/riverqueue/river/rivertype"
 )
 
-// activeStates makes a job unique while one is queued or running, but not
+// ActiveStates makes a job unique while one is queued or running, but not
 // after it completed (libraries.md §3: the default includes completed, which
 // would block the next sync for a day).
-var activeStates = []rivertype.JobState{
+var ActiveStates = []rivertype.JobState{
 	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
 	rivertype.JobStateRetryable, rivertype.JobStateScheduled,
 }
@@ -29,7 +30,7 @@ func (VerifyTenantArgs) Kind() string { return "verify_tenant" }
 
 // InsertOpts makes verification unique per tenant while active.
 func (VerifyTenantArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: 10, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: activeStates}}
+	return river.InsertOpts{MaxAttempts: 10, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: ActiveStates}}
 }
 
 // SyncTenantArgs asks the worker to sync one tenant's directory.
@@ -47,7 +48,7 @@ func (SyncTenantArgs) Kind() string { return "sync_tenant" }
 
 // InsertOpts makes a sync unique per tenant and kind while one is queued or running.
 func (SyncTenantArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: 8, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: activeStates}}
+	return river.InsertOpts{MaxAttempts: 8, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: ActiveStates}}
 }
 
 // PurgeTenantArgs asks the worker to delete a tenant's directory copy.
@@ -60,11 +61,22 @@ func (PurgeTenantArgs) Kind() string { return "purge_tenant" }
 
 // InsertOpts makes a purge unique per tenant while active.
 func (PurgeTenantArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: 10, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: activeStates}}
+	return river.InsertOpts{MaxAttempts: 10, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: ActiveStates}}
 }
 
 // NewInserter returns an insert-only River client (no queues, no workers) for
 // processes that enqueue jobs inside their own transactions, like the server.
 func NewInserter(pool *pgxpool.Pool) (*river.Client[pgx.Tx], error) {
 	return river.NewClient(riverpgxv5.New(pool), &river.Config{})
+}
+
+// SyncFanoutArgs is the periodic job that enqueues due tenants.
+type SyncFanoutArgs struct{}
+
+// Kind names the job kind.
+func (SyncFanoutArgs) Kind() string { return "sync_fanout" }
+
+// InsertOpts keeps at most one fan-out queued or running.
+func (SyncFanoutArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByState: ActiveStates}}
 }
