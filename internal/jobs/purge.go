@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/riverqueue/river"
+
 	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/queue"
 )

@@ -56,29 +56,6 @@ memberships AS (DELETE FROM group_members g USING gone WHERE g.tenant_id = $1 AN
 SELECT count(*) FROM gone`
 )
 
-const syncStateSave = `
-INSERT INTO sync_state (tenant_id, resource, link, link_kind, round, round_kind, full_job, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, now())
-ON CONFLICT (tenant_id, resource) DO UPDATE SET
-	link = EXCLUDED.link, link_kind = EXCLUDED.link_kind, round = EXCLUDED.round,
-	round_kind = EXCLUDED.round_kind, full_job = EXCLUDED.full_job, updated_at = EXCLUDED.updated_at`
-
-// queueCommit queues what every page commits besides its rows: the lease
-// check and extension (first, so a lost lease fails the page before its
-// writes count) and the checkpoint.
-func (s *Store) queueCommit(b *pgx.Batch, tenantID string, c domain.SyncCommit) {
-	if c.Lease.Owner != "" {
-		b.Queue(syncLeaseExtend, tenantID, c.Lease.Owner, s.now().Add(c.Lease.TTL).UTC()).Exec(func(tag pgconnTag) error {
-			if tag.RowsAffected() != 1 {
-				return domain.ErrSyncLeaseLost
-			}
-			return nil
-		})
-	}
-	cp := c.Checkpoint
-	b.Queue(syncStateSave, tenantID, cp.Resource, cp.Link, cp.LinkKind, cp.Round, cp.RoundKind, cp.FullJob)
-}
-
 // DirectoryUsersApply applies one users/delta page in one transaction:
 // upserts (COPY into a temp table, then one INSERT … ON CONFLICT), deletes
 // of removed users, and the checkpoint cp. With sweep (the last page of a
@@ -290,4 +267,18 @@ func (s *Store) DirectoryPurge(ctx context.Context, tenantID string) error {
 		return fmt.Errorf("purge directory of tenant %s: %w", tenantID, err)
 	}
 	return nil
+}
+
+const directoryCounts = `SELECT
+	(SELECT count(*) FROM directory_users WHERE tenant_id = $1) AS users,
+	(SELECT count(*) FROM directory_groups WHERE tenant_id = $1) AS groups,
+	(SELECT count(*) FROM group_members WHERE tenant_id = $1) AS memberships`
+
+// DirectoryCounts sizes a tenant's directory copy.
+func (s *Store) DirectoryCounts(ctx context.Context, tenantID string) (domain.DirectoryCounts, error) {
+	var c domain.DirectoryCounts
+	if err := s.db.QueryRow(ctx, directoryCounts, tenantID).Scan(&c.Users, &c.Groups, &c.Memberships); err != nil {
+		return c, fmt.Errorf("directory counts of tenant %s: %w", tenantID, err)
+	}
+	return c, nil
 }

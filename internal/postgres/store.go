@@ -85,3 +85,16 @@ func Open(ctx context.Context, url string, maxConns int) (*pgxpool.Pool, error) 
 	}
 	return pool, nil
 }
+
+func (s *Store) countBy(ctx context.Context, sql string, out map[string]float64) error {
+	rows, err := s.db.Query(ctx, sql)
+	if err != nil {
+		return err
+	}
+	var (
+		k string
+		n int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&k, &n}, func() error { out[k] = float64(n); return nil })
+	return err
+}

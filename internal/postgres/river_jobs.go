@@ -68,3 +68,15 @@ func (s *Store) TenantJobCounts(ctx context.Context, tenantID string) (map[strin
 	}
 	return out, nil
 }
+
+// JobCountByState counts River jobs per state.
+func (s *Store) JobCountByState(ctx context.Context) (map[string]float64, error) {
+	out := map[string]float64{}
+	for _, st := range []string{"available", "cancelled", "completed", "discarded", "pending", "retryable", "running", "scheduled"} {
+		out[st] = 0
+	}
+	if err := s.countBy(ctx, `SELECT state::text, count(*) FROM river_job GROUP BY state`, out); err != nil {
+		return nil, fmt.Errorf("count jobs: %w", err)
+	}
+	return out, nil
+}

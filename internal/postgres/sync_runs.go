@@ -9,19 +9,22 @@ import (
 	"github.com/tenantsync/tenantsync/internal/domain"
 )
 
-const syncStateList = `SELECT resource, link, link_kind, round, round_kind, full_job FROM sync_state WHERE tenant_id = $1 ORDER BY resource`
+const syncRunColumns = `id, tenant_id::text, kind, started_at, finished_at, pages, upserts, deletes, requests,
+	throttled_waits, throttled_ms, outcome, error, error_code`
 
-// SyncStateList returns a tenant's checkpoints, one per resource synced so far.
-func (s *Store) SyncStateList(ctx context.Context, tenantID string) ([]domain.SyncCheckpoint, error) {
-	rows, err := s.db.Query(ctx, syncStateList, tenantID)
+const syncRunList = `SELECT ` + syncRunColumns + ` FROM sync_runs WHERE tenant_id = $1 ORDER BY started_at DESC, id DESC LIMIT $2`
+
+// SyncRunList returns a tenant's newest sync runs first.
+func (s *Store) SyncRunList(ctx context.Context, tenantID string, limit int) ([]domain.SyncRun, error) {
+	rows, err := s.db.Query(ctx, syncRunList, tenantID, limit)
 	if err != nil {
-		return nil, fmt.Errorf("sync state of tenant %s: %w", tenantID, err)
+		return nil, fmt.Errorf("sync runs of tenant %s: %w", tenantID, err)
 	}
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[domain.SyncCheckpoint])
+	runs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[domain.SyncRun])
 	if err != nil {
-		return nil, fmt.Errorf("sync state of tenant %s: %w", tenantID, err)
+		return nil, fmt.Errorf("sync runs of tenant %s: %w", tenantID, err)
 	}
-	return out, nil
+	return runs, nil
 }
 
 const syncRunStart = `INSERT INTO sync_runs (tenant_id, kind, started_at) VALUES ($1, $2, $3) RETURNING id`

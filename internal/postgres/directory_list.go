@@ -82,16 +82,3 @@ func (s *Store) DirectoryGroupList(ctx context.Context, tenantID string, p Direc
 	}
 	return groups, false, nil
 }
-
-// GroupMemberIDs returns the member IDs of one group of a tenant.
-func (s *Store) GroupMemberIDs(ctx context.Context, tenantID, groupID string) ([]string, error) {
-	rows, err := s.db.Query(ctx, `SELECT member_id::text FROM group_members WHERE tenant_id = $1 AND group_id = $2 ORDER BY group_members.member_id`, tenantID, groupID)
-	if err != nil {
-		return nil, fmt.Errorf("members of group %s: %w", groupID, err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("members of group %s: %w", groupID, err)
-	}
-	return ids, nil
-}
