@@ -10,7 +10,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/entraemu"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 	"github.com/tenantsync/tenantsync/internal/postgres/pgtest"
@@ -35,12 +34,7 @@ func TestRunKeepsThrottleWindowsInTheDatabase(t *testing.T) {
 	defer pool.Close()
 	store := postgres.New(pool)
 	ctx := context.Background()
-	if _, err := store.TenantUpsertConsented(ctx, tid, "admin@contoso.example", "oid-1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.TenantSetStatus(ctx, tid, domain.TenantActive, "verified", "test"); err != nil {
-		t.Fatal(err)
-	}
+	pgtest.ActiveTenant(t, store, tid)
 	env := map[string]string{
 		"DATABASE_URL": dbURL, "ENTRA_AUTHORITY_HOST": srv.AuthorityHost, "GRAPH_BASE_URL": srv.GraphBaseURL,
 		"ENTRA_CLIENT_ID": srv.DefaultApp().ClientID, "ENTRA_CLIENT_SECRET": srv.DefaultApp().Secrets[0].Value,

@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/google/go-cmp/cmp"
 
 	"github.com/tenantsync/tenantsync/internal/dirsync"
 	"github.com/tenantsync/tenantsync/internal/domain"
@@ -53,63 +50,13 @@ func setup(t *testing.T, o setupOpts) *bundle {
 
 func newBundle(t testing.TB, srv *entraemu.Server, store *postgres.Store, tid string, wrap func(dirsync.Store) dirsync.Store) *bundle {
 	t.Helper()
-	ctx := context.Background()
 	_, gc := jobstest.Clients(t, srv, "")
-	if _, err := store.TenantUpsertConsented(ctx, tid, "admin@example", "oid"); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.TenantSetStatus(ctx, tid, domain.TenantActive, "test", "test"); err != nil {
-		t.Fatal(err)
-	}
+	pgtest.ActiveTenant(t, store, tid)
 	syncer := dirsync.New(gc, store, nil)
 	if wrap != nil {
 		syncer = dirsync.New(gc, wrap(store), nil)
 	}
 	return &bundle{srv: srv, store: store, syncer: syncer, tid: tid}
-}
-
-// assertCopy compares the Postgres copy with the emulator's directory,
-// field by field.
-func assertCopy(t testing.TB, b *bundle) {
-	t.Helper()
-	ctx := context.Background()
-	dir := b.srv.Directory(b.tid)
-	var wantUsers []domain.DirectoryUser
-	for _, u := range dir.Users {
-		wantUsers = append(wantUsers, domain.DirectoryUser{
-			TenantID: b.tid, ID: strings.ToLower(u.ID), UserPrincipalName: u.UserPrincipalName, DisplayName: u.DisplayName,
-			GivenName: u.GivenName, Surname: u.Surname, Mail: u.Mail, JobTitle: u.JobTitle, AccountEnabled: u.AccountEnabled,
-		})
-	}
-	var wantGroups []domain.Group
-	var wantMembers []domain.Membership
-	for _, g := range dir.Groups {
-		wantGroups = append(wantGroups, domain.Group{TenantID: b.tid, ID: strings.ToLower(g.ID), DisplayName: g.DisplayName, Description: g.Description})
-		for _, m := range g.Members {
-			wantMembers = append(wantMembers, domain.Membership{TenantID: b.tid, GroupID: strings.ToLower(g.ID), MemberID: strings.ToLower(m)})
-		}
-	}
-	users, err := b.store.DirectoryUsers(ctx, b.tid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	groups, err := b.store.DirectoryGroups(ctx, b.tid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	members, err := b.store.DirectoryMemberships(ctx, b.tid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := cmp.Diff(wantUsers, users); d != "" {
-		t.Errorf("users differ (-emulator +postgres):\n%s", d)
-	}
-	if d := cmp.Diff(wantGroups, groups); d != "" {
-		t.Errorf("groups differ (-emulator +postgres):\n%s", d)
-	}
-	if d := cmp.Diff(wantMembers, members); d != "" {
-		t.Errorf("memberships differ (-emulator +postgres):\n%s", d)
-	}
 }
 
 func (b *bundle) sync(t testing.TB, opt dirsync.Options) domain.SyncRun {
@@ -169,7 +116,7 @@ func TestFullThenIncrementalRounds(t *testing.T) {
 	if run.Kind != domain.SyncFull || run.Pages < 4 {
 		t.Errorf("first run: kind %s, %d pages; want a full run over several pages", run.Kind, run.Pages)
 	}
-	assertCopy(t, b)
+	jobstest.AssertCopy(t, b.srv, b.store, b.tid)
 
 	for round := range 3 {
 		change(t, b, round)
@@ -177,17 +124,17 @@ func TestFullThenIncrementalRounds(t *testing.T) {
 		if run.Kind != domain.SyncDelta {
 			t.Errorf("round %d: kind %s, want delta", round, run.Kind)
 		}
-		assertCopy(t, b)
+		jobstest.AssertCopy(t, b.srv, b.store, b.tid)
 	}
 	// A restored user comes back with its memberships.
 	dir := b.srv.Directory(b.tid)
 	victim := dir.Users[1].ID
 	must(t, b.srv.DeleteUser(b.tid, victim, false))
 	b.sync(t, dirsync.Options{})
-	assertCopy(t, b)
+	jobstest.AssertCopy(t, b.srv, b.store, b.tid)
 	must(t, b.srv.RestoreUser(b.tid, victim))
 	b.sync(t, dirsync.Options{})
-	assertCopy(t, b)
+	jobstest.AssertCopy(t, b.srv, b.store, b.tid)
 
 	// Nothing changed: one request per resource.
 	run = b.sync(t, dirsync.Options{})
@@ -210,11 +157,11 @@ func TestRepeatedObjectsInAPage(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{faults: &entraemu.Faults{Replay: true}})
 	b.sync(t, dirsync.Options{})
-	assertCopy(t, b)
+	jobstest.AssertCopy(t, b.srv, b.store, b.tid)
 	for round := range 2 {
 		change(t, b, round)
 		b.sync(t, dirsync.Options{})
-		assertCopy(t, b)
+		jobstest.AssertCopy(t, b.srv, b.store, b.tid)
 	}
 }
 
@@ -241,13 +188,13 @@ func TestStaleDeltaTokenFallsBackToFullRound(t *testing.T) {
 			if run.Deletes == 0 {
 				t.Errorf("the full round swept nothing")
 			}
-			assertCopy(t, b)
+			jobstest.AssertCopy(t, b.srv, b.store, b.tid)
 			// And back to delta rounds.
 			change(t, b, 1)
 			if run := b.sync(t, dirsync.Options{}); run.Kind != domain.SyncDelta {
 				t.Errorf("after resync: kind %s, want delta", run.Kind)
 			}
-			assertCopy(t, b)
+			jobstest.AssertCopy(t, b.srv, b.store, b.tid)
 		})
 	}
 }
@@ -257,7 +204,7 @@ func TestThrottlingIsHonoured(t *testing.T) {
 	b := setup(t, setupOpts{tenant: entraemu.ContosoTenantID, pageSize: 4,
 		faults: &entraemu.Faults{ThrottleRate: 0.3, RetryAfter: 1e9}})
 	run := b.sync(t, dirsync.Options{})
-	assertCopy(t, b)
+	jobstest.AssertCopy(t, b.srv, b.store, b.tid)
 	c := b.srv.Counters(b.tid)
 	if c.EarlyRetries != 0 {
 		t.Errorf("%d requests sent before their Retry-After", c.EarlyRetries)
@@ -322,7 +269,7 @@ func TestKilledMidPageResumes(t *testing.T) {
 			if run.Kind != domain.SyncFull {
 				t.Errorf("resumed run kind %s, want full (the round goes on)", run.Kind)
 			}
-			assertCopy(t, b)
+			jobstest.AssertCopy(t, b.srv, b.store, b.tid)
 		})
 	}
 }
@@ -335,7 +282,7 @@ func TestForcedFullRound(t *testing.T) {
 	if run.Kind != domain.SyncFull || run.Deletes != 0 {
 		t.Errorf("forced full: kind %s, %d deletes", run.Kind, run.Deletes)
 	}
-	assertCopy(t, b)
+	jobstest.AssertCopy(t, b.srv, b.store, b.tid)
 	// A later forced round (another job) is a new full round again.
 	if run := b.sync(t, dirsync.Options{FullJob: 2}); run.Kind != domain.SyncFull {
 		t.Errorf("second forced full: kind %s", run.Kind)
@@ -367,7 +314,7 @@ func TestForcedFullRoundResumes(t *testing.T) {
 		t.Errorf("resumed forced round applied %d pages (kind %s); a whole round is %d pages, 2 were committed before",
 			run.Pages, run.Kind, whole.Pages)
 	}
-	assertCopy(t, b)
+	jobstest.AssertCopy(t, b.srv, b.store, b.tid)
 }
 
 // TestSliceEnds: with Until passed, each run commits one page and ends with
@@ -400,7 +347,7 @@ func TestSliceEnds(t *testing.T) {
 	if runs < 3 || upserts != whole.Upserts {
 		t.Errorf("%d slices upserted %d rows; a whole round upserts %d", runs, upserts, whole.Upserts)
 	}
-	assertCopy(t, b)
+	jobstest.AssertCopy(t, b.srv, b.store, b.tid)
 }
 
 // TestLeaseLost: a sync whose lease is held by another commits nothing.
@@ -427,5 +374,5 @@ func TestLeaseLost(t *testing.T) {
 	if _, err := b.syncer.Sync(ctx, b.tid, dirsync.Options{Lease: held}); err != nil {
 		t.Fatalf("sync with the lease: %v", err)
 	}
-	assertCopy(t, b)
+	jobstest.AssertCopy(t, b.srv, b.store, b.tid)
 }

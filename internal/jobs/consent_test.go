@@ -8,6 +8,7 @@ import (
 
 	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/entraemu"
+	"github.com/tenantsync/tenantsync/internal/jobs/jobstest"
 	"github.com/tenantsync/tenantsync/internal/queue"
 )
 
@@ -37,7 +38,7 @@ func TestConsentChurn(t *testing.T) {
 		if tn := b.tenant(t, tid); tn.Status != domain.TenantActive {
 			t.Errorf("tenant %s (%s) although its consent exists", tn.Status, tn.StatusReason)
 		}
-		assertCopy(t, b, tid)
+		jobstest.AssertCopy(t, b.srv, b.store, tid)
 	})
 
 	t.Run("revoked, then connected again through the portal", func(t *testing.T) {
@@ -74,7 +75,7 @@ func TestConsentChurn(t *testing.T) {
 			tn := b.tenant(t, tid)
 			return tn.Status == domain.TenantActive && tn.UserCount > 0
 		})
-		assertCopy(t, b, tid)
+		jobstest.AssertCopy(t, b.srv, b.store, tid)
 	})
 
 	t.Run("granted, revoked, granted", func(t *testing.T) {
@@ -94,6 +95,6 @@ func TestConsentChurn(t *testing.T) {
 		if tn := b.tenant(t, tid); tn.Status != domain.TenantActive {
 			t.Errorf("tenant %s (%s) although its consent exists", tn.Status, tn.StatusReason)
 		}
-		assertCopy(t, b, tid)
+		jobstest.AssertCopy(t, b.srv, b.store, tid)
 	})
 }

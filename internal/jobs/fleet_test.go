@@ -36,20 +36,6 @@ func fleetSeed(n, users int) (*entraemu.Seed, []string) {
 	return s, ids
 }
 
-// activeTenants stores ids as consented, active tenants due for a sync now.
-func activeTenants(t *testing.T, store *postgres.Store, ids []string) {
-	t.Helper()
-	ctx := context.Background()
-	for _, id := range ids {
-		if _, err := store.TenantUpsertConsented(ctx, id, "admin", "oid"); err != nil {
-			t.Fatal(err)
-		}
-		if err := store.TenantSetStatus(ctx, id, domain.TenantActive, "test", "test"); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // TestDueTenantsOnASmallPool: more due tenants than pool connections, more
 // jobs at once than connections. The old per-sync advisory lock held a pooled
 // connection for the whole sync and then waited for another: with pgx's
@@ -70,7 +56,9 @@ func TestDueTenantsOnASmallPool(t *testing.T) {
 	}
 	t.Cleanup(pool.Close)
 	store := postgres.New(pool)
-	activeTenants(t, store, ids)
+	for _, id := range ids {
+		pgtest.ActiveTenant(t, store, id)
+	}
 	tokens, gc := jobstest.Clients(t, srv, "")
 	deps := &jobs.Deps{Store: store, Tokens: tokens, Graph: gc, SyncInterval: time.Hour,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
@@ -82,7 +70,7 @@ func TestDueTenantsOnASmallPool(t *testing.T) {
 		return err == nil && n == len(ids)
 	})
 	for _, id := range ids[:5] {
-		assertCopy(t, b, id)
+		jobstest.AssertCopy(t, b.srv, b.store, id)
 	}
 }
 
@@ -99,7 +87,7 @@ func TestDeadWorkersSyncIsTakenOver(t *testing.T) {
 	pool := pgtest.Pool(t)
 	store := postgres.New(pool)
 	ctx := context.Background()
-	activeTenants(t, store, []string{tid})
+	pgtest.ActiveTenant(t, store, tid)
 	// The dead worker's traces: its lease (lapsing soon), its run, its job.
 	dead := domain.SyncLease{Owner: "00000000-0000-4000-8000-00000000dead", TTL: 2 * time.Second}
 	if taken, _, err := store.SyncLeaseTake(ctx, tid, dead); err != nil || !taken {
@@ -149,7 +137,7 @@ func TestDeadWorkersSyncIsTakenOver(t *testing.T) {
 	})
 	b := &testBundle{srv: srv, pool: pool, store: store, client: client}
 	b.waitJob(t, res.Job.ID, rivertype.JobStateCompleted)
-	assertCopy(t, b, tid)
+	jobstest.AssertCopy(t, b.srv, b.store, tid)
 	runs, err := store.SyncRunList(ctx, tid, 10)
 	if err != nil {
 		t.Fatal(err)

@@ -135,13 +135,7 @@ func (b *testBundle) waitJob(t *testing.T, id int64, states ...rivertype.JobStat
 // activate makes tid an active tenant and runs its first full sync.
 func (b *testBundle) activate(t *testing.T, tid string) {
 	t.Helper()
-	ctx := context.Background()
-	if _, err := b.store.TenantUpsertConsented(ctx, tid, "admin", "oid"); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.store.TenantSetStatus(ctx, tid, domain.TenantActive, "test", "test"); err != nil {
-		t.Fatal(err)
-	}
+	pgtest.ActiveTenant(t, b.store, tid)
 	b.syncNow(t, tid, rivertype.JobStateCompleted)
 	if tn := b.tenant(t, tid); tn.LastSyncedAt == nil || tn.Status != domain.TenantActive {
 		t.Fatalf("after first sync: %+v", tn)
@@ -155,48 +149,6 @@ func (b *testBundle) syncNow(t *testing.T, tid string, states ...rivertype.JobSt
 		t.Fatal(err)
 	}
 	return b.waitJob(t, res.Job.ID, states...)
-}
-
-func assertCopy(t *testing.T, b *testBundle, tid string) {
-	t.Helper()
-	ctx := context.Background()
-	dir := b.srv.Directory(tid)
-	var want, got []string
-	for _, u := range dir.Users {
-		want = append(want, fmt.Sprintf("u %s %s %s %s %s %s %s %v", strings.ToLower(u.ID), u.UserPrincipalName, u.DisplayName, u.GivenName, u.Surname, u.Mail, u.JobTitle, u.AccountEnabled))
-	}
-	for _, g := range dir.Groups {
-		want = append(want, fmt.Sprintf("g %s %s %s", strings.ToLower(g.ID), g.DisplayName, g.Description))
-		for _, m := range g.Members {
-			want = append(want, fmt.Sprintf("m %s %s", strings.ToLower(g.ID), strings.ToLower(m)))
-		}
-	}
-	users, err := b.store.DirectoryUsers(ctx, tid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	groups, err := b.store.DirectoryGroups(ctx, tid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	members, err := b.store.DirectoryMemberships(ctx, tid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, u := range users {
-		got = append(got, fmt.Sprintf("u %s %s %s %s %s %s %s %v", u.ID, u.UserPrincipalName, u.DisplayName, u.GivenName, u.Surname, u.Mail, u.JobTitle, u.AccountEnabled))
-	}
-	for _, g := range groups {
-		got = append(got, fmt.Sprintf("g %s %s %s", g.ID, g.DisplayName, g.Description))
-		for _, m := range members {
-			if m.GroupID == g.ID {
-				got = append(got, fmt.Sprintf("m %s %s", m.GroupID, m.MemberID))
-			}
-		}
-	}
-	if d := cmp.Diff(want, got); d != "" {
-		t.Errorf("directory copy of %s differs (-emulator +postgres):\n%s", tid, d)
-	}
 }
 
 func TestVerifyTenant(t *testing.T) {
@@ -224,7 +176,7 @@ func TestVerifyTenant(t *testing.T) {
 		if d := cmp.Diff(entra.RequiredRoles(), tn.GrantedRoles); d != "" {
 			t.Errorf("granted roles (-want +got):\n%s", d)
 		}
-		assertCopy(t, b, tid)
+		jobstest.AssertCopy(t, b.srv, b.store, tid)
 		c := b.srv.Counters(tid)
 		if c.TokenByStatus[400] == 0 || c.TokenRequests > 8 {
 			t.Errorf("token requests through propagation: %+v; want some 700016 answers and no storm", c)
@@ -397,7 +349,7 @@ func TestFailingTenantBacksOffAndRecovers(t *testing.T) {
 	if tn := b.tenant(t, tid); tn.Status != domain.TenantActive || tn.FailureCount != 0 {
 		t.Errorf("after recovery: %s, %d failures", tn.Status, tn.FailureCount)
 	}
-	assertCopy(t, b, tid)
+	jobstest.AssertCopy(t, b.srv, b.store, tid)
 }
 
 func TestTwoWorkersShareTenants(t *testing.T) {
@@ -468,7 +420,7 @@ func TestTwoWorkersShareTenants(t *testing.T) {
 		}
 	}
 	for _, tid := range tenants {
-		assertCopy(t, a, tid)
+		jobstest.AssertCopy(t, a.srv, a.store, tid)
 		runs, err := st.SyncRunList(ctx, tid, 100)
 		if err != nil {
 			t.Fatal(err)
@@ -522,7 +474,7 @@ func TestShutdownSnoozesAndResumes(t *testing.T) {
 	srv.SetFaults(tid, entraemu.Faults{})
 	b := setup(t, opts{srv: srv, pool: pool})
 	b.waitJob(t, res.Job.ID, rivertype.JobStateCompleted)
-	assertCopy(t, b, tid)
+	jobstest.AssertCopy(t, b.srv, b.store, tid)
 	runs, err := st.SyncRunList(ctx, tid, 10)
 	if err != nil || len(runs) != 2 || runs[1].Outcome != domain.SyncSnoozed || runs[0].Outcome != domain.SyncSucceeded {
 		t.Errorf("runs: %+v %v", runs, err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/entraemu"
+	"github.com/tenantsync/tenantsync/internal/jobs/jobstest"
 	"github.com/tenantsync/tenantsync/internal/queue"
 )
 
@@ -58,6 +59,6 @@ func TestThrottleWindowIsSharedByTheTenantsJobs(t *testing.T) {
 		t.Error("the forced full round did not complete")
 	}
 	b.srv.SetFaults(tid, entraemu.Faults{})
-	assertCopy(t, b, tid)
+	jobstest.AssertCopy(t, b.srv, b.store, tid)
 	t.Logf("%d Graph requests, %d throttled, %d early", c.GraphRequests, c.Throttled, c.EarlyRetries)
 }

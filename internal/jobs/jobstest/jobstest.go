@@ -4,10 +4,18 @@
 package jobstest
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
+	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	gocmp "github.com/google/go-cmp/cmp"
+
+	"github.com/tenantsync/tenantsync/internal/domain"
+	"github.com/tenantsync/tenantsync/internal/postgres"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -86,4 +94,52 @@ func VerifyNoLeaks(m *testing.M) {
 		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
 		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
 	)
+}
+
+// AssertCopy compares tid's directory copy in store with the emulator's
+// directory, field by field, and reports every difference.
+func AssertCopy(t testing.TB, emu *entraemu.Server, store *postgres.Store, tid string) {
+	t.Helper()
+	ctx := context.Background()
+	tid = strings.ToLower(tid)
+	dir := emu.Directory(tid)
+	var wantUsers []domain.DirectoryUser
+	for _, u := range dir.Users {
+		wantUsers = append(wantUsers, domain.DirectoryUser{
+			TenantID: tid, ID: strings.ToLower(u.ID), UserPrincipalName: u.UserPrincipalName, DisplayName: u.DisplayName,
+			GivenName: u.GivenName, Surname: u.Surname, Mail: u.Mail, JobTitle: u.JobTitle, AccountEnabled: u.AccountEnabled,
+		})
+	}
+	var wantGroups []domain.Group
+	var wantMembers []domain.Membership
+	for _, g := range dir.Groups {
+		wantGroups = append(wantGroups, domain.Group{TenantID: tid, ID: strings.ToLower(g.ID), DisplayName: g.DisplayName, Description: g.Description})
+		for _, m := range g.Members {
+			wantMembers = append(wantMembers, domain.Membership{TenantID: tid, GroupID: strings.ToLower(g.ID), MemberID: strings.ToLower(m)})
+		}
+	}
+	slices.SortFunc(wantMembers, func(a, b domain.Membership) int {
+		return cmp.Or(strings.Compare(a.GroupID, b.GroupID), strings.Compare(a.MemberID, b.MemberID))
+	})
+	users, err := store.DirectoryUsers(ctx, tid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups, err := store.DirectoryGroups(ctx, tid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	members, err := store.DirectoryMemberships(ctx, tid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := gocmp.Diff(wantUsers, users); d != "" {
+		t.Errorf("users of %s differ (-emulator +postgres):\n%s", tid, d)
+	}
+	if d := gocmp.Diff(wantGroups, groups); d != "" {
+		t.Errorf("groups of %s differ (-emulator +postgres):\n%s", tid, d)
+	}
+	if d := gocmp.Diff(wantMembers, members); d != "" {
+		t.Errorf("memberships of %s differ (-emulator +postgres):\n%s", tid, d)
+	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 	tcpostgres "github.com/testcontainers/testcontainers-go/modules/postgres"
 
+	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 	"github.com/tenantsync/tenantsync/migrations"
 )
@@ -197,5 +198,18 @@ FROM generate_series(1, $1) AS i`, n)
 	}
 	if _, err := pool.Exec(ctx, "VACUUM ANALYZE tenants, tenant_search"); err != nil {
 		tb.Fatalf("pgtest: vacuum: %v", err)
+	}
+}
+
+// ActiveTenant stores tid as a tenant whose admin consented and whose
+// consent was verified: active, with no sync yet, so due at once.
+func ActiveTenant(t testing.TB, store *postgres.Store, tid string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := store.TenantUpsertConsented(ctx, tid, "admin@"+tid+".example", "oid-"+tid); err != nil {
+		t.Fatalf("pgtest: consent of tenant %s: %v", tid, err)
+	}
+	if err := store.TenantSetStatus(ctx, tid, domain.TenantActive, "consent verified", "test"); err != nil {
+		t.Fatalf("pgtest: activate tenant %s: %v", tid, err)
 	}
 }
