@@ -25,6 +25,7 @@ var allowed = map[string]struct {
 	"internal/retry":      {nil, "a leaf helper for Retry-After and waiting"},
 	"internal/httpserver": {nil, "a leaf: timeouts for every listener"},
 	"internal/metrics":    {nil, "a leaf: Prometheus collectors"},
+	"internal/leaktest":   {nil, "the goroutine-leak TestMain of every package that starts goroutines"},
 	"internal/queue":      {nil, "job kinds and arguments: the server enqueues without linking the sync"},
 	"internal/entraemu":   {nil, "the emulator is written from the protocol notes, never from our clients: a shared mistake must not hide on both sides"},
 	"internal/deploy":     {nil, "tests of the deployment files only"},

@@ -11,11 +11,12 @@ import (
 	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/entraemu"
 	"github.com/tenantsync/tenantsync/internal/jobs/jobstest"
+	"github.com/tenantsync/tenantsync/internal/leaktest"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 	"github.com/tenantsync/tenantsync/internal/postgres/pgtest"
 )
 
-func TestMain(m *testing.M) { jobstest.VerifyNoLeaks(m) }
+func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }
 
 type bundle struct {
 	srv    *entraemu.Server

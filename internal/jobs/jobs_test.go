@@ -21,12 +21,13 @@ import (
 	"github.com/tenantsync/tenantsync/internal/entraemu"
 	"github.com/tenantsync/tenantsync/internal/jobs"
 	"github.com/tenantsync/tenantsync/internal/jobs/jobstest"
+	"github.com/tenantsync/tenantsync/internal/leaktest"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 	"github.com/tenantsync/tenantsync/internal/postgres/pgtest"
 	"github.com/tenantsync/tenantsync/internal/queue"
 )
 
-func TestMain(m *testing.M) { jobstest.VerifyNoLeaks(m) }
+func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }
 
 type testBundle struct {
 	srv    *entraemu.Server

@@ -20,7 +20,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
-	"go.uber.org/goleak"
 
 	"github.com/tenantsync/tenantsync/internal/entra"
 	"github.com/tenantsync/tenantsync/internal/entraemu"
@@ -82,18 +81,6 @@ func StartWorker(t testing.TB, pool *pgxpool.Pool, deps *jobs.Deps, concurrency 
 		_ = client.StopAndCancel(ctx) // a test may have stopped it already
 	})
 	return client
-}
-
-// VerifyNoLeaks is a TestMain: it runs the tests and fails the package if
-// goroutines outlive them, apart from pgxpool's health check and idle HTTP
-// keep-alive connections.
-func VerifyNoLeaks(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreTopFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
-	)
 }
 
 // AssertCopy compares tid's directory copy in store with the emulator's
