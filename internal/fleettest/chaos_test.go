@@ -31,8 +31,10 @@ func TestChaosKill(t *testing.T) {
 
 	// Kill 1: inside the large tenant's first (full) round.
 	h.waitUntil("the large tenant's round under way", 3*time.Minute, 2*time.Minute, func(s snapshot) bool { return s.largeMid })
-	killed := h.runningRuns()
 	h.killWorker()
+	// Read after the kill: a run that finished just before it is not the
+	// dead worker's to abandon.
+	killed := h.runningRuns()
 	h.startWorker()
 	h.waitUntil("every tenant synced after the first kill", 5*time.Minute, 2*time.Minute, func(s snapshot) bool {
 		return s.synced == total && s.succeeded == total
@@ -68,8 +70,8 @@ func TestChaosKill(t *testing.T) {
 		// run open, but its nextLink checkpoint says the round is on.
 		return done >= 5 && (s.largeRunning || s.largeMid)
 	})
-	killed = append(killed, h.runningRuns()...)
 	h.killWorker()
+	killed = append(killed, h.runningRuns()...)
 	h.startWorker()
 	h.waitUntil("every tenant synced after the second kill", 5*time.Minute, 2*time.Minute, func(snapshot) bool {
 		var n int
