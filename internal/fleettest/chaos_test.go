@@ -27,6 +27,7 @@ func TestChaosKill(t *testing.T) {
 	h := newHarness(t, seed, tids, pgtest.URL(t))
 	h.env = chaosEnv
 	h.insertTenants()
+	start := time.Now()
 	h.startWorker()
 
 	// Kill 1: inside the large tenant's first (full) round.
@@ -61,14 +62,15 @@ func TestChaosKill(t *testing.T) {
 	if _, err := h.db.Exec(context.Background(), `UPDATE tenants SET next_sync_at = now()`); err != nil {
 		t.Fatal(err)
 	}
-	h.waitUntil("a fleet round under way", 3*time.Minute, 2*time.Minute, func(s snapshot) bool {
-		var done int
-		if err := h.db.QueryRow(context.Background(), `SELECT count(*) FROM sync_runs WHERE id > $1 AND outcome = 'succeeded'`, mark).Scan(&done); err != nil {
-			return false
-		}
+	h.waitUntil("a fleet round under way", 3*time.Minute, 2*time.Minute, func(snapshot) bool {
 		// Between two slices of its round the large tenant may have no
 		// run open, but its nextLink checkpoint says the round is on.
-		return done >= 5 && (s.largeRunning || s.largeMid)
+		var underway bool
+		err := h.db.QueryRow(context.Background(), `
+SELECT (SELECT count(*) FROM sync_runs WHERE id > $1 AND outcome = 'succeeded') >= 5
+	AND (EXISTS (SELECT FROM sync_runs WHERE id > $1 AND tenant_id = $2 AND outcome = 'running')
+		OR EXISTS (SELECT FROM sync_state WHERE tenant_id = $2 AND link_kind = 'next'))`, mark, largeTenantID).Scan(&underway)
+		return err == nil && underway
 	})
 	h.killWorker()
 	killed = append(killed, h.runningRuns()...)
@@ -83,6 +85,7 @@ func TestChaosKill(t *testing.T) {
 	h.assertExact(tids)
 	h.assertRunsClosed(killed)
 	h.assertNoOverlap()
+	h.logFigures(start)
 }
 
 // TestPostgresRestart restarts the worker's Postgres (a private cluster:
@@ -98,6 +101,7 @@ func TestPostgresRestart(t *testing.T) {
 	h.env = chaosEnv
 	h.migrate()
 	h.insertTenants()
+	start := time.Now()
 	h.startWorker()
 
 	h.waitUntil("a round under way", 3*time.Minute, 2*time.Minute, func(s snapshot) bool { return s.largeMid && s.synced < total })
@@ -113,4 +117,5 @@ func TestPostgresRestart(t *testing.T) {
 	h.assertExact(tids)
 	h.assertRunsClosed(nil)
 	h.assertNoOverlap()
+	h.logFigures(start)
 }

@@ -28,6 +28,7 @@ func TestFleet(t *testing.T) {
 	h.assertAllActiveSyncedSince(start)
 	h.assertExact(sample(tids, 20))
 	h.assertRunsClosed(nil)
+	h.logFigures(start)
 
 	if err := h.worker.stop(45 * time.Second); err != nil {
 		t.Errorf("worker stop: %v", err)

@@ -698,6 +698,8 @@ func (h *harness) assertRunsClosed(killed []int64) {
 	if ids := h.runningRuns(); len(ids) > 0 {
 		t.Errorf("%d sync runs left running: %v", len(ids), ids[:min(10, len(ids))])
 	}
+	slices.Sort(killed)
+	killed = slices.Compact(killed)
 	if len(killed) == 0 {
 		return
 	}
@@ -775,4 +777,13 @@ ORDER BY a.id LIMIT 10`)
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// logFigures logs the emulator's request counters (requests, throttled
+// answers, early retries): the figures issue #11's closing note reports.
+func (h *harness) logFigures(start time.Time) {
+	h.t.Helper()
+	var c map[string]any
+	h.emu.control(h.t, http.MethodGet, "/counters", nil, &c)
+	h.t.Logf("figures: %d tenants in %s; emulator counters %v", len(h.tids), time.Since(start).Round(time.Second), c)
 }
