@@ -22,6 +22,10 @@ run: build ## start the whole product (emulator, server, worker) on the local Po
 test: ## run every test with the race detector (Postgres at 127.0.0.1:5432 unless TEST_DATABASE_URL is set)
 	@./scripts/with-test-db.sh $(GO) test -count=1 -race -timeout 45m ./...
 
+.PHONY: test-fleet
+test-fleet: ## run the fleet and chaos tests only (worker and emulator as subprocesses; about 5 minutes)
+	@./scripts/with-test-db.sh $(GO) test -count=1 -race -timeout 30m -v ./internal/fleettest/
+
 .PHONY: test-quick
 test-quick: ## run every test without the race detector (faster while working)
 	@./scripts/with-test-db.sh $(GO) test -count=1 -timeout 30m ./...
