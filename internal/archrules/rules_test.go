@@ -29,6 +29,7 @@ var allowed = map[string]struct {
 	"internal/queue":      {nil, "job kinds and arguments: the server enqueues without linking the sync"},
 	"internal/entraemu":   {nil, "the emulator is written from the protocol notes, never from our clients: a shared mistake must not hide on both sides"},
 	"internal/deploy":     {nil, "tests of the deployment files only"},
+	"internal/fleettest":  {nil, "tests of the real worker and emulator binaries only"},
 	"migrations":          {nil, "embedded SQL"},
 	"web":                 {nil, "embedded templates and static files"},
 	"internal/config":     {[]string{"internal/domain"}, "environment to typed configuration"},
