@@ -56,7 +56,14 @@ func (c *Client) UsersDelta(ctx context.Context, tenantID, link string, p *domai
 		link = c.UsersDeltaURL()
 	}
 	p.Users, p.Removed, p.NextLink, p.DeltaLink, p.Stats = p.Users[:0], p.Removed[:0], "", "", domain.RequestStats{}
-	last := map[string]int{} // id → index in Users, or -1-index in Removed
+	last := lastMentions{}
+	drop := func(removed bool, i int) {
+		if removed {
+			p.Removed[i] = ""
+		} else {
+			p.Users[i].ID = ""
+		}
+	}
 	var u userJSON
 	err := c.get(ctx, tenantID, link, &p.Stats, func(r io.Reader) error {
 		return decodePage(r, &p.NextLink, &p.DeltaLink, func(dec *json.Decoder) error {
@@ -68,20 +75,12 @@ func (c *Client) UsersDelta(ctx context.Context, tenantID, link string, p *domai
 				return fmt.Errorf("user without id")
 			}
 			id := strings.ToLower(u.ID)
-			if i, ok := last[id]; ok {
-				// A repeat: drop the earlier mention.
-				if i >= 0 {
-					p.Users[i].ID = ""
-				} else {
-					p.Removed[-1-i] = ""
-				}
-			}
 			if len(u.Removed) > 0 {
-				last[id] = -1 - len(p.Removed)
+				last.mention(id, true, len(p.Removed), drop)
 				p.Removed = append(p.Removed, id)
 				return nil
 			}
-			last[id] = len(p.Users)
+			last.mention(id, false, len(p.Users), drop)
 			enabled := true // accountEnabled is always set in Entra; absent only under return=minimal
 			if u.AccountEnabled != nil {
 				enabled = *u.AccountEnabled
@@ -110,8 +109,21 @@ func (c *Client) GroupsDelta(ctx context.Context, tenantID, link string, p *doma
 	}
 	p.Groups, p.Removed, p.Members, p.MembersRemoved = p.Groups[:0], p.Removed[:0], p.Members[:0], p.MembersRemoved[:0]
 	p.NextLink, p.DeltaLink, p.Stats = "", "", domain.RequestStats{}
-	last := map[string]int{}   // group id → index in Groups, or -1-index in Removed
-	member := map[string]int{} // group|member → index in Members, or -1-index in MembersRemoved
+	last, member := lastMentions{}, lastMentions{} // by group ID, by "group|member"
+	dropGroup := func(removed bool, i int) {
+		if removed {
+			p.Removed[i] = ""
+		} else {
+			p.Groups[i].ID = ""
+		}
+	}
+	dropMember := func(removed bool, i int) {
+		if removed {
+			p.MembersRemoved[i].GroupID = ""
+		} else {
+			p.Members[i].GroupID = ""
+		}
+	}
 	var g groupJSON
 	err := c.get(ctx, tenantID, link, &p.Stats, func(r io.Reader) error {
 		return decodePage(r, &p.NextLink, &p.DeltaLink, func(dec *json.Decoder) error {
@@ -127,22 +139,15 @@ func (c *Client) GroupsDelta(ctx context.Context, tenantID, link string, p *doma
 				return fmt.Errorf("group without id")
 			}
 			id := strings.ToLower(g.ID)
-			if len(g.Removed) > 0 || g.DisplayName != nil {
-				if i, ok := last[id]; ok {
-					if i >= 0 {
-						p.Groups[i].ID = ""
-					} else {
-						p.Removed[-1-i] = ""
-					}
-				}
-				if len(g.Removed) > 0 {
-					last[id] = -1 - len(p.Removed)
-					p.Removed = append(p.Removed, id)
-					return nil
-				}
-				// displayName is required on groups, so its absence marks a
-				// repeat of a large group that carries only members (§5.3).
-				last[id] = len(p.Groups)
+			if len(g.Removed) > 0 {
+				last.mention(id, true, len(p.Removed), dropGroup)
+				p.Removed = append(p.Removed, id)
+				return nil
+			}
+			// displayName is required on groups, so its absence marks a
+			// repeat of a large group that carries only members (§5.3).
+			if g.DisplayName != nil {
+				last.mention(id, false, len(p.Groups), dropGroup)
 				p.Groups = append(p.Groups, domain.Group{ID: id, DisplayName: *g.DisplayName, Description: g.Description})
 			}
 			for _, m := range g.Members {
@@ -151,19 +156,12 @@ func (c *Client) GroupsDelta(ctx context.Context, tenantID, link string, p *doma
 				}
 				mid := strings.ToLower(m.ID)
 				key := id + "|" + mid
-				if i, ok := member[key]; ok {
-					if i >= 0 {
-						p.Members[i].GroupID = ""
-					} else {
-						p.MembersRemoved[-1-i].GroupID = ""
-					}
-				}
 				ms := domain.Membership{GroupID: id, MemberID: mid}
 				if len(m.Removed) > 0 {
-					member[key] = -1 - len(p.MembersRemoved)
+					member.mention(key, true, len(p.MembersRemoved), dropMember)
 					p.MembersRemoved = append(p.MembersRemoved, ms)
 				} else {
-					member[key] = len(p.Members)
+					member.mention(key, false, len(p.Members), dropMember)
 					p.Members = append(p.Members, ms)
 				}
 			}
@@ -182,6 +180,28 @@ func (c *Client) GroupsDelta(ctx context.Context, tenantID, link string, p *doma
 		p.MembersRemoved = compact(p.MembersRemoved, func(m domain.Membership) bool { return m.GroupID == "" })
 	}
 	return checkLinks(p.NextLink, p.DeltaLink)
+}
+
+// lastMentions maps each key of one page to its latest mention: i for the
+// i-th kept entry, -1-i for the i-th removed one. A page may name an object
+// twice (facts §5.2: replays and repeats happen); the last mention wins.
+type lastMentions map[string]int
+
+// mention records key's mention at index i of the removed or the kept list,
+// and hands its earlier mention, if any, to drop (list and index).
+func (m lastMentions) mention(key string, removed bool, i int, drop func(removed bool, i int)) {
+	if j, ok := m[key]; ok {
+		if j >= 0 {
+			drop(false, j)
+		} else {
+			drop(true, -1-j)
+		}
+	}
+	if removed {
+		m[key] = -1 - i
+	} else {
+		m[key] = i
+	}
 }
 
 func compact[T any](s []T, drop func(T) bool) []T {
