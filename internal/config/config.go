@@ -1,5 +1,5 @@
 // Package config reads each process's typed configuration from the
-// environment, with the variable names of ARCHITECTURE.md, and validates it,
+// environment, with the variable names of docs/architecture.md, and validates it,
 // naming every problem at once. It imports domain only.
 package config
 
@@ -138,7 +138,7 @@ type Worker struct {
 	Concurrency  int           `env:"WORKER_CONCURRENCY" envDefault:"8"`
 	PurgeAfter   time.Duration `env:"PURGE_AFTER" envDefault:"0"`
 	// ConsentPropagationWait bounds how long a new consent may stay
-	// invisible to the token endpoint (facts §6.1) before verification fails.
+	// invisible to the token endpoint (protocol §6.1) before verification fails.
 	ConsentPropagationWait time.Duration `env:"CONSENT_PROPAGATION_WAIT" envDefault:"2m"`
 	// AdminAddr serves /healthz, /readyz and /metrics of the worker.
 	AdminAddr string `env:"WORKER_ADMIN_ADDR" envDefault:":8081"`

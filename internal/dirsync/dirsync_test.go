@@ -152,7 +152,7 @@ func TestFullThenIncrementalRounds(t *testing.T) {
 }
 
 // TestRepeatedObjectsInAPage: Graph may list an object more than once
-// (facts §5.2); with the emulator repeating the first object of every page,
+// (protocol §5.2); with the emulator repeating the first object of every page,
 // members@delta included, every round still applies and leaves an exact copy.
 func TestRepeatedObjectsInAPage(t *testing.T) {
 	t.Parallel()

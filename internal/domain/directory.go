@@ -98,7 +98,7 @@ type RequestStats struct {
 }
 
 // UsersPage is one page of users/delta. Users and Removed are disjoint: when
-// a page names a user twice, the last mention wins (facts §5.2: replays and
+// a page names a user twice, the last mention wins (protocol §5.2: replays and
 // repeats happen). Decoding reuses the slices' memory.
 type UsersPage struct {
 	Users     []DirectoryUser // created or changed; TenantID unset
@@ -110,7 +110,7 @@ type UsersPage struct {
 
 // GroupsPage is one page of groups/delta. Groups holds groups whose
 // properties the page carries; a large group repeats across pages with a
-// slice of members@delta each (facts §5.3) and may carry only members.
+// slice of members@delta each (protocol §5.3) and may carry only members.
 type GroupsPage struct {
 	Groups         []Group // TenantID unset
 	Removed        []string

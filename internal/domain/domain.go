@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// TenantStatus is a tenant's place in the lifecycle of ARCHITECTURE.md.
+// TenantStatus is a tenant's place in the lifecycle of docs/architecture.md.
 type TenantStatus string
 
 // The tenant lifecycle: pending → active ⇄ failing → consent_revoked or

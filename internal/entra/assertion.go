@@ -76,7 +76,7 @@ func parseRSAKey(keyPEM []byte) (*rsa.PrivateKey, error) {
 }
 
 // sign returns a client assertion for the token endpoint tokenURL, shaped
-// as Entra documents it (facts §2.2): PS256 with the certificate's SHA-256
+// as Entra documents it (protocol §2.2): PS256 with the certificate's SHA-256
 // thumbprint in x5t#S256; aud = the token endpoint; iss = sub = client ID;
 // a fresh jti; valid for 10 minutes from now.
 func (c *certAssertion) sign(tokenURL string, now time.Time) (string, error) {

@@ -7,10 +7,10 @@ import (
 
 // GraphDefaultScope asks admin consent for every Graph permission in the
 // app registration; application permissions can only be requested with
-// /.default (facts §1.1).
+// /.default (protocol §1.1).
 const GraphDefaultScope = "https://graph.microsoft.com/.default"
 
-// AdminConsentURL returns the v2 admin-consent URL for tenantID (facts §1.1):
+// AdminConsentURL returns the v2 admin-consent URL for tenantID (protocol §1.1):
 // {host}/{tenant}/v2.0/adminconsent?client_id&scope&redirect_uri&state. An
 // empty state leaves the parameter out (a link an admin opens on their own).
 func AdminConsentURL(authorityHost, tenantID, clientID, redirectURI, state string) string {

@@ -3,7 +3,7 @@ package entra
 import "slices"
 
 // roleNeed is one Graph capability the worker needs and the application
-// permissions that grant it, least privileged first (facts §5.1, §5.3, §5.4).
+// permissions that grant it, least privileged first (protocol §5.1, §5.3, §5.4).
 type roleNeed struct {
 	anyOf []string
 }

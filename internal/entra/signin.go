@@ -17,11 +17,11 @@ import (
 )
 
 // PersonalAccountTenantID is the tenant of personal Microsoft accounts
-// (facts §4.3, §4.5); such accounts cannot administer an organization.
+// (protocol §4.3, §4.5); such accounts cannot administer an organization.
 const PersonalAccountTenantID = "9188040d-6c67-4c5b-b112-36a304b66dad"
 
 // Directory role template IDs carried in the ID token's wids claim that may
-// grant Microsoft Graph application permissions (facts §1.1, E-GAC).
+// grant Microsoft Graph application permissions (protocol §1.1, E-GAC).
 const (
 	RoleGlobalAdministrator         = "62e90394-69f5-4237-9190-012177145e10"
 	RolePrivilegedRoleAdministrator = "e8611ab8-c189-46e8-94e1-60213ab1f814"
@@ -34,7 +34,7 @@ var ErrPersonalAccount = errors.New("personal Microsoft accounts cannot sign in"
 // Identity is the verified signed-in user of an ID token.
 type Identity struct {
 	TenantID       string   // tid
-	ObjectID       string   // oid, unique within TenantID only (facts §4.5)
+	ObjectID       string   // oid, unique within TenantID only (protocol §4.5)
 	Subject        string   // sub, pairwise per app
 	Username       string   // preferred_username, mutable: for display only
 	Name           string   // name
@@ -131,21 +131,21 @@ func NewSignIn(cfg SignInConfig) (*SignIn, error) {
 }
 
 // AuthCodeURL returns the authorize URL for one sign-in attempt; state,
-// nonce and the PKCE verifier stay on the server (facts §4.4).
+// nonce and the PKCE verifier stay on the server (protocol §4.4).
 func (s *SignIn) AuthCodeURL(state, nonce, verifier string) string {
 	return s.oauth.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce),
 		oauth2.SetAuthURLParam("response_mode", "query"))
 }
 
 // AuthCodeURLSelectAccount is AuthCodeURL with prompt=select_account
-// (facts §4.4): Entra lets the user choose another account rather than
+// (protocol §4.4): Entra lets the user choose another account rather than
 // signing the current one in again.
 func (s *SignIn) AuthCodeURLSelectAccount(state, nonce, verifier string) string {
 	return s.oauth.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce),
 		oauth2.SetAuthURLParam("response_mode", "query"), oauth2.SetAuthURLParam("prompt", "select_account"))
 }
 
-// idClaims are the ID token claims tenantsync reads (facts §4.5).
+// idClaims are the ID token claims tenantsync reads (protocol §4.5).
 type idClaims struct {
 	Issuer            string   `json:"iss"`
 	TenantID          string   `json:"tid"`
@@ -196,7 +196,7 @@ func (s *SignIn) Exchange(ctx context.Context, code, verifier, nonce string) (Id
 	return s.Verify(ctx, raw, nonce)
 }
 
-// Verify checks an ID token as a multi-tenant app must (facts §4.5,
+// Verify checks an ID token as a multi-tenant app must (protocol §4.5,
 // libraries §5): signature from the JWKS, aud, exp and nbf (go-oidc), then
 // tid a GUID, iss exactly {host}/{tid}/v2.0 and the nonce.
 func (s *SignIn) Verify(ctx context.Context, raw, nonce string) (Identity, error) {

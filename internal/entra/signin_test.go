@@ -88,7 +88,7 @@ func TestSignInVerify(t *testing.T) {
 	if _, err := s.Verify(ctx, raw, ""); !errors.Is(err, domain.ErrUnauthorized) {
 		t.Errorf("empty nonce: %v", err)
 	}
-	// iss must be exactly {configured host}/{tid}/v2.0 (facts §4.5).
+	// iss must be exactly {configured host}/{tid}/v2.0 (protocol §4.5).
 	other := *s
 	other.host = strings.Replace(s.host, "127.0.0.1", "localhost", 1)
 	if _, err := other.Verify(ctx, raw, "n1"); !errors.Is(err, domain.ErrUnauthorized) || !strings.Contains(err.Error(), "issuer") {

@@ -61,15 +61,15 @@ type TokenConfig struct {
 }
 
 // expiryMargin is how long before ExpiresOn a cached token is replaced; MSAL
-// uses the same 5 minutes (facts §6.2).
+// uses the same 5 minutes (protocol §6.2).
 const expiryMargin = 5 * time.Minute
 
 // TokenSource acquires app-only Graph tokens per tenant from one MSAL
-// confidential client (facts §6.2: one client, WithTenantID per call). It is
+// confidential client (protocol §6.2: one client, WithTenantID per call). It is
 // safe for concurrent use.
 //
 // MSAL caches tokens itself, but its cache lookup scans every cached token
-// (libraries.md §1: 148 µs at 5,000 tenants), so TokenSource keeps its own
+// (docs/libraries.md §1: 148 µs at 5,000 tenants), so TokenSource keeps its own
 // map in front of it for an O(1) hit, and coalesces concurrent requests for
 // one tenant (MSAL does not).
 type TokenSource struct {
@@ -103,7 +103,7 @@ func NewTokenSource(cfg TokenConfig) (*TokenSource, error) {
 	}
 	opts := []confidential.Option{confidential.WithHTTPClient(hc)}
 	if !isMicrosoftAuthority(u.Hostname()) {
-		// libraries.md §1: otherwise MSAL asks login.microsoftonline.com to
+		// docs/libraries.md §1: otherwise MSAL asks login.microsoftonline.com to
 		// validate the host and fails.
 		opts = append(opts, confidential.WithInstanceDiscovery(false))
 	}
@@ -156,7 +156,7 @@ func credential(cfg TokenConfig) (confidential.Credential, error) {
 }
 
 // microsoftAuthorities are the hosts MSAL trusts without instance discovery
-// (facts §4.1).
+// (protocol §4.1).
 var microsoftAuthorities = []string{
 	"login.microsoftonline.com", "login.microsoft.com", "login.windows.net", "sts.windows.net",
 	"login.microsoftonline.us", "login-us.microsoftonline.com", "login.usgovcloudapi.net",
@@ -167,13 +167,13 @@ func isMicrosoftAuthority(host string) bool {
 	return slices.Contains(microsoftAuthorities, strings.ToLower(host))
 }
 
-// microsoftGraphHosts are the national Graph endpoints (facts §6.3).
+// microsoftGraphHosts are the national Graph endpoints (protocol §6.3).
 var microsoftGraphHosts = []string{
 	"graph.microsoft.com", "graph.microsoft.us", "dod-graph.microsoft.us", "microsoftgraph.chinacloudapi.cn",
 }
 
 // GraphScope is the client-credentials scope for the Graph at base: the
-// cloud's Graph resource with /.default (facts §2.1). Any other host (the
+// cloud's Graph resource with /.default (protocol §2.1). Any other host (the
 // emulator) stands in for global Graph, whose resource URI it serves.
 func GraphScope(base string) string {
 	if u, err := url.Parse(base); err == nil && slices.Contains(microsoftGraphHosts, strings.ToLower(u.Hostname())) {

@@ -13,7 +13,7 @@ import (
 )
 
 // BenchmarkTokenCacheHit100k measures the hit path with 100,000 tenants
-// cached (MSAL's own cache scans every entry: 148 µs at 5,000, libraries.md §1).
+// cached (MSAL's own cache scans every entry: 148 µs at 5,000, docs/libraries.md §1).
 func BenchmarkTokenCacheHit100k(b *testing.B) {
 	s := &TokenSource{now: time.Now, cache: map[string]Token{}, bypass: map[string]bool{}}
 	ids := make([]string, 100_000)

@@ -22,8 +22,8 @@ import (
 // TokenErrorKind says what a failed token request means for the tenant.
 type TokenErrorKind int
 
-// Token error kinds, from the response's error_codes (facts §2.6), never
-// from its text (facts §2.5: react to codes, not descriptions).
+// Token error kinds, from the response's error_codes (protocol §2.6), never
+// from its text (protocol §2.5: react to codes, not descriptions).
 const (
 	// TokenOther is any other failure; retry later.
 	TokenOther TokenErrorKind = iota
@@ -58,7 +58,7 @@ var kindByCode = map[int]TokenErrorKind{
 	7000112: ServicePrincipalDisabled,
 	7000215: AppCredentialBroken, 7000222: AppCredentialBroken, 7000218: AppCredentialBroken,
 	700027: AppCredentialBroken, 700024: AppCredentialBroken,
-	// Federated assertion mismatches (facts §2.3) are the app's credential too.
+	// Federated assertion mismatches (protocol §2.3) are the app's credential too.
 	700211: AppCredentialBroken, 700212: AppCredentialBroken, 700213: AppCredentialBroken,
 }
 
@@ -134,7 +134,7 @@ func AsTokenError(err error) (*TokenError, bool) {
 }
 
 // classify turns an MSAL error into a *TokenError, reading error_codes from
-// the response body MSAL keeps in CallErr (libraries.md §1).
+// the response body MSAL keeps in CallErr (docs/libraries.md §1).
 func classify(tenantID string, err error) error {
 	if errors.Is(err, context.Canceled) {
 		return err
@@ -175,7 +175,7 @@ func classify(tenantID string, err error) error {
 	case te.Status >= 500:
 		te.Kind = Unavailable
 	case body.Error == "invalid_client":
-		// Every invalid_client code in facts §2.6 is the app's credential.
+		// Every invalid_client code in protocol §2.6 is the app's credential.
 		te.Kind = AppCredentialBroken
 	case body.Error == "invalid_tenant":
 		te.Kind = TenantNotFound

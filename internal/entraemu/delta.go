@@ -20,7 +20,7 @@ import (
 // (tenant, generation, phase, seq, cursor, $select), so pages are computed on
 // the fly and a token costs no server memory.
 
-const deltaTokenTTL = 7 * 24 * time.Hour // facts §5.2 (BLOG-DT)
+const deltaTokenTTL = 7 * 24 * time.Hour // protocol §5.2 (BLOG-DT)
 
 type tokenPhase byte
 
@@ -133,7 +133,7 @@ func (e *Emulator) decodeToken(s string) (deltaToken, error) {
 }
 
 // deltaRequest resolves the request to a token, handling latest, expiry
-// (400 syncStateNotFound) and reset (410 Gone) (facts §5.2, §5.3).
+// (400 syncStateNotFound) and reset (410 Gone) (protocol §5.2, §5.3).
 // ok=false means the response has been written.
 func (e *Emulator) deltaRequest(gc *graphCtx, t *tenantState, res *graphResource) (deltaToken, bool) {
 	q := lowerQuery(gc.r)
@@ -279,7 +279,7 @@ func (e *Emulator) serveDelta(gc *graphCtx, res *graphResource, page deltaPage) 
 	e.writePage(gc, res, tk, more, b)
 }
 
-// usersDelta serves GET /users/delta (facts §5.2).
+// usersDelta serves GET /users/delta (protocol §5.2).
 func (e *Emulator) usersDelta(gc *graphCtx) { e.serveDelta(gc, usersRes, usersPage) }
 
 // usersPage lists the live users by slot in the initial round, then the
@@ -339,7 +339,7 @@ func appendLiveUsers(b []byte, t *tenantState, from, limit int, set propSet, omi
 }
 
 // appendRemoved writes a deleted object of a delta page: soft-deleted is
-// reason "changed", hard-deleted "deleted" (facts §5.2).
+// reason "changed", hard-deleted "deleted" (protocol §5.2).
 func appendRemoved(b []byte, id string, st objState) []byte {
 	b = appendObjectID(b, id)
 	if st == stateSoftDeleted {
@@ -350,7 +350,7 @@ func appendRemoved(b []byte, id string, st objState) []byte {
 
 // groupsDelta serves GET /groups/delta with members@delta; a large group's
 // members are split across consecutive pages, the group object repeated
-// (facts §5.3).
+// (protocol §5.3).
 func (e *Emulator) groupsDelta(gc *graphCtx) { e.serveDelta(gc, groupsRes, groupsPage) }
 
 // groupsPage lists the groups like usersPage; a page also ends after
@@ -506,7 +506,7 @@ func (r *groupRec) extraSortedOrNil() []int32 {
 }
 
 // graphUsers serves GET /users with $select, $top (≤ 999) and nextLinks
-// carrying the query (facts §5.1).
+// carrying the query (protocol §5.1).
 func (e *Emulator) graphUsers(gc *graphCtx) {
 	q := lowerQuery(gc.r)
 	e.mu.RLock()

@@ -42,7 +42,7 @@ type memberState struct {
 // groupRec is a group that is not a pristine generated one. Membership is
 // the generated base range (if any) overlaid with extra: an entry there
 // either adds a user or removes a base member; each carries the change seq
-// so members@delta can report only changed memberships (facts §5.3).
+// so members@delta can report only changed memberships (protocol §5.3).
 type groupRec struct {
 	g           Group // Members unused
 	seq         uint64
@@ -79,7 +79,7 @@ type tenantState struct {
 	groupIdx map[string]int32
 
 	live     int    // live users
-	seq      uint64 // change sequence (facts §5.2 delta state)
+	seq      uint64 // change sequence (protocol §5.2 delta state)
 	userLog  []logEntry
 	groupLog []logEntry
 
@@ -102,7 +102,7 @@ func (t *tenantState) initialDomain() string {
 }
 
 // userCount is the number of users that are not deleted (for throttling
-// size classes, facts §5.7).
+// size classes, protocol §5.7).
 func (t *tenantState) userCount() int { return t.live }
 
 func (t *tenantState) nextSeq() uint64 {
@@ -490,8 +490,8 @@ func (e *Emulator) deletable(k objKind, tenantID, id string, hard bool) (*tenant
 }
 
 // DeleteUser soft-deletes (delta reports @removed "changed") or, with hard,
-// permanently deletes (reason "deleted") a user (facts §5.2). Its group
-// memberships end (members@delta @removed, facts §5.3). Hard-deleting a
+// permanently deletes (reason "deleted") a user (protocol §5.2). Its group
+// memberships end (members@delta @removed, protocol §5.3). Hard-deleting a
 // soft-deleted user is allowed.
 func (e *Emulator) DeleteUser(tenantID, userID string, hard bool) error {
 	e.mu.Lock()

@@ -4,10 +4,10 @@
 // users/delta, groups/delta), including their errors, throttling and delta
 // token lifecycle.
 //
-// It is built from ../shared/docs/entra-graph-facts.md ("facts §n" in
+// It is built from the protocol notes in docs/protocol.md ("protocol §n" in
 // comments) and deliberately imports no tenantsync client package
 // (internal/entra, internal/graph): the emulator and the clients are written
-// separately from the facts so that one shared mistake cannot hide on both
+// separately from the notes so that one shared mistake cannot hide on both
 // sides. It imports only the standard library and a JWT library.
 //
 // Use [StartTest] in Go tests, [Start] or cmd/entraemu for development and

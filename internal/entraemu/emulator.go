@@ -25,12 +25,12 @@ type Config struct {
 	// nil means time.Now.
 	Now func() time.Time
 	// PropagationDelay: for this long after consent creates a service
-	// principal, token requests for that tenant get AADSTS700016 (facts §6.1).
+	// principal, token requests for that tenant get AADSTS700016 (protocol §6.1).
 	PropagationDelay time.Duration
 	// DeltaPageSize is the number of users or groups per delta page; 0 means
 	// 200. Group pages also end after 5×DeltaPageSize members.
 	DeltaPageSize int
-	// ThrottleScale multiplies the Graph resource-unit quotas (facts §5.7);
+	// ThrottleScale multiplies the Graph resource-unit quotas (protocol §5.7);
 	// 0 means 1. Large values effectively disable throttling.
 	ThrottleScale float64
 	// Logger receives one debug line per request; nil discards.
@@ -419,7 +419,7 @@ func (e *Emulator) SetPropagationDelay(d time.Duration) {
 }
 
 // ExpireDeltaTokens makes every outstanding delta and skip token of the
-// tenant answer 400 syncStateNotFound (facts §5.2).
+// tenant answer 400 syncStateNotFound (protocol §5.2).
 func (e *Emulator) ExpireDeltaTokens(tenantID string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -430,7 +430,7 @@ func (e *Emulator) ExpireDeltaTokens(tenantID string) {
 }
 
 // ForceReset makes the next delta request carrying an earlier token answer
-// 410 Gone with a Location to restart from (facts §5.2).
+// 410 Gone with a Location to restart from (protocol §5.2).
 func (e *Emulator) ForceReset(tenantID string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -455,7 +455,7 @@ type Faults struct {
 	// DropRate is the probability that the connection is closed without a response.
 	DropRate float64
 	// Replay writes the first object of every non-empty users/groups delta
-	// page again at the page's end, members@delta included (facts §5.2: a
+	// page again at the page's end, members@delta included (protocol §5.2: a
 	// client must handle the same object appearing more than once).
 	Replay bool
 }

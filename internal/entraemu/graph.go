@@ -30,7 +30,7 @@ type principal struct {
 	roles           []string
 }
 
-// GraphHandler serves the Graph host (facts §5):
+// GraphHandler serves the Graph host (protocol §5):
 //
 //	GET /v1.0/organization
 //	GET /v1.0/users            ($select, $top ≤ 999, @odata.nextLink)
@@ -122,7 +122,7 @@ func (e *Emulator) serveGraph(gc *graphCtx) {
 		return
 	}
 	if !p.app && lower == "organization" {
-		roles = nil // delegated User.Read may read basic organization data (facts §5.4)
+		roles = nil // delegated User.Read may read basic organization data (protocol §5.4)
 	}
 	if roles != nil && !slices.ContainsFunc(p.roles, func(r string) bool { return slices.Contains(roles, r) }) {
 		gc.error(http.StatusForbidden, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
@@ -155,7 +155,7 @@ func (e *Emulator) serveGraph(gc *graphCtx) {
 	handler(gc)
 }
 
-// usersCost is the resource-unit cost of GET users (facts §5.7): base 2,
+// usersCost is the resource-unit cost of GET users (protocol §5.7): base 2,
 // $select −1, $top < 20 −1, minimum 1.
 func usersCost(r *http.Request) float64 {
 	q := lowerQuery(r)
@@ -173,7 +173,7 @@ func usersCost(r *http.Request) float64 {
 }
 
 // lowerQuery returns the query with lower-cased keys ($deltaToken and
-// $deltatoken are both used, facts §5.2).
+// $deltatoken are both used, protocol §5.2).
 func lowerQuery(r *http.Request) map[string]string {
 	out := map[string]string{}
 	for k, v := range r.URL.Query() {
@@ -231,7 +231,7 @@ type graphErr struct {
 
 var graphAudiences = []string{graphResourceURI, graphResourceURI + "/", graphAppID}
 
-// authGraph verifies a bearer token as Graph does (facts §5.6).
+// authGraph verifies a bearer token as Graph does (protocol §5.6).
 func (e *Emulator) authGraph(r *http.Request) (principal, *graphErr) {
 	invalid := func(msg string) (principal, *graphErr) {
 		return principal{}, &graphErr{http.StatusUnauthorized, "InvalidAuthenticationToken", msg}
@@ -339,7 +339,7 @@ func (gc *graphCtx) notFound(id string) {
 	gc.error(http.StatusNotFound, "Request_ResourceNotFound", "Resource '"+id+"' does not exist or one of its queried reference-property objects are not present.")
 }
 
-// throttled writes the 429 of facts §5.6 with an integer Retry-After.
+// throttled writes the 429 of protocol §5.6 with an integer Retry-After.
 func (gc *graphCtx) throttled(retryAfter time.Duration) {
 	gc.status = http.StatusTooManyRequests
 	h := gc.w.Header()
@@ -368,7 +368,7 @@ func (gc *graphCtx) ok(b []byte) {
 	gc.w.Write(b)
 }
 
-// graphOrganization serves GET /organization (facts §5.4).
+// graphOrganization serves GET /organization (protocol §5.4).
 func (e *Emulator) graphOrganization(gc *graphCtx) {
 	e.mu.RLock()
 	t := e.tenant(gc.p.tid)

@@ -116,7 +116,7 @@ var userProps = []propDef{
 	{"preferredLanguage", uPreferredLanguage}, {"userType", uUserType},
 }
 
-// userDefault is the property set without $select (facts §5.1).
+// userDefault is the property set without $select (protocol §5.1).
 const userDefault = uBusinessPhones | uDisplayName | uGivenName | uID | uJobTitle | uMail | uMobilePhone |
 	uOfficeLocation | uPreferredLanguage | uSurname | uUPN
 
@@ -185,7 +185,7 @@ func appendObjectID(b []byte, id string) []byte {
 }
 
 // appendUser writes one user object. omitEmpty drops never-set (empty)
-// properties as delta responses do (facts §5.2).
+// properties as delta responses do (protocol §5.2).
 func appendUser(b []byte, t *tenantState, slot int, set propSet, omitEmpty bool) []byte {
 	r := t.users[slot]
 	if r == nil {

@@ -22,7 +22,7 @@ import (
 )
 
 // signingKey is one token signing key. kid == x5t == base64url SHA-1 of the
-// certificate, as Entra publishes them (facts §4.3).
+// certificate, as Entra publishes them (protocol §4.3).
 type signingKey struct {
 	kid  string
 	key  *rsa.PrivateKey
@@ -96,7 +96,7 @@ func newSigningKey(cn string) (signingKey, error) {
 }
 
 // thumbprints of a client certificate in every encoding Entra accepts
-// (facts §2.2: x5t SHA-1 and x5t#S256 SHA-256, base64url or standard).
+// (protocol §2.2: x5t SHA-1 and x5t#S256 SHA-256, base64url or standard).
 func thumbprints(c *x509.Certificate) (sha1s, sha256s []string) {
 	s1 := sha1.Sum(c.Raw)
 	s256 := sha256.Sum256(c.Raw)

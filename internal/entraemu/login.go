@@ -18,13 +18,13 @@ import (
 // path segment, matched without regard to case because MSAL lowercases the
 // authority (libraries §1).
 //
-//	GET  /{tenant}/v2.0/.well-known/openid-configuration   v2 discovery (facts §4.1)
-//	GET  /{tenant}/.well-known/openid-configuration        v1 discovery (facts §4.2)
-//	GET  /{tenant}/discovery/v2.0/keys, /{tenant}/discovery/keys  JWKS (facts §4.3)
-//	GET  /{tenant}/oauth2/v2.0/authorize                   sign-in, code + PKCE (facts §4.4)
-//	POST /{tenant}/oauth2/v2.0/token                       token endpoint (facts §2, §4.4)
+//	GET  /{tenant}/v2.0/.well-known/openid-configuration   v2 discovery (protocol §4.1)
+//	GET  /{tenant}/.well-known/openid-configuration        v1 discovery (protocol §4.2)
+//	GET  /{tenant}/discovery/v2.0/keys, /{tenant}/discovery/keys  JWKS (protocol §4.3)
+//	GET  /{tenant}/oauth2/v2.0/authorize                   sign-in, code + PKCE (protocol §4.4)
+//	POST /{tenant}/oauth2/v2.0/token                       token endpoint (protocol §2, §4.4)
 //	GET  /{tenant}/oauth2/v2.0/logout                      clears the SSO cookie
-//	GET  /{tenant}/v2.0/adminconsent, /{tenant}/adminconsent   admin consent (facts §1)
+//	GET  /{tenant}/v2.0/adminconsent, /{tenant}/adminconsent   admin consent (protocol §1)
 func (e *Emulator) LoginHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := e.now()
@@ -88,7 +88,7 @@ type tenantRef struct {
 	t    *tenantState // kindTenant only
 }
 
-// aadError is an Entra error (facts §2.5, §2.6).
+// aadError is an Entra error (protocol §2.5, §2.6).
 type aadError struct {
 	status int
 	code   string // "error"
@@ -114,7 +114,7 @@ func errMissingParam(name string) *aadError {
 	return &aadError{400, "invalid_request", 900144, fmt.Sprintf("The request body must contain the following parameter: '%s'.", name)}
 }
 
-// resolveTenant maps the first path segment to a tenant (facts §2.6 rows
+// resolveTenant maps the first path segment to a tenant (protocol §2.6 rows
 // 90002 and 900023). The caller holds e.mu for reading.
 func (e *Emulator) resolveTenant(seg string) (tenantRef, *aadError) {
 	ref := tenantRef{raw: seg}
@@ -156,7 +156,7 @@ func isDNSName(s string) bool {
 	return true
 }
 
-// errorBody is the token endpoint's error JSON (facts §2.5).
+// errorBody is the token endpoint's error JSON (protocol §2.5).
 type errorBody struct {
 	Error            string `json:"error"`
 	ErrorDescription string `json:"error_description"`
@@ -207,7 +207,7 @@ func baseURL(r *http.Request) string { return "https://" + r.Host }
 
 // handleDiscovery serves the OpenID configuration. Tenant documents carry
 // the tenant GUID; common/organizations carry the literal {tenantid}
-// issuer template (facts §4.1, libraries §5).
+// issuer template (protocol §4.1, libraries §5).
 func (e *Emulator) handleDiscovery(w http.ResponseWriter, r *http.Request, seg string, v2 bool) {
 	e.mu.RLock()
 	ref, aerr := e.resolveTenant(seg)
@@ -285,7 +285,7 @@ func (e *Emulator) handleDiscovery(w http.ResponseWriter, r *http.Request, seg s
 }
 
 // handleJWKS publishes both signing keys; kid == x5t, and v2 keys carry the
-// templated issuer (facts §4.3). Keys are the same for every tenant.
+// templated issuer (protocol §4.3). Keys are the same for every tenant.
 func (e *Emulator) handleJWKS(w http.ResponseWriter, r *http.Request, v2 bool) {
 	keys := make([]map[string]any, 0, 2)
 	for _, k := range []signingKey{e.keys.active, e.keys.next} {

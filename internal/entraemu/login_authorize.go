@@ -109,7 +109,7 @@ type flow struct {
 }
 
 // startFlow validates tenant, client_id and redirect_uri. Failures render
-// an error page and never redirect (facts §1; issue 3).
+// an error page and never redirect (protocol §1; issue 3).
 func (e *Emulator) startFlow(w http.ResponseWriter, r *http.Request, seg string, v1Consent bool) (flow, bool) {
 	q := r.URL.Query()
 	e.mu.RLock()
@@ -136,7 +136,7 @@ func (e *Emulator) startFlow(w http.ResponseWriter, r *http.Request, seg string,
 }
 
 // matchRedirect requires an exact match; the v1 adminconsent endpoint also
-// allows additional path segments and defaults to the first URI (facts §1.2).
+// allows additional path segments and defaults to the first URI (protocol §1.2).
 func matchRedirect(a *appState, ru string, v1 bool) (string, bool) {
 	if ru == "" {
 		if v1 && len(a.RedirectURIs) > 0 {
@@ -194,7 +194,7 @@ func err50020(u User, userTenant *tenantState, f flow) *aadError {
 	return &aadError{400, "access_denied", 50020, fmt.Sprintf("User account '{EmailHidden}' from identity provider 'https://sts.windows.net/%s/' does not exist in tenant '%s' and cannot access the application '%s'(%s) in that tenant. The account needs to be added as an external user in the tenant first. Sign out and sign in again with a different Azure Active Directory user account.", userTenant.id, name, f.app.ClientID, f.app.DisplayName)}
 }
 
-// errorRedirect sends the browser back with error parameters (facts §1.1:
+// errorRedirect sends the browser back with error parameters (protocol §1.1:
 // admin_consent=True stays on errors, tenant is never included).
 func (e *Emulator) errorRedirect(w http.ResponseWriter, r *http.Request, f flow, a *aadError, adminConsent bool, mode string) {
 	b := e.describe(r, a)
@@ -226,7 +226,7 @@ func (e *Emulator) respond(w http.ResponseWriter, r *http.Request, redirectURI s
 }
 
 // handleAuthorize is the sign-in endpoint: code flow with PKCE, nonce,
-// state, response_mode query/form_post/fragment (facts §4.4).
+// state, response_mode query/form_post/fragment (protocol §4.4).
 func (e *Emulator) handleAuthorize(w http.ResponseWriter, r *http.Request, seg string) {
 	f, ok := e.startFlow(w, r, seg, false)
 	if !ok {
@@ -292,7 +292,7 @@ func (e *Emulator) handleAuthorize(w http.ResponseWriter, r *http.Request, seg s
 }
 
 // handleAdminConsent serves /{tenant}/v2.0/adminconsent and the v1
-// /{tenant}/adminconsent (facts §1.1, §1.2).
+// /{tenant}/adminconsent (protocol §1.1, §1.2).
 func (e *Emulator) handleAdminConsent(w http.ResponseWriter, r *http.Request, seg string, v2 bool) {
 	f, ok := e.startFlow(w, r, seg, !v2)
 	if !ok {
@@ -313,7 +313,7 @@ func (e *Emulator) handleAdminConsent(w http.ResponseWriter, r *http.Request, se
 		e.errorRedirect(w, r, f, err50020(u, t, f), true, "query")
 		return
 	}
-	// Application permissions come only with /.default (facts §1.1); the v1
+	// Application permissions come only with /.default (protocol §1.1); the v1
 	// endpoint consents to everything configured.
 	roles := []string{}
 	if !v2 || slices.ContainsFunc(strings.Fields(scope), func(s string) bool { return strings.HasSuffix(s, "/.default") }) {
@@ -322,7 +322,7 @@ func (e *Emulator) handleAdminConsent(w http.ResponseWriter, r *http.Request, se
 	declined := &aadError{400, "access_denied", 65004, "User declined to consent to access the app."}
 	if !canConsent(u, roles) {
 		// "Need admin approval" (AADSTS90094). What the app receives on
-		// "return without consent" is UNVERIFIED; facts §1.1 suggest 65004.
+		// "return without consent" is UNVERIFIED; protocol §1.1 suggest 65004.
 		render(w, http.StatusOK, "approval.html", approvalView{AppName: f.app.DisplayName, UserUPN: u.UserPrincipalName,
 			ReturnURL: safeURL(e.errorRedirectURL(r, f, declined))})
 		return

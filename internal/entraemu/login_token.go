@@ -19,11 +19,11 @@ import (
 
 const (
 	assertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-	codeLifetime  = 10 * time.Minute // facts §4.4
+	codeLifetime  = 10 * time.Minute // protocol §4.4
 	clockSkew     = 5 * time.Minute
 )
 
-// authCode is an issued authorization code (single use, facts §4.4).
+// authCode is an issued authorization code (single use, protocol §4.4).
 type authCode struct {
 	clientID, redirectURI, tenantID, userID string
 	scopes                                  []string
@@ -37,7 +37,7 @@ type refreshGrant struct {
 	scopes                          []string
 }
 
-// handleToken is the v2 token endpoint (facts §2, §4.4).
+// handleToken is the v2 token endpoint (protocol §2, §4.4).
 func (e *Emulator) handleToken(w http.ResponseWriter, r *http.Request, seg string) {
 	status, tid := e.token(w, r, seg)
 	e.count(tid, func(c *Counters) {
@@ -113,7 +113,7 @@ func clientIDOf(r *http.Request, form url.Values) string {
 }
 
 func (e *Emulator) clientCredentials(r *http.Request, ref tenantRef, form url.Values) (map[string]any, *aadError) {
-	// Client credentials must name a tenant (facts §2): /common was observed
+	// Client credentials must name a tenant (protocol §2): /common was observed
 	// to answer 900023; 9001023 is the documented code for the others.
 	switch ref.kind {
 	case kindCommon:
@@ -135,7 +135,7 @@ func (e *Emulator) clientCredentials(r *http.Request, ref tenantRef, form url.Va
 	}
 	delay := e.propagation
 	e.mu.RUnlock()
-	// A fresh consent is not visible for PropagationDelay (facts §6.1).
+	// A fresh consent is not visible for PropagationDelay (protocol §6.1).
 	if !spOK || e.now().Before(sp.created.Add(delay)) {
 		return nil, errAppNotFound(a.ClientID, ref.raw)
 	}
@@ -159,7 +159,7 @@ func (e *Emulator) clientCredentials(r *http.Request, ref tenantRef, form url.Va
 
 var oidcScopes = map[string]bool{"openid": true, "offline_access": true, "profile": true, "email": true}
 
-// ccScope validates a client-credentials scope (facts §2.6 rows 90014,
+// ccScope validates a client-credentials scope (protocol §2.6 rows 90014,
 // 1002012, 70011, 700022, 500011) and returns the token audience.
 func (e *Emulator) ccScope(t *tenantState, form url.Values) (string, *aadError) {
 	raw, present := form["scope"]
@@ -289,7 +289,7 @@ func claimAud(c jwt.MapClaims) []string {
 	return nil
 }
 
-// checkAssertion verifies a client assertion (facts §2.2, §2.3).
+// checkAssertion verifies a client assertion (protocol §2.2, §2.3).
 func (e *Emulator) checkAssertion(r *http.Request, ref tenantRef, a *appState, assertion string) *aadError {
 	var claims jwt.MapClaims
 	tok, _, err := jwt.NewParser().ParseUnverified(assertion, &claims)
@@ -347,7 +347,7 @@ func thumbHex(x5t256, x5t string) string {
 }
 
 // audienceOK accepts the tenant's token endpoint on this host under its
-// GUID, any verified domain or the path segment used (facts §2.2).
+// GUID, any verified domain or the path segment used (protocol §2.2).
 func (e *Emulator) audienceOK(r *http.Request, ref tenantRef, auds []string) bool {
 	names := []string{strings.ToLower(ref.raw), ref.t.id}
 	e.mu.RLock()
@@ -369,7 +369,7 @@ func (e *Emulator) audienceOK(r *http.Request, ref tenantRef, auds []string) boo
 
 func (e *Emulator) assertionTimes(claims jwt.MapClaims) *aadError {
 	now := e.now()
-	nbf, _ := claimTime(claims, "nbf") // optional: absent reads as 1970 (facts §2.2)
+	nbf, _ := claimTime(claims, "nbf") // optional: absent reads as 1970 (protocol §2.2)
 	exp, _ := claimTime(claims, "exp")
 	if now.Add(clockSkew).Before(nbf) || now.Add(-clockSkew).After(exp) {
 		return &aadError{401, "invalid_client", 700024, fmt.Sprintf("Client assertion is not within its valid time range. Current time: %s, assertion valid from %s, expiry time of assertion %s. Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials", fmtTime(now), fmtTime(nbf), fmtTime(exp))}
@@ -378,7 +378,7 @@ func (e *Emulator) assertionTimes(claims jwt.MapClaims) *aadError {
 }
 
 // checkReplay refuses a jti seen before while its assertion is valid
-// (replay rejection by Entra is UNVERIFIED, facts §2.2; the emulator is strict).
+// (replay rejection by Entra is UNVERIFIED, protocol §2.2; the emulator is strict).
 func (e *Emulator) checkReplay(clientID string, claims jwt.MapClaims) *aadError {
 	jti := claimString(claims, "jti")
 	if jti == "" {
@@ -402,7 +402,7 @@ func (e *Emulator) checkReplay(clientID string, claims jwt.MapClaims) *aadError 
 }
 
 // checkFederated matches a federated identity credential case-sensitively
-// by issuer, subject, then audience (facts §2.3).
+// by issuer, subject, then audience (protocol §2.3).
 func (e *Emulator) checkFederated(a *appState, assertion string, claims jwt.MapClaims) *aadError {
 	iss, sub, auds := claimString(claims, "iss"), claimString(claims, "sub"), claimAud(claims)
 	var byIss []fedKey
@@ -469,7 +469,7 @@ func (e *Emulator) requestApp(r *http.Request, ref tenantRef, form url.Values) (
 	return a, nil
 }
 
-// redeemCode implements the authorization_code grant with PKCE (facts §4.4).
+// redeemCode implements the authorization_code grant with PKCE (protocol §4.4).
 func (e *Emulator) redeemCode(r *http.Request, ref tenantRef, form url.Values) (map[string]any, *aadError) {
 	a, aerr := e.requestApp(r, ref, form)
 	if aerr != nil {
@@ -528,7 +528,7 @@ func (e *Emulator) authenticateClientAnyTenant(r *http.Request, a *appState, for
 	}
 	// The assertion's audience is the token endpoint the client called,
 	// e.g. {host}/organizations/oauth2/v2.0/token, as MSAL derives it from
-	// that authority's discovery document (facts §2.2, §4.1).
+	// that authority's discovery document (protocol §2.2, §4.1).
 	segment, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	return e.authenticateClient(r, tenantRef{raw: segment, t: home}, a, form)
 }

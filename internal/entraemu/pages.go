@@ -80,7 +80,7 @@ func render(w http.ResponseWriter, status int, name string, view any) {
 }
 
 // errorPage renders Entra's "having trouble signing you in" page: used
-// when no redirect is allowed (bad client_id or redirect_uri, facts §1).
+// when no redirect is allowed (bad client_id or redirect_uri, protocol §1).
 func (e *Emulator) errorPage(w http.ResponseWriter, r *http.Request, a *aadError) {
 	b := e.describe(r, a)
 	status := a.status
@@ -92,7 +92,7 @@ func (e *Emulator) errorPage(w http.ResponseWriter, r *http.Request, a *aadError
 
 // withQuery appends ordered parameters to a redirect URI (which may have
 // its own query), optionally with the observed trailing empty fragment
-// (facts §1.1).
+// (protocol §1.1).
 func withQuery(redirectURI string, kv []formField, emptyFragment bool) string {
 	var sb strings.Builder
 	sb.WriteString(redirectURI)

@@ -9,7 +9,7 @@ import (
 
 // TestDirectoryRolesConsent: seeded directory roles reach the ID token's
 // wids, and only Global and Privileged Role Administrators may grant the
-// Graph application permissions of /.default (facts §1.1); Cloud
+// Graph application permissions of /.default (protocol §1.1); Cloud
 // Application and Application Administrators get "Need admin approval".
 func TestDirectoryRolesConsent(t *testing.T) {
 	t.Parallel()

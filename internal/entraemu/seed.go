@@ -32,14 +32,14 @@ type App struct {
 	Secrets []Secret `json:"secrets,omitempty"`
 	// CertificatesPEM are PEM certificates whose keys may sign client assertions.
 	CertificatesPEM []string `json:"certificatesPem,omitempty"`
-	// RedirectURIs must match redirect_uri exactly (facts §1.1, §4.4).
+	// RedirectURIs must match redirect_uri exactly (protocol §1.1, §4.4).
 	RedirectURIs []string `json:"redirectUris,omitempty"`
 	// RequiredRoles are the Microsoft Graph application permissions the app
 	// requests by value, e.g. "User.Read.All"; admin consent grants these.
 	RequiredRoles []string `json:"requiredRoles,omitempty"`
 	// AppRoles are the app's own roles by value, e.g. "Operator".
 	AppRoles []string `json:"appRoles,omitempty"`
-	// FederatedCredentials are trusted external issuers (facts §2.3).
+	// FederatedCredentials are trusted external issuers (protocol §2.3).
 	FederatedCredentials []FederatedCredential `json:"federatedCredentials,omitempty"`
 }
 
@@ -52,7 +52,7 @@ type Secret struct {
 }
 
 // FederatedCredential trusts assertions from an external identity provider
-// (workload identity federation, facts §2.3). Matching is case-sensitive.
+// (workload identity federation, protocol §2.3). Matching is case-sensitive.
 type FederatedCredential struct {
 	// Issuer must equal the assertion's iss.
 	Issuer string `json:"issuer"`
@@ -128,7 +128,7 @@ type User struct {
 	// DirectoryRoles are further directory role template IDs held by the
 	// user, e.g. PrivilegedRoleAdminRoleTemplateID; they go into wids, and
 	// only Global and Privileged Role Administrators may grant Microsoft
-	// Graph application permissions (facts §1.1).
+	// Graph application permissions (protocol §1.1).
 	DirectoryRoles []string `json:"directoryRoles,omitempty"`
 	// AppRoles are the default app's roles assigned to the user, e.g. "Operator".
 	AppRoles []string `json:"appRoles,omitempty"`
@@ -181,7 +181,7 @@ const (
 	LitwareTenantID = "c432b0d6-596f-4ed2-bdae-e225b4d2211a"
 )
 
-// Graph application permissions tenantsync requires (facts §3, §5).
+// Graph application permissions tenantsync requires (protocol §3, §5).
 var defaultRequiredRoles = []string{"User.Read.All", "GroupMember.Read.All", "Organization.Read.All"}
 
 func defaultApp() App {

@@ -6,7 +6,7 @@ import (
 )
 
 // bucket is a resource-unit token bucket for one application + tenant pair
-// (facts §5.7). blockedUntil is the end of the last 429's Retry-After: a
+// (protocol §5.7). blockedUntil is the end of the last 429's Retry-After: a
 // request arriving earlier is throttled again. announced is the latest end
 // of any Retry-After sent (429 or 503): a request arriving earlier is an
 // early retry, whatever it is answered.
@@ -18,7 +18,7 @@ type bucket struct {
 }
 
 // quota is the resource units per 10 s of an app+tenant pair by tenant
-// size: S (<50 users) 3,500, M (50–500) 5,000, L (>500) 8,000 (facts §5.7).
+// size: S (<50 users) 3,500, M (50–500) 5,000, L (>500) 8,000 (protocol §5.7).
 func quota(users int) float64 {
 	switch {
 	case users < 50:

@@ -13,7 +13,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// Microsoft Graph identifiers (facts §3).
+// Microsoft Graph identifiers (protocol §3).
 const (
 	graphAppID       = "00000003-0000-0000-c000-000000000000"
 	graphResourceURI = "https://graph.microsoft.com"
@@ -21,20 +21,20 @@ const (
 	// template ID carried in wids for admin users.
 	GlobalAdminRoleTemplateID = "62e90394-69f5-4237-9190-012177145e10"
 	// PrivilegedRoleAdminRoleTemplateID is Privileged Role Administrator:
-	// like Global Administrator, it may grant Graph app roles (facts §1.1).
+	// like Global Administrator, it may grant Graph app roles (protocol §1.1).
 	PrivilegedRoleAdminRoleTemplateID = "e8611ab8-c189-46e8-94e1-60213ab1f814"
 	// CloudAppAdminRoleTemplateID is Cloud Application Administrator: it
-	// may consent to anything except Graph app roles (facts §1.1).
+	// may consent to anything except Graph app roles (protocol §1.1).
 	CloudAppAdminRoleTemplateID = "158c047a-c907-4556-b7ef-446551a6b5f7"
 	// AppAdminRoleTemplateID is Application Administrator: as Cloud
-	// Application Administrator, no Graph app roles (facts §1.1).
+	// Application Administrator, no Graph app roles (protocol §1.1).
 	AppAdminRoleTemplateID    = "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3"
 	defaultUserRoleTemplateID = "b79fbf4d-3ef9-4689-8143-76b194e85509"
 	appTokenWid               = "0997a1d0-0d1d-4acb-b408-d5ca73121e90"
-	// accessTokenLifetime matches expires_in 3599 (facts §2.4).
+	// accessTokenLifetime matches expires_in 3599 (protocol §2.4).
 	accessTokenLifetime = 3599 * time.Second
 	// backdate: observed exp-iat is 3900 s while expires_in is 3599, so
-	// iat/nbf are back-dated about 5 minutes (facts §3).
+	// iat/nbf are back-dated about 5 minutes (protocol §3).
 	backdate = 5 * time.Minute
 )
 
@@ -58,7 +58,7 @@ func (e *Emulator) sign(claims jwt.MapClaims, v1 bool) (string, error) {
 }
 
 // appToken issues an app-only Graph access token shaped like the observed
-// v1 tokens (facts §3): roles only when granted.
+// v1 tokens (protocol §3): roles only when granted.
 func (e *Emulator) appToken(t *tenantState, a *appState, sp *servicePrincipal, aud, acr string) (string, error) {
 	now := e.now()
 	sts := "https://sts.windows.net/" + t.id + "/"
@@ -106,7 +106,7 @@ func userWids(u User) []string {
 // canGrantAppRoles reports whether u may grant Microsoft Graph
 // application permissions: Global or Privileged Role Administrator only;
 // Cloud Application and Application Administrators may consent to
-// delegated permissions alone (facts §1.1, E-GAC).
+// delegated permissions alone (protocol §1.1, E-GAC).
 func canGrantAppRoles(u User) bool {
 	roles := userRoles(u)
 	return slices.Contains(roles, GlobalAdminRoleTemplateID) || slices.Contains(roles, PrivilegedRoleAdminRoleTemplateID)
@@ -125,7 +125,7 @@ func canConsent(u User, roles []string) bool {
 	return slices.Contains(r, CloudAppAdminRoleTemplateID) || slices.Contains(r, AppAdminRoleTemplateID)
 }
 
-// idToken issues a v2 ID token (facts §4.5): iss = host/tid/v2.0, wids for
+// idToken issues a v2 ID token (protocol §4.5): iss = host/tid/v2.0, wids for
 // admins, roles for app-role holders.
 func (e *Emulator) idToken(host string, t *tenantState, a *appState, u User, nonce, sid string, scopes []string) (string, error) {
 	now := e.now()

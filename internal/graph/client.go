@@ -30,7 +30,7 @@ type TokenSource interface {
 
 // Gate keeps each tenant's throttle window where every job and worker
 // process sees it (postgres.Store). Graph throttles per app and tenant
-// (facts §5.7), so a Retry-After told to one request holds for all of them.
+// (protocol §5.7), so a Retry-After told to one request holds for all of them.
 type Gate interface {
 	// TenantThrottledUntil returns the end of the tenant's window; the zero
 	// time means none.

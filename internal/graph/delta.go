@@ -11,7 +11,7 @@ import (
 )
 
 // The fixed $select lists: only selected properties are tracked by delta
-// (facts §5.2); members makes groups/delta report members@delta (§5.3).
+// (protocol §5.2); members makes groups/delta report members@delta (§5.3).
 const (
 	userSelect  = "id,userPrincipalName,displayName,givenName,surname,mail,jobTitle,accountEnabled"
 	groupSelect = "id,displayName,description,members"
@@ -184,7 +184,7 @@ func (c *Client) GroupsDelta(ctx context.Context, tenantID, link string, p *doma
 
 // lastMentions maps each key of one page to its latest mention: i for the
 // i-th kept entry, -1-i for the i-th removed one. A page may name an object
-// twice (facts §5.2: replays and repeats happen); the last mention wins.
+// twice (protocol §5.2: replays and repeats happen); the last mention wins.
 type lastMentions map[string]int
 
 // mention records key's mention at index i of the removed or the kept list,
@@ -277,7 +277,7 @@ func expectDelim(dec *json.Decoder, d json.Delim) error {
 	return nil
 }
 
-// Organization is the tenant's /organization entry (facts §5.4).
+// Organization is the tenant's /organization entry (protocol §5.4).
 type Organization struct {
 	ID          string
 	DisplayName string

@@ -18,7 +18,7 @@ import (
 // ErrorKind says what a Graph failure means for the sync.
 type ErrorKind int
 
-// Graph error kinds (facts §5.5, §5.6), decided by status and code, never
+// Graph error kinds (protocol §5.5, §5.6), decided by status and code, never
 // by message.
 const (
 	// ErrOther is any other failure.
@@ -37,7 +37,7 @@ const (
 	ErrInsufficientPermissions
 	// ErrResyncRequired is 400 syncStateNotFound, resyncRequired or
 	// Directory_ExpiredPageToken, or 410 Gone: the delta or skip token is no
-	// longer valid and a full round must start over (facts §5.2).
+	// longer valid and a full round must start over (protocol §5.2).
 	ErrResyncRequired
 	// ErrForeignLink is a nextLink or deltaLink off GRAPH_BASE_URL.
 	ErrForeignLink
@@ -89,7 +89,7 @@ func fault(err error) error {
 	return &domain.Fault{Kind: faultKinds[e.Kind], Code: e.Code, RetryAfter: e.RetryAfter, Err: err}
 }
 
-// resyncCodes are matched case-insensitively: facts §5.2 quotes both
+// resyncCodes are matched case-insensitively: protocol §5.2 quotes both
 // syncStateNotFound and SyncStateNotFound.
 var resyncCodes = []string{"syncstatenotfound", "resyncrequired", "syncstateinvalid", "directory_expiredpagetoken"}
 

@@ -34,7 +34,7 @@ type Deps struct {
 	// PurgeAfter is how long a disconnected or revoked tenant's copy is kept (PURGE_AFTER; default 0).
 	PurgeAfter time.Duration
 	// ConsentPropagationWait bounds retries of AADSTS700016 and of missing
-	// roles after a fresh consent (CONSENT_PROPAGATION_WAIT; default 2m, facts §6.1).
+	// roles after a fresh consent (CONSENT_PROPAGATION_WAIT; default 2m, protocol §6.1).
 	ConsentPropagationWait time.Duration
 	// SyncSlice is how long one sync job fetches pages before it snoozes
 	// and continues from its checkpoint (SYNC_SLICE; default 1m).

@@ -25,11 +25,11 @@ import (
 const StateTTL = 10 * time.Minute
 
 // personalAccountTenantID is the tenant of personal Microsoft accounts
-// (facts §4.5); they cannot consent for an organization.
+// (protocol §4.5); they cannot consent for an organization.
 const personalAccountTenantID = "9188040d-6c67-4c5b-b112-36a304b66dad"
 
 // Directory roles that may grant Microsoft Graph application permissions:
-// Global Administrator and Privileged Role Administrator (facts §1.1, E-GAC;
+// Global Administrator and Privileged Role Administrator (protocol §1.1, E-GAC;
 // Application Administrators cannot grant Graph app roles).
 var adminRoles = []string{
 	"62e90394-69f5-4237-9190-012177145e10",
@@ -202,7 +202,7 @@ func (e *ConnectError) Unwrap() error { return e.kind }
 
 func refuse(p Problem, kind error) *ConnectError { return &ConnectError{Problem: p, kind: kind} }
 
-// FinishConnect checks an admin-consent callback (facts §1.1, §1.3) and, when
+// FinishConnect checks an admin-consent callback (protocol §1.1, §1.3) and, when
 // every check passes, records the consent and enqueues its verification
 // through cb. u is nil when nobody is signed in. The state is spent whatever
 // the outcome, and a refusal for the state comes before any other: the
@@ -239,13 +239,13 @@ func (s *Service) FinishConnect(ctx context.Context, cb Callback, u *User, q url
 // judge checks the answer of the admin-consent endpoint for the signed-in
 // user u; nil means the consent may be recorded.
 func (s *Service) judge(u User, q url.Values) *ConnectError {
-	// Error redirects still carry admin_consent=True (facts §1.1): look at
+	// Error redirects still carry admin_consent=True (protocol §1.1): look at
 	// error first.
 	if code := q.Get("error"); code != "" {
 		e := classify(code, q.Get("error_description"), q.Get("error_uri"))
 		e.Code, e.Description = code, q.Get("error_description")
 		// A non-admin who leaves Entra's "Need admin approval" page comes
-		// back with a decline (likely AADSTS65004; UNVERIFIED, facts §1.1),
+		// back with a decline (likely AADSTS65004; UNVERIFIED, protocol §1.1),
 		// indistinguishable from an admin's cancel. The ID token's wids say
 		// who it was, so the user learns what actually helps.
 		if !u.IsAdmin() && (e.Problem == ProblemCancelled || e.Problem == ProblemEntra && code == "access_denied") {
@@ -262,7 +262,7 @@ func (s *Service) judge(u User, q url.Values) *ConnectError {
 	// Entra's answer cannot tell a fresh consent from a service principal
 	// an admin left in the tenant long ago, and a state proves only this
 	// browser: only a user who can grant Graph application permissions
-	// (facts §1.1) may record a consent, whatever the query says.
+	// (protocol §1.1) may record a consent, whatever the query says.
 	if !u.IsAdmin() {
 		e := refuse(ProblemNeedsAdmin, domain.ErrForbidden)
 		e.AdminLink = s.AdminLink(u.TenantID)
@@ -275,7 +275,7 @@ func (s *Service) judge(u User, q url.Values) *ConnectError {
 	if strings.EqualFold(tenant, personalAccountTenantID) {
 		return refuse(ProblemPersonalAccount, domain.ErrForbidden)
 	}
-	// Never trust tenant on its own (facts §1.3): it must be the tenant the
+	// Never trust tenant on its own (protocol §1.3): it must be the tenant the
 	// user signed in to.
 	if !strings.EqualFold(tenant, u.TenantID) {
 		return refuse(ProblemOtherOrg, domain.ErrForbidden)
@@ -286,9 +286,9 @@ func (s *Service) judge(u User, q url.Values) *ConnectError {
 var aadstsCode = regexp.MustCompile(`^AADSTS(\d+)`)
 
 // classify maps an error redirect to a problem. The decision rests on
-// `error`; the AADSTS number (facts §1.1 table, E-ERR) only chooses the
+// `error`; the AADSTS number (protocol §1.1 table, E-ERR) only chooses the
 // explanation shown, never what is stored, because Microsoft asks clients
-// not to branch on error_description (facts §2.5).
+// not to branch on error_description (protocol §2.5).
 func classify(code, description, errorURI string) *ConnectError {
 	n := ""
 	if m := aadstsCode.FindStringSubmatch(strings.TrimSpace(description)); m != nil {
@@ -304,7 +304,7 @@ func classify(code, description, errorURI string) *ConnectError {
 	case "50020":
 		return refuse(ProblemOtherOrg, domain.ErrForbidden)
 	}
-	if code == "permission_denied" { // v1 doc wording for a cancel (facts §1.2)
+	if code == "permission_denied" { // v1 doc wording for a cancel (protocol §1.2)
 		return refuse(ProblemCancelled, domain.ErrInvalid)
 	}
 	return refuse(ProblemEntra, domain.ErrInvalid)

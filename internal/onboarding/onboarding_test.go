@@ -57,7 +57,7 @@ func setup(t *testing.T) (*Service, *recorder, *time.Time) {
 
 var admin = User{TenantID: tid, ObjectID: "o", Username: "admin@contoso.example", DirectoryRoles: []string{"62E90394-69F5-4237-9190-012177145E10"}}
 
-// Users holding other roles than Global Administrator (facts §4.6).
+// Users holding other roles than Global Administrator (protocol §4.6).
 var (
 	privRoleAdmin = User{TenantID: tid, ObjectID: "p", DirectoryRoles: []string{"e8611ab8-c189-46e8-94e1-60213ab1f814"}}
 	cloudAppAdmin = User{TenantID: tid, ObjectID: "c", DirectoryRoles: []string{"158c047a-c907-4556-b7ef-446551a6b5f7"}}

@@ -44,7 +44,7 @@ ON CONFLICT (tenant_id, id) DO UPDATE SET
 	job_title = EXCLUDED.job_title, account_enabled = EXCLUDED.account_enabled,
 	seen_round = EXCLUDED.seen_round, updated_at = EXCLUDED.updated_at`
 
-// A removed user leaves every group too (facts §5.3 reports that as
+// A removed user leaves every group too (protocol §5.3 reports that as
 // members@delta removals as well; deleting here keeps the copy consistent
 // even when the two rounds disagree for a while).
 const (

@@ -13,7 +13,7 @@ import (
 )
 
 // ActiveStates makes a job unique while one is queued or running, but not
-// after it completed (libraries.md §3: the default includes completed, which
+// after it completed (docs/libraries.md §3: the default includes completed, which
 // would block the next sync for a day).
 var ActiveStates = []rivertype.JobState{
 	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,

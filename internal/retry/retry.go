@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// After reads a Retry-After header: seconds, possibly fractional (facts
+// After reads a Retry-After header: seconds, possibly fractional (protocol
 // §5.6 shows "2.128"), or an HTTP date. It returns 0 when the header is
 // absent or unreadable. The result is rounded up, so a request sent at the
 // end of the wait is never a hair early.

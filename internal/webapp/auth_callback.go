@@ -13,7 +13,7 @@ import (
 )
 
 // signinTTL bounds one sign-in attempt (Entra's codes live about 10 min,
-// facts §4.4).
+// protocol §4.4).
 const signinTTL = 10 * time.Minute
 
 // signinErrorView is the model of the page for a failed sign-in.

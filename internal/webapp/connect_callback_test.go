@@ -15,7 +15,7 @@ import (
 	"github.com/tenantsync/tenantsync/internal/entra"
 )
 
-// aadDescription is an error_description as Entra writes it (facts §1.1).
+// aadDescription is an error_description as Entra writes it (protocol §1.1).
 func aadDescription(n, msg string) string {
 	return "AADSTS" + n + ": " + msg + "\r\nTrace ID: 0b1d9b5e-8f7e-4c55-9a1e-3f0f5a8c0001\r\nCorrelation ID: 6a3c1c55-0e1f-4c8e-9d6b-2b7c8a9e0002\r\nTimestamp: 2026-11-23 10:00:00Z"
 }

@@ -39,7 +39,7 @@ func (s *Server) connectStart(c echo.Context) error {
 	if errors.As(err, &refused) {
 		if len(u.DirectoryRoles) == 0 {
 			// Every admin looks like this when the app registration does
-			// not emit wids (facts §4.6): the operator must hear of it.
+			// not emit wids (protocol §4.6): the operator must hear of it.
 			s.log.WarnContext(c.Request().Context(), "connect refused: the ID token carried no directory roles (wids); "+
 				"the app registration needs groupMembershipClaims DirectoryRole or All", "tenant_id", u.TenantID)
 		}

@@ -238,7 +238,7 @@ func codeIn(reason string) string {
 }
 
 // errorCodeWords explains the Entra and Graph codes the worker meets, keyed
-// by the lower-case code (facts: Entra error codes, Graph errors).
+// by the lower-case code (docs/protocol.md §2.6 and §5.5).
 var errorCodeWords = map[string]string{
 	"aadsts700016":                   "The app is not installed in the customer's tenant: consent was never granted, was removed, or has not reached every Entra region yet.",
 	"aadsts7000229":                  "The app has no service principal in the customer's tenant: consent was not granted or has not replicated yet.",

@@ -101,7 +101,7 @@ func setup(t testing.TB, opts ...func(*setupOpts)) *testBundle {
 	seed := entraemu.SmallSeed()
 	seed.Apps[0].RedirectURIs = append(seed.Apps[0].RedirectURIs, base+"/auth/callback", base+"/connect/callback")
 	// A stand-in for personal Microsoft accounts: the emulator signs its
-	// users in with tid = the MSA tenant GUID (facts §4.5).
+	// users in with tid = the MSA tenant GUID (protocol §4.5).
 	seed.Tenants = append(seed.Tenants, entraemu.Tenant{
 		ID: entra.PersonalAccountTenantID, DisplayName: "Microsoft Accounts", Domains: []string{"outlook.example"},
 		Users: []entraemu.User{{UserPrincipalName: personalUPN, DisplayName: "Some One", AccountEnabled: true}},

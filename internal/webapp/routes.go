@@ -11,7 +11,7 @@ import (
 )
 
 // routes is the one place that lists every route of cmd/server
-// (ARCHITECTURE.md). Handlers live one per file, named noun_verb.
+// (docs/architecture.md). Handlers live one per file, named noun_verb.
 func (s *Server) routes() {
 	e := s.echo
 	callback := s.callbackLimit()

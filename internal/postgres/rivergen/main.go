@@ -1,5 +1,5 @@
 // Command rivergen writes River's schema migrations as goose files into
-// migrations/, one file per River version (libraries.md §3: one combined file
+// migrations/, one file per River version (docs/libraries.md §3: one combined file
 // fails on PG15 because version 4 adds an enum value that version 6 uses).
 // Run it with `make river-migrations` after upgrading River.
 package main
