@@ -33,6 +33,20 @@ var (
 	syncMembersColumns = []string{"group_id", "member_id"}
 )
 
+// stage copies n rows into the transaction's temp table (created by create
+// if this connection has none yet) for one INSERT … ON CONFLICT from it;
+// nothing is done for no rows.
+func stage(ctx context.Context, tx pgx.Tx, create, table string, columns []string, n int, row func(i int) []any) error {
+	if n == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, create); err != nil {
+		return err
+	}
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{table}, columns, pgx.CopyFromSlice(n, func(i int) ([]any, error) { return row(i), nil }))
+	return err
+}
+
 const directoryUserUpsertBatch = `
 INSERT INTO directory_users (tenant_id, id, user_principal_name, display_name, given_name, surname, mail, job_title,
 	account_enabled, seen_round, updated_at)
@@ -66,16 +80,11 @@ func (s *Store) DirectoryUsersApply(ctx context.Context, tenantID string, p *dom
 	var res domain.SyncApplied
 	cp := c.Checkpoint
 	err := s.Tx(ctx, func(tx pgx.Tx, _ *Store) error {
-		if len(users) > 0 {
-			if _, err := tx.Exec(ctx, syncUsersTemp); err != nil {
-				return err
-			}
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"sync_users"}, syncUsersColumns, pgx.CopyFromSlice(len(users), func(i int) ([]any, error) {
-				u := &users[i]
-				return []any{u.ID, u.UserPrincipalName, u.DisplayName, u.GivenName, u.Surname, u.Mail, u.JobTitle, u.AccountEnabled}, nil
-			})); err != nil {
-				return err
-			}
+		if err := stage(ctx, tx, syncUsersTemp, "sync_users", syncUsersColumns, len(users), func(i int) []any {
+			u := &users[i]
+			return []any{u.ID, u.UserPrincipalName, u.DisplayName, u.GivenName, u.Surname, u.Mail, u.JobTitle, u.AccountEnabled}
+		}); err != nil {
+			return err
 		}
 		b := &pgx.Batch{}
 		s.queueCommit(b, tenantID, c)
@@ -140,26 +149,16 @@ func (s *Store) DirectoryGroupsApply(ctx context.Context, tenantID string, p *do
 	var res domain.SyncApplied
 	cp := c.Checkpoint
 	err := s.Tx(ctx, func(tx pgx.Tx, _ *Store) error {
-		if len(groups) > 0 {
-			if _, err := tx.Exec(ctx, syncGroupsTemp); err != nil {
-				return err
-			}
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"sync_groups"}, syncGroupsColumns, pgx.CopyFromSlice(len(groups), func(i int) ([]any, error) {
-				g := &groups[i]
-				return []any{g.ID, g.DisplayName, g.Description}, nil
-			})); err != nil {
-				return err
-			}
+		if err := stage(ctx, tx, syncGroupsTemp, "sync_groups", syncGroupsColumns, len(groups), func(i int) []any {
+			g := &groups[i]
+			return []any{g.ID, g.DisplayName, g.Description}
+		}); err != nil {
+			return err
 		}
-		if len(members) > 0 {
-			if _, err := tx.Exec(ctx, syncMembersTemp); err != nil {
-				return err
-			}
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"sync_members"}, syncMembersColumns, pgx.CopyFromSlice(len(members), func(i int) ([]any, error) {
-				return []any{members[i].GroupID, members[i].MemberID}, nil
-			})); err != nil {
-				return err
-			}
+		if err := stage(ctx, tx, syncMembersTemp, "sync_members", syncMembersColumns, len(members), func(i int) []any {
+			return []any{members[i].GroupID, members[i].MemberID}
+		}); err != nil {
+			return err
 		}
 		b := &pgx.Batch{}
 		s.queueCommit(b, tenantID, c)
