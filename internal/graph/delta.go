@@ -79,52 +79,59 @@ func (c *Client) UsersDelta(ctx context.Context, tenantID, link string, p *Users
 	if link == "" {
 		link = c.UsersDeltaURL()
 	}
-	p.Users, p.Removed, p.NextLink, p.DeltaLink, p.Stats = p.Users[:0], p.Removed[:0], "", "", Stats{}
+	p.Stats = Stats{}
+	if err := c.get(ctx, tenantID, link, &p.Stats, p.decode); err != nil {
+		return fmt.Errorf("users delta for tenant %s: %w", tenantID, err)
+	}
+	return checkLinks(p.NextLink, p.DeltaLink)
+}
+
+// decode reads one users/delta response body into p, reusing its slices.
+func (p *UsersPage) decode(r io.Reader) error {
+	p.Users, p.Removed, p.NextLink, p.DeltaLink = p.Users[:0], p.Removed[:0], "", ""
 	last := map[string]int{} // id → index in Users, or -1-index in Removed
 	var u userJSON
-	err := c.get(ctx, tenantID, link, &p.Stats, func(r io.Reader) error {
-		return decodePage(r, &p.NextLink, &p.DeltaLink, func(dec *json.Decoder) error {
-			u = userJSON{Removed: u.Removed[:0]}
-			if err := dec.Decode(&u); err != nil {
-				return err
+	err := decodePage(r, &p.NextLink, &p.DeltaLink, func(dec *json.Decoder) error {
+		u = userJSON{Removed: u.Removed[:0]}
+		if err := dec.Decode(&u); err != nil {
+			return err
+		}
+		if u.ID == "" {
+			return fmt.Errorf("user without id")
+		}
+		id := strings.ToLower(u.ID)
+		if i, ok := last[id]; ok {
+			// A repeat: drop the earlier mention.
+			if i >= 0 {
+				p.Users[i].ID = ""
+			} else {
+				p.Removed[-1-i] = ""
 			}
-			if u.ID == "" {
-				return fmt.Errorf("user without id")
-			}
-			id := strings.ToLower(u.ID)
-			if i, ok := last[id]; ok {
-				// A repeat: drop the earlier mention.
-				if i >= 0 {
-					p.Users[i].ID = ""
-				} else {
-					p.Removed[-1-i] = ""
-				}
-			}
-			if len(u.Removed) > 0 {
-				last[id] = -1 - len(p.Removed)
-				p.Removed = append(p.Removed, id)
-				return nil
-			}
-			last[id] = len(p.Users)
-			enabled := true // accountEnabled is always set in Entra; absent only under return=minimal
-			if u.AccountEnabled != nil {
-				enabled = *u.AccountEnabled
-			}
-			p.Users = append(p.Users, domain.DirectoryUser{
-				ID: id, UserPrincipalName: u.UserPrincipalName, DisplayName: u.DisplayName, GivenName: u.GivenName,
-				Surname: u.Surname, Mail: u.Mail, JobTitle: u.JobTitle, AccountEnabled: enabled,
-			})
+		}
+		if len(u.Removed) > 0 {
+			last[id] = -1 - len(p.Removed)
+			p.Removed = append(p.Removed, id)
 			return nil
+		}
+		last[id] = len(p.Users)
+		enabled := true // accountEnabled is always set in Entra; absent only under return=minimal
+		if u.AccountEnabled != nil {
+			enabled = *u.AccountEnabled
+		}
+		p.Users = append(p.Users, domain.DirectoryUser{
+			ID: id, UserPrincipalName: u.UserPrincipalName, DisplayName: u.DisplayName, GivenName: u.GivenName,
+			Surname: u.Surname, Mail: u.Mail, JobTitle: u.JobTitle, AccountEnabled: enabled,
 		})
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("users delta for tenant %s: %w", tenantID, err)
+		return err
 	}
 	if len(last) != len(p.Users)+len(p.Removed) {
 		p.Users = compact(p.Users, func(u domain.DirectoryUser) bool { return u.ID == "" })
 		p.Removed = compact(p.Removed, func(s string) bool { return s == "" })
 	}
-	return checkLinks(p.NextLink, p.DeltaLink)
+	return nil
 }
 
 // GroupsDelta fetches one groups/delta page; see UsersDelta.
@@ -132,70 +139,77 @@ func (c *Client) GroupsDelta(ctx context.Context, tenantID, link string, p *Grou
 	if link == "" {
 		link = c.GroupsDeltaURL()
 	}
+	p.Stats = Stats{}
+	if err := c.get(ctx, tenantID, link, &p.Stats, p.decode); err != nil {
+		return fmt.Errorf("groups delta for tenant %s: %w", tenantID, err)
+	}
+	return checkLinks(p.NextLink, p.DeltaLink)
+}
+
+// decode reads one groups/delta response body into p, reusing its slices.
+func (p *GroupsPage) decode(r io.Reader) error {
 	p.Groups, p.Removed, p.Members, p.MembersRemoved = p.Groups[:0], p.Removed[:0], p.Members[:0], p.MembersRemoved[:0]
-	p.NextLink, p.DeltaLink, p.Stats = "", "", Stats{}
+	p.NextLink, p.DeltaLink = "", ""
 	last := map[string]int{}   // group id → index in Groups, or -1-index in Removed
 	member := map[string]int{} // group|member → index in Members, or -1-index in MembersRemoved
 	var g groupJSON
-	err := c.get(ctx, tenantID, link, &p.Stats, func(r io.Reader) error {
-		return decodePage(r, &p.NextLink, &p.DeltaLink, func(dec *json.Decoder) error {
-			// encoding/json does not zero reused slice elements, so clear them:
-			// a stale @removed would turn an added member into a removed one.
-			ms := g.Members[:cap(g.Members)]
-			clear(ms)
-			g = groupJSON{Members: ms[:0], Removed: g.Removed[:0]}
-			if err := dec.Decode(&g); err != nil {
-				return err
-			}
-			if g.ID == "" {
-				return fmt.Errorf("group without id")
-			}
-			id := strings.ToLower(g.ID)
-			if len(g.Removed) > 0 || g.DisplayName != nil {
-				if i, ok := last[id]; ok {
-					if i >= 0 {
-						p.Groups[i].ID = ""
-					} else {
-						p.Removed[-1-i] = ""
-					}
-				}
-				if len(g.Removed) > 0 {
-					last[id] = -1 - len(p.Removed)
-					p.Removed = append(p.Removed, id)
-					return nil
-				}
-				// displayName is required on groups, so its absence marks a
-				// repeat of a large group that carries only members (§5.3).
-				last[id] = len(p.Groups)
-				p.Groups = append(p.Groups, domain.Group{ID: id, DisplayName: *g.DisplayName, Description: g.Description})
-			}
-			for _, m := range g.Members {
-				if m.ID == "" {
-					continue
-				}
-				mid := strings.ToLower(m.ID)
-				key := id + "|" + mid
-				if i, ok := member[key]; ok {
-					if i >= 0 {
-						p.Members[i].GroupID = ""
-					} else {
-						p.MembersRemoved[-1-i].GroupID = ""
-					}
-				}
-				ms := domain.Membership{GroupID: id, MemberID: mid}
-				if len(m.Removed) > 0 {
-					member[key] = -1 - len(p.MembersRemoved)
-					p.MembersRemoved = append(p.MembersRemoved, ms)
+	err := decodePage(r, &p.NextLink, &p.DeltaLink, func(dec *json.Decoder) error {
+		// encoding/json does not zero reused slice elements, so clear them:
+		// a stale @removed would turn an added member into a removed one.
+		ms := g.Members[:cap(g.Members)]
+		clear(ms)
+		g = groupJSON{Members: ms[:0], Removed: g.Removed[:0]}
+		if err := dec.Decode(&g); err != nil {
+			return err
+		}
+		if g.ID == "" {
+			return fmt.Errorf("group without id")
+		}
+		id := strings.ToLower(g.ID)
+		if len(g.Removed) > 0 || g.DisplayName != nil {
+			if i, ok := last[id]; ok {
+				if i >= 0 {
+					p.Groups[i].ID = ""
 				} else {
-					member[key] = len(p.Members)
-					p.Members = append(p.Members, ms)
+					p.Removed[-1-i] = ""
 				}
 			}
-			return nil
-		})
+			if len(g.Removed) > 0 {
+				last[id] = -1 - len(p.Removed)
+				p.Removed = append(p.Removed, id)
+				return nil
+			}
+			// displayName is required on groups, so its absence marks a
+			// repeat of a large group that carries only members (§5.3).
+			last[id] = len(p.Groups)
+			p.Groups = append(p.Groups, domain.Group{ID: id, DisplayName: *g.DisplayName, Description: g.Description})
+		}
+		for _, m := range g.Members {
+			if m.ID == "" {
+				continue
+			}
+			mid := strings.ToLower(m.ID)
+			key := id + "|" + mid
+			if i, ok := member[key]; ok {
+				if i >= 0 {
+					p.Members[i].GroupID = ""
+				} else {
+					p.MembersRemoved[-1-i].GroupID = ""
+				}
+			}
+			ms := domain.Membership{GroupID: id, MemberID: mid}
+			if len(m.Removed) > 0 {
+				member[key] = -1 - len(p.MembersRemoved)
+				p.MembersRemoved = append(p.MembersRemoved, ms)
+			} else {
+				member[key] = len(p.Members)
+				p.Members = append(p.Members, ms)
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("groups delta for tenant %s: %w", tenantID, err)
+		return err
 	}
 	if len(last) != len(p.Groups)+len(p.Removed) {
 		p.Groups = compact(p.Groups, func(g domain.Group) bool { return g.ID == "" })
@@ -205,7 +219,7 @@ func (c *Client) GroupsDelta(ctx context.Context, tenantID, link string, p *Grou
 		p.Members = compact(p.Members, func(m domain.Membership) bool { return m.GroupID == "" })
 		p.MembersRemoved = compact(p.MembersRemoved, func(m domain.Membership) bool { return m.GroupID == "" })
 	}
-	return checkLinks(p.NextLink, p.DeltaLink)
+	return nil
 }
 
 func compact[T any](s []T, drop func(T) bool) []T {
