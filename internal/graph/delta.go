@@ -150,8 +150,10 @@ func (c *Client) GroupsDelta(ctx context.Context, tenantID, link string, p *Grou
 func (p *GroupsPage) decode(r io.Reader) error {
 	p.Groups, p.Removed, p.Members, p.MembersRemoved = p.Groups[:0], p.Removed[:0], p.Members[:0], p.MembersRemoved[:0]
 	p.NextLink, p.DeltaLink = "", ""
-	last := map[string]int{}   // group id → index in Groups, or -1-index in Removed
-	member := map[string]int{} // group|member → index in Members, or -1-index in MembersRemoved
+	last := map[string]int{} // group id → index in Groups, or -1-index in Removed
+	// A struct key, not "group|member": IDs are opaque strings, and two
+	// joined pairs can spell the same key.
+	member := map[domain.Membership]int{} // → index in Members, or -1-index in MembersRemoved
 	var g groupJSON
 	err := decodePage(r, &p.NextLink, &p.DeltaLink, func(dec *json.Decoder) error {
 		// encoding/json does not zero reused slice elements, so clear them:
@@ -189,7 +191,7 @@ func (p *GroupsPage) decode(r io.Reader) error {
 				continue
 			}
 			mid := strings.ToLower(m.ID)
-			key := id + "|" + mid
+			key := domain.Membership{GroupID: id, MemberID: mid}
 			if i, ok := member[key]; ok {
 				if i >= 0 {
 					p.Members[i].GroupID = ""
