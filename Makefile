@@ -34,6 +34,25 @@ test-quick: ## run every test without the race detector (faster while working)
 bench: ## run the benchmarks (figures are reported as ratios to baselines measured in the same run)
 	@./scripts/with-test-db.sh $(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
 
+# The fuzz targets, as package:Func; their seeds run in `make test` as ordinary tests.
+FUZZ_TARGETS := \
+	./internal/onboarding:FuzzFinishConnect \
+	./internal/entra:FuzzSignInClaims \
+	./internal/graph:FuzzDeltaPage \
+	./internal/api:FuzzCursor \
+	./internal/webapp:FuzzConsoleCursor \
+	./internal/webapp:FuzzSessionCodec \
+	./internal/entraemu:FuzzTokenRequest
+FUZZTIME ?= 10m
+
+.PHONY: fuzz
+fuzz: ## run each fuzz target in turn for FUZZTIME (default 10m) with one worker; FUZZLOGS=dir keeps a log per target
+	@set -o pipefail; failed=; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "== $$fn in $$pkg for $(FUZZTIME)"; \
+		if [ -n "$(FUZZLOGS)" ]; then mkdir -p "$(FUZZLOGS)"; log="$(FUZZLOGS)/$$fn.log"; else log=/dev/null; fi; \
+		$(GO) test "$$pkg" -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -parallel=1 2>&1 | tee "$$log" || failed="$$failed $$fn"; \
+	done; if [ -n "$$failed" ]; then echo "fuzz failures:$$failed"; exit 1; fi
+
 .PHONY: lint
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l . ); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -208,13 +208,19 @@ func (s *SignIn) Verify(ctx context.Context, raw, nonce string) (Identity, error
 	if err := idt.Claims(&c); err != nil {
 		return Identity{}, fmt.Errorf("%w: id token claims: %w", domain.ErrUnauthorized, err)
 	}
+	return s.identity(c, idt.Subject, idt.Nonce, nonce)
+}
+
+// identity judges the claims of an ID token whose signature, aud, exp and
+// nbf passed: tokenNonce is the token's nonce, nonce the sign-in's.
+func (s *SignIn) identity(c idClaims, subject, tokenNonce, nonce string) (Identity, error) {
 	if !domain.IsGUID(c.TenantID) {
 		return Identity{}, fmt.Errorf("%w: id token tid is not a GUID", domain.ErrUnauthorized)
 	}
 	if c.Issuer != s.host+"/"+c.TenantID+"/v2.0" {
 		return Identity{}, fmt.Errorf("%w: id token issuer does not match its tenant", domain.ErrUnauthorized)
 	}
-	if nonce == "" || subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(nonce)) != 1 {
+	if nonce == "" || subtle.ConstantTimeCompare([]byte(tokenNonce), []byte(nonce)) != 1 {
 		return Identity{}, fmt.Errorf("%w: id token nonce mismatch", domain.ErrUnauthorized)
 	}
 	if strings.EqualFold(c.TenantID, PersonalAccountTenantID) {
@@ -223,7 +229,7 @@ func (s *SignIn) Verify(ctx context.Context, raw, nonce string) (Identity, error
 	return Identity{
 		TenantID:       strings.ToLower(c.TenantID),
 		ObjectID:       c.ObjectID,
-		Subject:        idt.Subject,
+		Subject:        subject,
 		Username:       c.PreferredUsername,
 		Name:           c.Name,
 		DirectoryRoles: c.Wids,

@@ -87,10 +87,12 @@ func parseGUID(s string) (hi, lo uint64, ok bool) {
 	var raw [16]byte
 	j := 0
 	for i := 0; i < 36; {
-		if s[i] == '-' {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
 			i++
 			continue
 		}
+		// Pairs never straddle a dash: a dash anywhere else is refused
+		// here, not read past the end.
 		a, ok1 := unhex(s[i])
 		b, ok2 := unhex(s[i+1])
 		if !ok1 || !ok2 {

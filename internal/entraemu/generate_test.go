@@ -40,3 +40,23 @@ func TestGeneratorDeterministicAndInvertible(t *testing.T) {
 		t.Error("group ID did not resolve")
 	}
 }
+
+// TestParseGUIDDashesOutOfPlace: a 36-byte string with its four dashes in
+// place and another one elsewhere is no GUID, and does not panic (found by
+// FuzzTokenRequest in a token request's path segment).
+func TestParseGUIDDashesOutOfPlace(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{
+		"00000000-0000-0000-0000-00000000-000",
+		"00000000-0000-0000-0000--00000000000",
+		"00000000-0000-0000-0000-0000000000-0",
+		"00000000-0000-0000-0000-00000000000-",
+	} {
+		if _, _, ok := parseGUID(s); ok {
+			t.Errorf("%s parsed as a GUID", s)
+		}
+	}
+	if hi, lo, ok := parseGUID("98C7E7B9-8621-4041-9670-f4938facd9f6"); !ok || hi != 0x98c7e7b986214041 || lo != 0x9670f4938facd9f6 {
+		t.Errorf("parse: %x %x %v", hi, lo, ok)
+	}
+}

@@ -55,8 +55,18 @@ func (c *Client) UsersDelta(ctx context.Context, tenantID, link string, p *domai
 	if link == "" {
 		link = c.UsersDeltaURL()
 	}
-	p.Users, p.Removed, p.NextLink, p.DeltaLink, p.Stats = p.Users[:0], p.Removed[:0], "", "", domain.RequestStats{}
-	last := lastMentions{}
+	p.Stats = domain.RequestStats{}
+	if err := c.get(ctx, tenantID, link, &p.Stats, func(r io.Reader) error { return decodeUsersPage(r, p) }); err != nil {
+		return fmt.Errorf("users delta for tenant %s: %w", tenantID, err)
+	}
+	return checkLinks(p.NextLink, p.DeltaLink)
+}
+
+// decodeUsersPage reads one users/delta response body into p, reusing its
+// slices.
+func decodeUsersPage(r io.Reader, p *domain.UsersPage) error {
+	p.Users, p.Removed, p.NextLink, p.DeltaLink = p.Users[:0], p.Removed[:0], "", ""
+	last := lastMentions[string]{}
 	drop := func(removed bool, i int) {
 		if removed {
 			p.Removed[i] = ""
@@ -65,41 +75,39 @@ func (c *Client) UsersDelta(ctx context.Context, tenantID, link string, p *domai
 		}
 	}
 	var u userJSON
-	err := c.get(ctx, tenantID, link, &p.Stats, func(r io.Reader) error {
-		return decodePage(r, &p.NextLink, &p.DeltaLink, func(dec *json.Decoder) error {
-			u = userJSON{Removed: u.Removed[:0]}
-			if err := dec.Decode(&u); err != nil {
-				return err
-			}
-			if u.ID == "" {
-				return fmt.Errorf("user without id")
-			}
-			id := strings.ToLower(u.ID)
-			if len(u.Removed) > 0 {
-				last.mention(id, true, len(p.Removed), drop)
-				p.Removed = append(p.Removed, id)
-				return nil
-			}
-			last.mention(id, false, len(p.Users), drop)
-			enabled := true // accountEnabled is always set in Entra; absent only under return=minimal
-			if u.AccountEnabled != nil {
-				enabled = *u.AccountEnabled
-			}
-			p.Users = append(p.Users, domain.DirectoryUser{
-				ID: id, UserPrincipalName: u.UserPrincipalName, DisplayName: u.DisplayName, GivenName: u.GivenName,
-				Surname: u.Surname, Mail: u.Mail, JobTitle: u.JobTitle, AccountEnabled: enabled,
-			})
+	err := decodePage(r, &p.NextLink, &p.DeltaLink, func(dec *json.Decoder) error {
+		u = userJSON{Removed: u.Removed[:0]}
+		if err := dec.Decode(&u); err != nil {
+			return err
+		}
+		if u.ID == "" {
+			return fmt.Errorf("user without id")
+		}
+		id := strings.ToLower(u.ID)
+		if len(u.Removed) > 0 {
+			last.mention(id, true, len(p.Removed), drop)
+			p.Removed = append(p.Removed, id)
 			return nil
+		}
+		last.mention(id, false, len(p.Users), drop)
+		enabled := true // accountEnabled is always set in Entra; absent only under return=minimal
+		if u.AccountEnabled != nil {
+			enabled = *u.AccountEnabled
+		}
+		p.Users = append(p.Users, domain.DirectoryUser{
+			ID: id, UserPrincipalName: u.UserPrincipalName, DisplayName: u.DisplayName, GivenName: u.GivenName,
+			Surname: u.Surname, Mail: u.Mail, JobTitle: u.JobTitle, AccountEnabled: enabled,
 		})
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("users delta for tenant %s: %w", tenantID, err)
+		return err
 	}
 	if len(last) != len(p.Users)+len(p.Removed) {
 		p.Users = compact(p.Users, func(u domain.DirectoryUser) bool { return u.ID == "" })
 		p.Removed = compact(p.Removed, func(s string) bool { return s == "" })
 	}
-	return checkLinks(p.NextLink, p.DeltaLink)
+	return nil
 }
 
 // GroupsDelta fetches one groups/delta page; see UsersDelta.
@@ -107,9 +115,22 @@ func (c *Client) GroupsDelta(ctx context.Context, tenantID, link string, p *doma
 	if link == "" {
 		link = c.GroupsDeltaURL()
 	}
+	p.Stats = domain.RequestStats{}
+	if err := c.get(ctx, tenantID, link, &p.Stats, func(r io.Reader) error { return decodeGroupsPage(r, p) }); err != nil {
+		return fmt.Errorf("groups delta for tenant %s: %w", tenantID, err)
+	}
+	return checkLinks(p.NextLink, p.DeltaLink)
+}
+
+// decodeGroupsPage reads one groups/delta response body into p, reusing its
+// slices.
+func decodeGroupsPage(r io.Reader, p *domain.GroupsPage) error {
 	p.Groups, p.Removed, p.Members, p.MembersRemoved = p.Groups[:0], p.Removed[:0], p.Members[:0], p.MembersRemoved[:0]
-	p.NextLink, p.DeltaLink, p.Stats = "", "", domain.RequestStats{}
-	last, member := lastMentions{}, lastMentions{} // by group ID, by "group|member"
+	p.NextLink, p.DeltaLink = "", ""
+	last := lastMentions[string]{}
+	// A struct key, not "group|member": IDs are opaque strings, and two
+	// joined pairs can spell the same key.
+	member := lastMentions[domain.Membership]{}
 	dropGroup := func(removed bool, i int) {
 		if removed {
 			p.Removed[i] = ""
@@ -125,51 +146,47 @@ func (c *Client) GroupsDelta(ctx context.Context, tenantID, link string, p *doma
 		}
 	}
 	var g groupJSON
-	err := c.get(ctx, tenantID, link, &p.Stats, func(r io.Reader) error {
-		return decodePage(r, &p.NextLink, &p.DeltaLink, func(dec *json.Decoder) error {
-			// encoding/json does not zero reused slice elements, so clear them:
-			// a stale @removed would turn an added member into a removed one.
-			ms := g.Members[:cap(g.Members)]
-			clear(ms)
-			g = groupJSON{Members: ms[:0], Removed: g.Removed[:0]}
-			if err := dec.Decode(&g); err != nil {
-				return err
-			}
-			if g.ID == "" {
-				return fmt.Errorf("group without id")
-			}
-			id := strings.ToLower(g.ID)
-			if len(g.Removed) > 0 {
-				last.mention(id, true, len(p.Removed), dropGroup)
-				p.Removed = append(p.Removed, id)
-				return nil
-			}
-			// displayName is required on groups, so its absence marks a
-			// repeat of a large group that carries only members (§5.3).
-			if g.DisplayName != nil {
-				last.mention(id, false, len(p.Groups), dropGroup)
-				p.Groups = append(p.Groups, domain.Group{ID: id, DisplayName: *g.DisplayName, Description: g.Description})
-			}
-			for _, m := range g.Members {
-				if m.ID == "" {
-					continue
-				}
-				mid := strings.ToLower(m.ID)
-				key := id + "|" + mid
-				ms := domain.Membership{GroupID: id, MemberID: mid}
-				if len(m.Removed) > 0 {
-					member.mention(key, true, len(p.MembersRemoved), dropMember)
-					p.MembersRemoved = append(p.MembersRemoved, ms)
-				} else {
-					member.mention(key, false, len(p.Members), dropMember)
-					p.Members = append(p.Members, ms)
-				}
-			}
+	err := decodePage(r, &p.NextLink, &p.DeltaLink, func(dec *json.Decoder) error {
+		// encoding/json does not zero reused slice elements, so clear them:
+		// a stale @removed would turn an added member into a removed one.
+		ms := g.Members[:cap(g.Members)]
+		clear(ms)
+		g = groupJSON{Members: ms[:0], Removed: g.Removed[:0]}
+		if err := dec.Decode(&g); err != nil {
+			return err
+		}
+		if g.ID == "" {
+			return fmt.Errorf("group without id")
+		}
+		id := strings.ToLower(g.ID)
+		if len(g.Removed) > 0 {
+			last.mention(id, true, len(p.Removed), dropGroup)
+			p.Removed = append(p.Removed, id)
 			return nil
-		})
+		}
+		// displayName is required on groups, so its absence marks a
+		// repeat of a large group that carries only members (§5.3).
+		if g.DisplayName != nil {
+			last.mention(id, false, len(p.Groups), dropGroup)
+			p.Groups = append(p.Groups, domain.Group{ID: id, DisplayName: *g.DisplayName, Description: g.Description})
+		}
+		for _, m := range g.Members {
+			if m.ID == "" {
+				continue
+			}
+			ms := domain.Membership{GroupID: id, MemberID: strings.ToLower(m.ID)}
+			if len(m.Removed) > 0 {
+				member.mention(ms, true, len(p.MembersRemoved), dropMember)
+				p.MembersRemoved = append(p.MembersRemoved, ms)
+			} else {
+				member.mention(ms, false, len(p.Members), dropMember)
+				p.Members = append(p.Members, ms)
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("groups delta for tenant %s: %w", tenantID, err)
+		return err
 	}
 	if len(last) != len(p.Groups)+len(p.Removed) {
 		p.Groups = compact(p.Groups, func(g domain.Group) bool { return g.ID == "" })
@@ -179,17 +196,17 @@ func (c *Client) GroupsDelta(ctx context.Context, tenantID, link string, p *doma
 		p.Members = compact(p.Members, func(m domain.Membership) bool { return m.GroupID == "" })
 		p.MembersRemoved = compact(p.MembersRemoved, func(m domain.Membership) bool { return m.GroupID == "" })
 	}
-	return checkLinks(p.NextLink, p.DeltaLink)
+	return nil
 }
 
 // lastMentions maps each key of one page to its latest mention: i for the
 // i-th kept entry, -1-i for the i-th removed one. A page may name an object
 // twice (protocol §5.2: replays and repeats happen); the last mention wins.
-type lastMentions map[string]int
+type lastMentions[K comparable] map[K]int
 
 // mention records key's mention at index i of the removed or the kept list,
 // and hands its earlier mention, if any, to drop (list and index).
-func (m lastMentions) mention(key string, removed bool, i int, drop func(removed bool, i int)) {
+func (m lastMentions[K]) mention(key K, removed bool, i int, drop func(removed bool, i int)) {
 	if j, ok := m[key]; ok {
 		if j >= 0 {
 			drop(false, j)
