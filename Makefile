@@ -39,7 +39,7 @@ FUZZ_TARGETS := \
 	./internal/onboarding:FuzzFinishConnect \
 	./internal/entra:FuzzSignInClaims \
 	./internal/graph:FuzzDeltaPage \
-	./internal/api:FuzzCursor \
+	./internal/cursor:FuzzCursor \
 	./internal/webapp:FuzzConsoleCursor \
 	./internal/webapp:FuzzSessionCodec \
 	./internal/entraemu:FuzzTokenRequest

@@ -19,6 +19,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/tenantsync/tenantsync/internal/cursor"
 	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/operator"
 	"github.com/tenantsync/tenantsync/internal/postgres"
@@ -39,7 +40,7 @@ type API struct {
 	actions *operator.Actions
 	log     *slog.Logger
 	token   [32]byte
-	cursors cursorCodec
+	cursors cursor.Codec
 }
 
 // Register mounts the API's routes on g (the /api/v1 group) and returns
@@ -54,7 +55,7 @@ func Register(g *echo.Group, cfg Config) bool {
 	a := &API{
 		store: cfg.Store, actions: cfg.Actions, log: cfg.Logger,
 		token:   sha256.Sum256([]byte(cfg.Token)),
-		cursors: newCursorCodec(cfg.Token),
+		cursors: cursor.New("tenantsync api cursor", cfg.Token),
 	}
 	// The routes of /api/v1, in one place. Every GET answers HEAD too
 	// (uptime monitors use it). Unknown routes and methods are left to the

@@ -54,8 +54,8 @@ func listDirectory[T, J any](a *API, c echo.Context, kind string,
 	p := postgres.DirectoryPage{Limit: limit}
 	if cur := c.QueryParam("cursor"); cur != "" {
 		var ic idCursor
-		if err := a.cursors.decode(listing, cur, &ic); err != nil {
-			return a.fail(c, err)
+		if err := a.cursors.Decode(listing, cur, &ic); err != nil {
+			return a.fail(c, errInvalid("the cursor is not one this API issued for this listing"))
 		}
 		p.After = ic.After
 	}
@@ -73,7 +73,7 @@ func listDirectory[T, J any](a *API, c echo.Context, kind string,
 		out.Items = append(out.Items, toJSON(it))
 	}
 	if more {
-		s := a.cursors.encode(listing, idCursor{After: id(items[len(items)-1])})
+		s := a.cursors.Encode(listing, idCursor{After: id(items[len(items)-1])})
 		out.NextCursor = &s
 	}
 	return c.JSON(http.StatusOK, out)

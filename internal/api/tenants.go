@@ -105,8 +105,8 @@ func (a *API) tenantList(c echo.Context) error {
 	listing := "tenants\x00" + f.Query + "\x00" + string(f.Status) + "\x00" + string(f.Sort)
 	if cur := c.QueryParam("cursor"); cur != "" {
 		var after postgres.TenantCursor
-		if err := a.cursors.decode(listing, cur, &after); err != nil {
-			return a.fail(c, err)
+		if err := a.cursors.Decode(listing, cur, &after); err != nil {
+			return a.fail(c, errInvalid("the cursor is not one this API issued for this listing"))
 		}
 		f.After = &after
 	}
@@ -119,7 +119,7 @@ func (a *API) tenantList(c echo.Context) error {
 		out.Items = append(out.Items, toTenantJSON(t))
 	}
 	if p.Next != nil {
-		s := a.cursors.encode(listing, p.Next)
+		s := a.cursors.Encode(listing, p.Next)
 		out.NextCursor = &s
 	}
 	return c.JSON(http.StatusOK, out)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/tenantsync/tenantsync/internal/cursor"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 	"github.com/tenantsync/tenantsync/internal/postgres/pgtest"
 )
@@ -32,7 +33,7 @@ func BenchmarkConsoleTenants(b *testing.B) {
 		b.Fatalf("operator sign-in: %d", res.StatusCode)
 	}
 	_, binding := br.get("/_test/binding", false)
-	cc := newConsoleCursor(binding)
+	cc := cursor.New("tenantsync console cursor", binding)
 
 	for _, sort := range []postgres.TenantSort{postgres.SortCreated, postgres.SortLastSync, postgres.SortSize} {
 		spec := map[postgres.TenantSort]string{
@@ -53,7 +54,7 @@ func BenchmarkConsoleTenants(b *testing.B) {
 			b.Fatal(err)
 		}
 		first := "/console?sort=" + string(sort)
-		deep := first + "&after=" + url.QueryEscape(cc.encode(consoleListing("", "", sort), cur))
+		deep := first + "&after=" + url.QueryEscape(cc.Encode(consoleListing("", "", sort), cur))
 		for _, p := range []string{first, deep} {
 			if res, body := br.get(p, false); res.StatusCode != http.StatusOK || len(rowIDs(body)) != consolePageSize {
 				b.Fatalf("%s: %d, %d rows", p, res.StatusCode, len(rowIDs(body)))

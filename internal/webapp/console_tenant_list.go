@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/tenantsync/tenantsync/internal/cursor"
 	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 )
@@ -92,15 +93,15 @@ func (s *Server) consoleTenantList(c echo.Context) error {
 		return s.consoleBadRequest(c, "Unknown order", "Choose an order from the list.")
 	}
 	listing := consoleListing(q, status, sort)
-	cc := newConsoleCursor(u.Binding)
+	cc := cursor.New("tenantsync console cursor", u.Binding)
 	f := postgres.TenantFilter{Query: q, Status: status, Sort: sort, Limit: consolePageSize}
 	if after := c.QueryParam("after"); after != "" {
-		cur, err := cc.decode(listing, after)
-		if err != nil {
+		var cur postgres.TenantCursor
+		if err := cc.Decode(listing, after, &cur); err != nil {
 			return s.consoleBadRequest(c, "This page link is not valid",
 				"The link to the next page was changed, belongs to another search or to an earlier sign-in. Start again from the first page.")
 		}
-		f.After = cur
+		f.After = &cur
 	}
 	page, err := s.store.TenantList(c.Request().Context(), f)
 	if errors.Is(err, domain.ErrInvalid) {
@@ -142,7 +143,7 @@ func (s *Server) consoleTenantList(c echo.Context) error {
 		v.FirstURL += "?" + params.Encode()
 	}
 	if page.Next != nil {
-		params.Set("after", cc.encode(listing, *page.Next))
+		params.Set("after", cc.Encode(listing, *page.Next))
 		v.NextURL = "/console?" + params.Encode()
 	}
 	return s.render(c, http.StatusOK, "console_tenants", v)
