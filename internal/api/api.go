@@ -99,6 +99,7 @@ func (a *API) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 const (
 	typeInvalid          = "urn:tenantsync:problem:invalid-request"
 	typeUnauthorized     = "urn:tenantsync:problem:unauthorized"
+	typeForbidden        = "urn:tenantsync:problem:forbidden"
 	typeNotFound         = "urn:tenantsync:problem:not-found"
 	typeMethodNotAllowed = "urn:tenantsync:problem:method-not-allowed"
 	typeConflict         = "urn:tenantsync:problem:conflict"
@@ -133,12 +134,20 @@ var errorKinds = []struct {
 }{
 	{domain.ErrInvalid, http.StatusBadRequest, typeInvalid, "Invalid request"},
 	{domain.ErrUnauthorized, http.StatusUnauthorized, typeUnauthorized, "Unauthorized"},
+	{domain.ErrForbidden, http.StatusForbidden, typeForbidden, "Forbidden"},
 	{domain.ErrNotFound, http.StatusNotFound, typeNotFound, "Not found"},
 	{nil, http.StatusMethodNotAllowed, typeMethodNotAllowed, "Method not allowed"},
 	{domain.ErrConflict, http.StatusConflict, typeConflict, "Conflict"},
 	{nil, http.StatusRequestEntityTooLarge, typeTooLarge, "Request body too large"},
 	{nil, http.StatusUnsupportedMediaType, typeUnsupportedMedia, "Unsupported media type"},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, typeTimeout, "Timed out"},
+}
+
+// StatusOf is the HTTP status of err's domain kind: the one mapping from
+// error kinds to statuses, which the pages use as well; anything else is
+// 500.
+func StatusOf(err error) int {
+	return problemOf(err).Status
 }
 
 // fail turns a handler's error into a problem response, logging only the
@@ -183,7 +192,7 @@ func problemOf(err error) problem {
 		if code != 0 && k.code == code || code == 0 && k.kind != nil && errors.Is(err, k.kind) {
 			p = problem{Type: k.typ, Title: k.title, Status: k.code, Detail: detail}
 			if code == 0 && k.code < 500 {
-				p.Detail = kindDetail(err, k.kind)
+				p.Detail = domain.Message(err)
 			}
 			return p
 		}
@@ -193,16 +202,6 @@ func problemOf(err error) problem {
 		return problem{Type: "about:blank", Title: http.StatusText(code), Status: code, Detail: detail}
 	}
 	return problem{Type: typeInternal, Title: "Internal error", Status: http.StatusInternalServerError}
-}
-
-// kindDetail is the part of a domain error meant for people: what follows
-// the kind in "invalid: limit must be …", or the whole message otherwise.
-func kindDetail(err, kind error) string {
-	msg := err.Error()
-	if i := strings.Index(msg, kind.Error()+": "); i >= 0 {
-		return msg[i+len(kind.Error())+2:]
-	}
-	return msg
 }
 
 func writeProblem(c echo.Context, p problem) error {

@@ -167,9 +167,35 @@ var (
 	ErrForbidden    = errors.New("forbidden")
 )
 
+// Error is an error of one of the kinds above with a message for people:
+// the web layer shows Message as it is, with no message text to trim.
+type Error struct {
+	Kind    error  // ErrInvalid, ErrNotFound, …
+	Message string // what went wrong, for the person who asked
+}
+
+func (e *Error) Error() string { return e.Kind.Error() + ": " + e.Message }
+
+// Unwrap makes errors.Is(err, e.Kind) hold.
+func (e *Error) Unwrap() error { return e.Kind }
+
 // Invalidf returns an error of kind ErrInvalid with a message for people.
 func Invalidf(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+	return &Error{Kind: ErrInvalid, Message: fmt.Sprintf(format, args...)}
+}
+
+// Conflictf returns an error of kind ErrConflict with a message for people.
+func Conflictf(format string, args ...any) error {
+	return &Error{Kind: ErrConflict, Message: fmt.Sprintf(format, args...)}
+}
+
+// Message is the message for people that err carries, or "".
+func Message(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return ""
 }
 
 // IsGUID reports whether s is a GUID in its 36-character form (tenant,

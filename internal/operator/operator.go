@@ -45,10 +45,10 @@ func (a *Actions) RequestSync(ctx context.Context, tenantID string, full bool, a
 			return err
 		}
 		if !t.Status.Syncs() {
-			return fmt.Errorf("%w: tenant %s is %s; only active or failing tenants sync", domain.ErrConflict, tenantID, t.Status)
+			return domain.Conflictf("tenant %s is %s; only active or failing tenants sync", tenantID, t.Status)
 		}
 		if t.SyncSuspended {
-			return fmt.Errorf("%w: syncing of tenant %s is suspended; resume it first", domain.ErrConflict, tenantID)
+			return domain.Conflictf("syncing of tenant %s is suspended; resume it first", tenantID)
 		}
 		kind := "sync now"
 		if full {
@@ -101,7 +101,7 @@ func (a *Actions) Disconnect(ctx context.Context, tenantID, actor, reason string
 			return err
 		}
 		if t.Status == domain.TenantDisconnected {
-			return fmt.Errorf("%w: tenant %s is already disconnected", domain.ErrConflict, tenantID)
+			return domain.Conflictf("tenant %s is already disconnected", tenantID)
 		}
 		if err := st.TenantSetStatus(ctx, tenantID, domain.TenantDisconnected, reason, actor); err != nil {
 			return err

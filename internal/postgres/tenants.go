@@ -136,7 +136,7 @@ func (s *Store) TenantTransition(ctx context.Context, id string, tr domain.Trans
 			return nil
 		}
 		if !from.CanBecome(tr.To) {
-			return fmt.Errorf("set status of tenant %s: %w: %s cannot become %s", id, domain.ErrConflict, from, tr.To)
+			return fmt.Errorf("set status of tenant %s: %w", id, domain.Conflictf("a tenant that is %s cannot become %s", from, tr.To))
 		}
 		moved = true
 		tag, err := st.db.Exec(ctx, `UPDATE tenants SET status = $2, status_reason = $3, status_changed_at = $4, updated_at = $4

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
 
+	"github.com/tenantsync/tenantsync/internal/api"
 	"github.com/tenantsync/tenantsync/internal/onboarding"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 )
@@ -77,18 +78,8 @@ func (s *Server) connectCallback(c echo.Context) error {
 		return err
 	}
 	if refused != nil {
-		return s.render(c, statusOf(refused), "connect_error", refusedView(refused, u))
+		return s.render(c, api.StatusOf(refused), "connect_error", refusedView(refused, u))
 	}
 	// A query flag rather than a session flash: no extra session write.
 	return c.Redirect(http.StatusSeeOther, "/tenant?connected=1")
-}
-
-// statusOf returns the status of an error's domain kind (errorKinds).
-func statusOf(err error) int {
-	for _, k := range errorKinds {
-		if errors.Is(err, k.kind) {
-			return k.status
-		}
-	}
-	return http.StatusInternalServerError
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/tenantsync/tenantsync/internal/api"
 	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/onboarding"
 )
@@ -43,7 +44,7 @@ func (s *Server) connectStart(c echo.Context) error {
 			s.log.WarnContext(c.Request().Context(), "connect refused: the ID token carried no directory roles (wids); "+
 				"the app registration needs groupMembershipClaims DirectoryRole or All", "tenant_id", u.TenantID)
 		}
-		return s.render(c, statusOf(refused), "connect_error", refusedView(refused, u))
+		return s.render(c, api.StatusOf(refused), "connect_error", refusedView(refused, u))
 	}
 	if err != nil {
 		return err

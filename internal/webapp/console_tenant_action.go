@@ -3,7 +3,6 @@ package webapp
 import (
 	"errors"
 	"net/http"
-	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -100,8 +99,8 @@ func (s *Server) consoleActionError(c echo.Context, id string, err error) error 
 	if !errors.Is(err, domain.ErrConflict) {
 		return err
 	}
-	// Our own message after the kind, e.g. "tenant … is pending; only …".
-	msg := strings.TrimPrefix(err.Error(), domain.ErrConflict.Error()+": ")
+	// Our own words, e.g. "tenant … is pending; only …".
+	msg := domain.Message(err)
 	if r, n := utf8.DecodeRuneInString(msg); n > 0 {
 		msg = string(unicode.ToUpper(r)) + msg[n:] + "."
 	}

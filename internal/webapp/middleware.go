@@ -14,7 +14,6 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/tenantsync/tenantsync/internal/api"
-	"github.com/tenantsync/tenantsync/internal/domain"
 )
 
 // contentSecurityPolicy allows scripts, fetches, styles and images from
@@ -123,19 +122,14 @@ func (s *Server) callbackLimit() echo.MiddlewareFunc {
 	})
 }
 
-// errorKinds maps domain error kinds to HTTP statuses and the words shown;
-// anything else is a 500 and is logged.
-var errorKinds = []struct {
-	kind    error
-	status  int
-	title   string
-	message string
-}{
-	{domain.ErrInvalid, http.StatusBadRequest, "Something in the request was not right", "Please go back and try again."},
-	{domain.ErrUnauthorized, http.StatusUnauthorized, "Please sign in", "You need to sign in with your work account to continue."},
-	{domain.ErrForbidden, http.StatusForbidden, "Not allowed", "Your account may not do this."},
-	{domain.ErrNotFound, http.StatusNotFound, "Not found", "There is nothing here."},
-	{domain.ErrConflict, http.StatusConflict, "Already done", "This has already happened; reload the page to see the current state."},
+// pageWords are the words an error page shows for a status; the status of
+// a domain error comes from the one kind-to-status table (api.StatusOf).
+var pageWords = map[int]struct{ title, message string }{
+	http.StatusBadRequest:   {"Something in the request was not right", "Please go back and try again."},
+	http.StatusUnauthorized: {"Please sign in", "You need to sign in with your work account to continue."},
+	http.StatusForbidden:    {"Not allowed", "Your account may not do this."},
+	http.StatusNotFound:     {"Not found", "There is nothing here."},
+	http.StatusConflict:     {"Already done", "This has already happened; reload the page to see the current state."},
 }
 
 // handleError answers every error once, as a problem document under
@@ -177,11 +171,12 @@ func (s *Server) handleError(err error, c echo.Context) {
 	case errors.Is(err, context.DeadlineExceeded):
 		v.Status, v.Title, v.Message = http.StatusServiceUnavailable, "This took too long", "Please try again in a moment."
 	default:
-		for _, k := range errorKinds {
-			if errors.Is(err, k.kind) {
-				v.Status, v.Title, v.Message = k.status, k.title, k.message
-				break
+		if status := api.StatusOf(err); status < 500 {
+			w, ok := pageWords[status]
+			if !ok {
+				w.title, w.message = http.StatusText(status), "Please go back and try again."
 			}
+			v.Status, v.Title, v.Message = status, w.title, w.message
 		}
 	}
 	if v.Status >= 500 {
