@@ -22,6 +22,9 @@ import (
 	"github.com/tenantsync/tenantsync/internal/entra"
 	"github.com/tenantsync/tenantsync/internal/health"
 	"github.com/tenantsync/tenantsync/internal/httpserver"
+	"github.com/tenantsync/tenantsync/internal/metrics"
+	"github.com/tenantsync/tenantsync/internal/onboarding"
+	"github.com/tenantsync/tenantsync/internal/operator"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 	"github.com/tenantsync/tenantsync/internal/queue"
 	"github.com/tenantsync/tenantsync/internal/webapp"
@@ -82,11 +85,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return fmt.Errorf("river inserter: %w", err)
 	}
-	app, err := webapp.New(webapp.Config{
-		PublicBaseURL: base, ClientID: c.ClientID, Pool: pool, Store: store, Jobs: inserter, SignIn: signin,
+	// cmd/server is the composition root: webapp builds none of its
+	// collaborators.
+	ob := onboarding.New(onboarding.Config{
+		Registry: webapp.NewRegistry(store, inserter),
 		ConsentURL: func(tenantID, state string) string {
 			return entra.AdminConsentURL(c.AuthorityHost, tenantID, c.ClientID, base+"/connect/callback", state)
 		},
+		AdminLink: webapp.AdminLink(base),
+	})
+	ready, err := health.NewChecker(pool)
+	if err != nil {
+		return err
+	}
+	defer ready.Close() //nolint:errcheck // a handle over the pool
+	app, err := webapp.New(webapp.Config{
+		PublicBaseURL: base, ClientID: c.ClientID, Pool: pool, Store: store, Jobs: inserter, SignIn: signin,
+		Onboarding: ob, Actions: operator.New(store, inserter), Ready: ready, Metrics: metrics.New(),
 		Logger:           logger,
 		APIToken:         c.OperatorAPIToken.Reveal(),
 		OperatorTenantID: c.OperatorTenantID,

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tenantsync/tenantsync/internal/domain"
+	"github.com/tenantsync/tenantsync/internal/metrics"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 	"github.com/tenantsync/tenantsync/internal/postgres/pgtest"
 	"github.com/tenantsync/tenantsync/internal/queue"
@@ -190,7 +191,7 @@ func TestConsoleAccess(t *testing.T) {
 	t.Run("not configured", func(t *testing.T) {
 		cfg := tb.srv.cfg
 		cfg.OperatorTenantID = ""
-		cfg.Metrics = nil
+		cfg.Metrics = metrics.New()
 		srv, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)

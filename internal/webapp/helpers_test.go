@@ -21,7 +21,11 @@ import (
 
 	"github.com/tenantsync/tenantsync/internal/entra"
 	"github.com/tenantsync/tenantsync/internal/entraemu"
+	"github.com/tenantsync/tenantsync/internal/health"
 	"github.com/tenantsync/tenantsync/internal/httpserver"
+	"github.com/tenantsync/tenantsync/internal/metrics"
+	"github.com/tenantsync/tenantsync/internal/onboarding"
+	"github.com/tenantsync/tenantsync/internal/operator"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 	"github.com/tenantsync/tenantsync/internal/postgres/pgtest"
 	"github.com/tenantsync/tenantsync/internal/queue"
@@ -133,11 +137,22 @@ func setup(t testing.TB, opts ...func(*setupOpts)) *testBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Config{
-		PublicBaseURL: base, ClientID: app.ClientID, Pool: pool, Store: store, Jobs: inserter, SignIn: signin,
+	ob := onboarding.New(onboarding.Config{
+		Registry: NewRegistry(store, inserter),
 		ConsentURL: func(tenantID, state string) string {
 			return entra.AdminConsentURL(emu.AuthorityHost, tenantID, app.ClientID, base+"/connect/callback", state)
 		},
+		AdminLink: AdminLink(base),
+		Now:       clock.Now,
+	})
+	ready, err := health.NewChecker(pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ready.Close() }) //nolint:errcheck // a handle over the pool
+	srv, err := New(Config{
+		PublicBaseURL: base, ClientID: app.ClientID, Pool: pool, Store: store, Jobs: inserter, SignIn: signin,
+		Onboarding: ob, Actions: operator.New(store, inserter), Ready: ready, Metrics: metrics.New(),
 		Logger:        slog.New(slog.NewTextHandler(o.log, nil)),
 		Now:           clock.Now,
 		CallbackRate:  o.callbackRate,

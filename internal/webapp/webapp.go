@@ -47,8 +47,13 @@ type Config struct {
 	Jobs *river.Client[pgx.Tx]
 	// SignIn runs OpenID Connect sign-in.
 	SignIn *entra.SignIn
-	// ConsentURL builds admin-consent URLs.
-	ConsentURL func(tenantID, state string) string
+	// Onboarding runs the connect flow's rules (its Registry is NewRegistry,
+	// its AdminLink is AdminLink).
+	Onboarding *onboarding.Service
+	// Actions are the operator's actions on tenants (console and API).
+	Actions *operator.Actions
+	// Ready answers /readyz; its owner closes it.
+	Ready *health.Checker
 	// Logger receives the request log and 5xx errors; nil means slog.Default().
 	Logger *slog.Logger
 	// Now is the clock of sign-in and connect states; nil means time.Now.
@@ -72,7 +77,7 @@ type Config struct {
 	// OperatorTenantID is OPERATOR_TENANT_ID: its users holding the app role
 	// "Operator" may use /console. Empty turns the console off (404).
 	OperatorTenantID string
-	// Metrics records HTTP requests and is served at /metrics; nil builds one.
+	// Metrics records HTTP requests and is served at /metrics.
 	Metrics *metrics.Metrics
 }
 
@@ -102,8 +107,9 @@ type Server struct {
 
 // New builds the server: templates parsed once, middleware and routes set.
 func New(cfg Config) (*Server, error) {
-	if cfg.Pool == nil || cfg.Store == nil || cfg.SignIn == nil {
-		return nil, errors.New("webapp: pool, store and sign-in are required")
+	if cfg.Pool == nil || cfg.Store == nil || cfg.SignIn == nil || cfg.Jobs == nil || cfg.Onboarding == nil ||
+		cfg.Actions == nil || cfg.Ready == nil || cfg.Metrics == nil {
+		return nil, errors.New("webapp: pool, store, sign-in, jobs, onboarding, actions, readiness and metrics are required")
 	}
 	base, err := url.Parse(cfg.PublicBaseURL)
 	if err != nil || base.Host == "" {
@@ -130,28 +136,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.SessionCleanup == 0 {
 		cfg.SessionCleanup = 5 * time.Minute
 	}
-	if cfg.Jobs == nil || cfg.ConsentURL == nil {
-		return nil, errors.New("webapp: jobs and consent URL are required")
-	}
-	public := strings.TrimRight(cfg.PublicBaseURL, "/")
-	ob := onboarding.New(onboarding.Config{Registry: NewRegistry(cfg.Store, cfg.Jobs), ConsentURL: cfg.ConsentURL, Now: cfg.Now,
-		AdminLink: func(tenantID string) string { return public + connectPath(tenantID) }})
 	p, err := parsePages()
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Metrics == nil {
-		cfg.Metrics = metrics.New()
-	}
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, now: cfg.Now, store: cfg.Store, pool: cfg.Pool,
-		signin: cfg.SignIn, onboarding: ob, pages: p,
+		signin: cfg.SignIn, onboarding: cfg.Onboarding, pages: p, actions: cfg.Actions, ready: cfg.Ready,
 		secure:  strings.EqualFold(base.Scheme, "https"),
 		metrics: cfg.Metrics,
-	}
-	s.actions = operator.New(cfg.Store, cfg.Jobs)
-	if s.ready, err = health.NewChecker(cfg.Pool); err != nil {
-		return nil, err
 	}
 	// pgxstore's own cleanup goroutine races on its stop channel; sweep here.
 	s.sessions = newSessionManager(pgxstore.NewWithCleanupInterval(cfg.Pool, 0), cfg.SessionLifetime, s.secure, s.log)
@@ -189,13 +182,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.Serv
 // issues or for tests listing routes.
 func (s *Server) Echo() *echo.Echo { return s.echo }
 
-// Close stops the session sweeper. It does not close the pool.
+// Close stops the session sweeper. It closes neither the pool nor the
+// readiness checker, which its owner built.
 func (s *Server) Close() {
-	s.closeOnce.Do(func() {
-		close(s.stop)
-		s.ready.Close() //nolint:errcheck // a handle over the pool
-	})
+	s.closeOnce.Do(func() { close(s.stop) })
 	<-s.stopped
+}
+
+// AdminLink returns the connect link that a non-admin forwards to an
+// administrator, on publicBaseURL (onboarding.Config.AdminLink).
+func AdminLink(publicBaseURL string) func(tenantID string) string {
+	public := strings.TrimRight(publicBaseURL, "/")
+	return func(tenantID string) string { return public + connectPath(tenantID) }
 }
 
 // sweepSessions deletes expired sessions every interval until Close.
