@@ -122,14 +122,33 @@ func (b *testBundle) tenant(t *testing.T, tid string) domain.Tenant {
 	return tn
 }
 
+// waitJob waits, on River's job events rather than by polling, until job id
+// reaches one of states, and returns its row then.
 func (b *testBundle) waitJob(t *testing.T, id int64, states ...rivertype.JobState) *rivertype.JobRow {
 	t.Helper()
-	var row *rivertype.JobRow
-	eventually(t, fmt.Sprintf("job %d in %v", id, states), func() bool {
-		var err error
-		row, err = b.client.JobGet(context.Background(), id)
-		return err == nil && slices.Contains(states, row.State)
-	})
+	// Subscribe first, then look: an event that comes between the two is
+	// not missed, and a job that got there already is seen.
+	events, cancel := b.client.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed,
+		river.EventKindJobCancelled, river.EventKindJobSnoozed)
+	defer cancel()
+	row, err := b.client.JobGet(context.Background(), id)
+	if err != nil {
+		t.Fatalf("job %d: %v", id, err)
+	}
+	timeout := time.After(time.Minute) // generous for busy machines; nothing here asserts on time
+	for !slices.Contains(states, row.State) {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				t.Fatalf("River closed its events while job %d was %s, waiting for %v", id, row.State, states)
+			}
+			if ev.Job.ID == id {
+				row = ev.Job
+			}
+		case <-timeout:
+			t.Fatalf("timed out waiting for job %d in %v (it is %s)", id, states, row.State)
+		}
+	}
 	return row
 }
 
