@@ -104,7 +104,7 @@ func NewSignIn(cfg SignInConfig) (*SignIn, error) {
 		now = time.Now
 	}
 	// Discovery for /organizations advertises the {tenantid} issuer template,
-	// which go-oidc cannot match (libraries §5): skip it, take the common
+	// which go-oidc cannot match (docs/libraries.md §5): skip it, take the common
 	// JWKS, and check iss against tid after verification.
 	keys := oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), client), host+"/common/discovery/v2.0/keys")
 	v := oidc.NewVerifier("", keys, &oidc.Config{ClientID: cfg.ClientID, SkipIssuerCheck: true, Now: now})
@@ -197,7 +197,7 @@ func (s *SignIn) Exchange(ctx context.Context, code, verifier, nonce string) (Id
 }
 
 // Verify checks an ID token as a multi-tenant app must (protocol §4.5,
-// libraries §5): signature from the JWKS, aud, exp and nbf (go-oidc), then
+// docs/libraries.md §5): signature from the JWKS, aud, exp and nbf (go-oidc), then
 // tid a GUID, iss exactly {host}/{tid}/v2.0 and the nonce.
 func (s *SignIn) Verify(ctx context.Context, raw, nonce string) (Identity, error) {
 	idt, err := s.verifier.Verify(oidc.ClientContext(ctx, s.client), raw)

@@ -44,7 +44,7 @@ func assertion(t *testing.T, ck certKey, method jwt.SigningMethod, mutate func(h
 		"nbf": now.Unix(), "exp": now.Add(10 * time.Minute).Unix()}
 	tok := jwt.NewWithClaims(method, c)
 	sum := sha256.Sum256(ck.der)
-	tok.Header["x5t#S256"] = base64.StdEncoding.EncodeToString(sum[:]) // MSAL Go's encoding (libraries §1)
+	tok.Header["x5t#S256"] = base64.StdEncoding.EncodeToString(sum[:]) // MSAL Go's encoding (docs/libraries.md §1)
 	if mutate != nil {
 		mutate(tok.Header, c)
 	}

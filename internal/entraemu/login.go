@@ -16,7 +16,7 @@ import (
 // LoginHandler serves the login host: every route has the tenant (GUID,
 // verified domain, "organizations", "common" or "consumers") as its first
 // path segment, matched without regard to case because MSAL lowercases the
-// authority (libraries §1).
+// authority (docs/libraries.md §1).
 //
 //	GET  /{tenant}/v2.0/.well-known/openid-configuration   v2 discovery (protocol §4.1)
 //	GET  /{tenant}/.well-known/openid-configuration        v1 discovery (protocol §4.2)
@@ -54,7 +54,7 @@ func (e *Emulator) LoginHandler() http.Handler {
 		default:
 			http.NotFound(rw, r)
 		}
-		// Paths only: queries carry codes and state (STYLE: no secrets in logs).
+		// Paths only: queries carry codes and state (house style: no secrets in logs).
 		e.log.Debug("login request", "method", r.Method, "path", r.URL.Path, "status", rw.status,
 			"duration", e.now().Sub(start))
 	})
@@ -207,7 +207,7 @@ func baseURL(r *http.Request) string { return "https://" + r.Host }
 
 // handleDiscovery serves the OpenID configuration. Tenant documents carry
 // the tenant GUID; common/organizations carry the literal {tenantid}
-// issuer template (protocol §4.1, libraries §5).
+// issuer template (protocol §4.1, docs/libraries.md §5).
 func (e *Emulator) handleDiscovery(w http.ResponseWriter, r *http.Request, seg string, v2 bool) {
 	e.mu.RLock()
 	ref, aerr := e.resolveTenant(seg)

@@ -170,7 +170,7 @@ func (e *Emulator) ccScope(t *tenantState, form url.Values) (string, *aadError) 
 	var resources []string
 	for _, s := range strings.Fields(scope) {
 		if oidcScopes[strings.ToLower(s)] {
-			continue // MSAL always appends these (libraries §1)
+			continue // MSAL always appends these (docs/libraries.md §1)
 		}
 		if !strings.HasSuffix(s, "/.default") {
 			return "", errCCScope(scope)

@@ -65,7 +65,7 @@ func permissionsOf(roles []string) []permission {
 }
 
 // render writes a page from a buffer so a template error becomes a 500
-// page, not half a page (STYLE).
+// page, not half a page (house style, docs/architecture.md).
 func render(w http.ResponseWriter, status int, name string, view any) {
 	var buf bytes.Buffer
 	if err := pages.ExecuteTemplate(&buf, name, view); err != nil {

@@ -17,7 +17,7 @@ import (
 
 // Server is an Emulator listening on loopback (or given) addresses with TLS:
 // the login host and the Graph host on separate listeners, as MSAL requires
-// https and a tenant as the first path segment (libraries §1).
+// https and a tenant as the first path segment (docs/libraries.md §1).
 type Server struct {
 	*Emulator
 	// AuthorityHost is the login base URL without trailing slash, e.g.

@@ -49,7 +49,7 @@ func newChrome(t *testing.T) context.Context {
 	if err := chromedp.Do(ctx); err != nil { // starts the browser
 		t.Fatalf("start chromium: %v", err)
 	}
-	// A timeout on the first context would kill the browser (libraries §7).
+	// A timeout on the first context would kill the browser (docs/libraries.md §7).
 	tctx, cancelC := context.WithTimeout(ctx, 90*time.Second)
 	t.Cleanup(cancelC)
 	return tctx

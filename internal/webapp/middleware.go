@@ -22,7 +22,7 @@ import (
 const contentSecurityPolicy = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; " +
 	"frame-ancestors 'none'; base-uri 'none'"
 
-// middleware installs the chain of libraries §6, in its order. The session
+// middleware installs the chain of docs/libraries.md §6, in its order. The session
 // is loaded after the context timeout; CSRF checks every unsafe method.
 func (s *Server) middleware() {
 	e := s.echo

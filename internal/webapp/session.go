@@ -77,7 +77,7 @@ func newSessionManager(store scs.Store, lifetime time.Duration, secure bool, log
 	}
 	sm.Cookie.HttpOnly = true
 	sm.Cookie.Path = "/"
-	sm.Cookie.SameSite = http.SameSiteLaxMode // Strict would drop the cookie on the redirect back from Entra (libraries §7)
+	sm.Cookie.SameSite = http.SameSiteLaxMode // Strict would drop the cookie on the redirect back from Entra (docs/libraries.md §7)
 	sm.Cookie.Secure = secure
 	sm.Cookie.Persist = false
 	sm.ErrorFunc = func(w http.ResponseWriter, r *http.Request, err error) {

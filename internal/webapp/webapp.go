@@ -161,7 +161,7 @@ func New(cfg Config) (*Server, error) {
 
 // clientIP extracts the client address the callbacks' rate limit keys on.
 // Without an extractor, echo v4 trusts a spoofable X-Forwarded-For
-// (libraries §6); behind load balancers, only the hops they add are
+// (docs/libraries.md §6); behind load balancers, only the hops they add are
 // believed, and nothing is trusted for being private or loopback.
 func clientIP(trusted []netip.Prefix) echo.IPExtractor {
 	if len(trusted) == 0 {
