@@ -136,6 +136,10 @@ func (b *testBundle) waitJob(t *testing.T, id int64, states ...rivertype.JobStat
 		t.Fatalf("job %d: %v", id, err)
 	}
 	timeout := time.After(time.Minute) // generous for busy machines; nothing here asserts on time
+	// Events reach only the client that worked the job; a job another
+	// client (a second worker) took is seen by reading it again.
+	reread := time.NewTicker(250 * time.Millisecond)
+	defer reread.Stop()
 	for !slices.Contains(states, row.State) {
 		select {
 		case ev, ok := <-events:
@@ -144,6 +148,10 @@ func (b *testBundle) waitJob(t *testing.T, id int64, states ...rivertype.JobStat
 			}
 			if ev.Job.ID == id {
 				row = ev.Job
+			}
+		case <-reread.C:
+			if row, err = b.client.JobGet(context.Background(), id); err != nil {
+				t.Fatalf("job %d: %v", id, err)
 			}
 		case <-timeout:
 			t.Fatalf("timed out waiting for job %d in %v (it is %s)", id, states, row.State)
