@@ -101,12 +101,17 @@ func TestPostgresRestart(t *testing.T) {
 	h.env = chaosEnv
 	h.migrate()
 	h.insertTenants()
+	// Slow the large tenant's Graph answers so that its first round lasts
+	// well over the one-second poll below (unslowed it can finish within
+	// a poll on a fast machine, and the restart would miss it).
+	h.emu.control(t, http.MethodPut, "/tenants/"+largeTenantID+"/faults", map[string]string{"latency": "250ms"}, nil)
 	start := time.Now()
 	h.startWorker()
 
 	h.waitUntil("a round under way", 3*time.Minute, 2*time.Minute, func(s snapshot) bool { return s.largeMid && s.synced < total })
 	pg.restart()
 	t.Log("postgres restarted")
+	h.emu.control(t, http.MethodPut, "/tenants/"+largeTenantID+"/faults", map[string]string{}, nil)
 	h.waitUntil("every tenant synced after the restart", 5*time.Minute, 2*time.Minute, func(s snapshot) bool {
 		return s.synced == total && s.succeeded == total
 	})
