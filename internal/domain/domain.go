@@ -165,6 +165,9 @@ var (
 	ErrConflict     = errors.New("conflict")
 	ErrUnauthorized = errors.New("unauthorized")
 	ErrForbidden    = errors.New("forbidden")
+	// ErrGone is a change-feed position older than retention: events after
+	// it were deleted, so paging on would silently skip them.
+	ErrGone = errors.New("gone")
 )
 
 // Error is an error of one of the kinds above with a message for people:
