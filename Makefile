@@ -34,6 +34,14 @@ test-quick: ## run every test without the race detector (faster while working)
 bench: ## run the benchmarks (figures are reported as ratios to baselines measured in the same run)
 	@./scripts/with-test-db.sh $(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
 
+TENANTS ?= 3000
+USERS ?= 50
+ROUNDS ?= 1
+.PHONY: bench-fleet
+bench-fleet: ## whole sync rounds of TENANTS (3000) x USERS (50) with the real worker: first sync, then ROUNDS steady rounds; WORKER=/abs/path measures another worker binary
+	@./scripts/with-test-db.sh $(GO) test -run '^$$' -bench BenchmarkFleetRound -benchtime $(ROUNDS)x -timeout 3h ./internal/fleettest \
+		-args -fleet.tenants=$(TENANTS) -fleet.users=$(USERS) $(if $(WORKER),-fleet.worker=$(WORKER))
+
 # The fuzz targets, as package:Func; their seeds run in `make test` as ordinary tests.
 FUZZ_TARGETS := \
 	./internal/onboarding:FuzzFinishConnect \

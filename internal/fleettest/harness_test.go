@@ -58,7 +58,7 @@ func TestMain(m *testing.M) {
 
 // binaries builds cmd/worker and cmd/entraemu once per test binary run,
 // without -race: they are the processes under test, not the test.
-func binaries(t *testing.T) (worker, emu string) {
+func binaries(t testing.TB) (worker, emu string) {
 	t.Helper()
 	buildOnce.Do(func() {
 		if binDir, buildErr = os.MkdirTemp("", "fleettest-bin-"); buildErr != nil {
@@ -93,7 +93,7 @@ type proc struct {
 	err  error // set before done closes
 }
 
-func startProc(t *testing.T, name, logPath, bin string, args, env []string) *proc {
+func startProc(t testing.TB, name, logPath, bin string, args, env []string) *proc {
 	t.Helper()
 	f, err := os.Create(logPath)
 	if err != nil {
@@ -164,7 +164,7 @@ func (p *proc) tail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -191,7 +191,7 @@ type emulator struct {
 	hc   *http.Client
 }
 
-func startEmulator(t *testing.T, dir string, seed *entraemu.Seed) *emulator {
+func startEmulator(t testing.TB, dir string, seed *entraemu.Seed) *emulator {
 	t.Helper()
 	_, bin := binaries(t)
 	seedFile := filepath.Join(dir, "seed.json")
@@ -244,7 +244,7 @@ func firstLine(path string) (string, bool) {
 }
 
 // control calls the emulator's control API; out may be nil.
-func (e *emulator) control(t *testing.T, method, path string, body, out any) {
+func (e *emulator) control(t testing.TB, method, path string, body, out any) {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -275,7 +275,7 @@ func (e *emulator) control(t *testing.T, method, path string, body, out any) {
 	}
 }
 
-func (e *emulator) directory(t *testing.T, tid string) entraemu.Directory {
+func (e *emulator) directory(t testing.TB, tid string) entraemu.Directory {
 	t.Helper()
 	var d entraemu.Directory
 	e.control(t, http.MethodGet, "/tenants/"+tid+"/directory", nil, &d)
@@ -321,7 +321,7 @@ func fleetSeed(small, largeUsers int) (*entraemu.Seed, []string) {
 // processes started against them, with their logs in dir (kept when the
 // test fails).
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string
 	emu    *emulator
 	dbURL  string
@@ -331,9 +331,12 @@ type harness struct {
 	worker *proc
 	starts int
 	pg     *pgCluster // a private cluster, if the test has one
+	// workerBin, when set, is the worker binary to start instead of this
+	// tree's (a baseline built from another commit).
+	workerBin string
 }
 
-func newHarness(t *testing.T, seed *entraemu.Seed, tids []string, dbURL string) *harness {
+func newHarness(t testing.TB, seed *entraemu.Seed, tids []string, dbURL string) *harness {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "fleettest-"+strings.ReplaceAll(t.Name(), "/", "_")+"-")
 	if err != nil {
@@ -373,6 +376,9 @@ func (h *harness) startWorker() {
 	t := h.t
 	t.Helper()
 	bin, _ := binaries(t)
+	if h.workerBin != "" {
+		bin = h.workerBin
+	}
 	h.starts++
 	env := append(baseEnv(),
 		"DATABASE_URL="+h.dbURL,

@@ -15,7 +15,7 @@ import (
 // pgCluster is a PostgreSQL cluster private to one test, so that the test
 // may restart it without disturbing the shared server other tests use.
 type pgCluster struct {
-	t    *testing.T
+	t    testing.TB
 	bin  string // directory of initdb and pg_ctl
 	dir  string
 	port int
@@ -25,7 +25,7 @@ type pgCluster struct {
 
 // startPGCluster initialises and starts a private cluster on a free port
 // with trust authentication; t.Cleanup stops and deletes it.
-func startPGCluster(t *testing.T) *pgCluster {
+func startPGCluster(t testing.TB) *pgCluster {
 	t.Helper()
 	bin := pgBinDir()
 	if bin == "" {
