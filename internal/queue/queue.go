@@ -22,15 +22,20 @@ var ActiveStates = []rivertype.JobState{
 
 // VerifyTenantArgs asks the worker to confirm a fresh admin consent.
 type VerifyTenantArgs struct {
-	TenantID string `json:"tenant_id" river:"unique"`
+	TenantID string `json:"tenant_id"`
 }
 
 // Kind names the job kind.
 func (VerifyTenantArgs) Kind() string { return "verify_tenant" }
 
-// InsertOpts makes verification unique per tenant while active.
+// InsertOpts gives verification its attempts. It is not unique: one job per
+// recorded consent. River's uniqueness always covers running jobs, and a job
+// stays "running" in the table until River's completer records its end a
+// little later, so a consent recorded just after the previous verification
+// finished would be swallowed, leaving the tenant pending. Two verifications
+// of one tenant are harmless: the transition to active is a compare-and-set.
 func (VerifyTenantArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: 10, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: ActiveStates}}
+	return river.InsertOpts{MaxAttempts: 10}
 }
 
 // SyncTenantArgs asks the worker to sync one tenant's directory.
@@ -53,15 +58,18 @@ func (SyncTenantArgs) InsertOpts() river.InsertOpts {
 
 // PurgeTenantArgs asks the worker to delete a tenant's directory copy.
 type PurgeTenantArgs struct {
-	TenantID string `json:"tenant_id" river:"unique"`
+	TenantID string `json:"tenant_id"`
 }
 
 // Kind names the job kind.
 func (PurgeTenantArgs) Kind() string { return "purge_tenant" }
 
-// InsertOpts makes a purge unique per tenant while active.
+// InsertOpts gives a purge its attempts. It is not unique, for the reason
+// VerifyTenantArgs gives: a disconnect just after an earlier purge of the
+// tenant finished would lose its purge, and the copy would stay. Purges are
+// idempotent and each checks the tenant's status when it runs.
 func (PurgeTenantArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: 10, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: ActiveStates}}
+	return river.InsertOpts{MaxAttempts: 10}
 }
 
 // NewInserter returns an insert-only River client (no queues, no workers) for
