@@ -81,7 +81,10 @@ func (s *Server) render(c echo.Context, status int, name string, v page) error {
 	l := v.layout()
 	if u, ok := s.currentUser(c); ok && l.User == nil {
 		l.User = &u
-		l.Operator = s.isOperator(u)
+	}
+	// Pages that set User themselves (/tenant) get the console link too.
+	if l.User != nil {
+		l.Operator = s.isOperator(*l.User)
 	}
 	if tok, ok := c.Get("csrf").(string); ok {
 		l.CSRF = tok
