@@ -19,8 +19,10 @@ type tenantView struct {
 	// Connected is false when the organization never connected.
 	Connected bool
 	Tenant    domain.Tenant
-	// Status is the status in words; StatusClass picks its badge style.
+	// Status is the status in words; StatusLabel names it on the badge, as
+	// the console does; StatusClass picks its badge style.
 	Status      string
+	StatusLabel string
 	StatusClass string
 	// Reconnect is true when only a new admin consent fixes the state.
 	Reconnect    bool
@@ -57,7 +59,7 @@ func (s *Server) tenantShow(c echo.Context) error {
 		return err
 	}
 	v.Connected, v.Tenant = true, t
-	v.Status, v.StatusClass = t.Status.Describe(), statusClass[t.Status]
+	v.Status, v.StatusLabel, v.StatusClass = t.Status.Describe(), statusLabel[t.Status], statusClass[t.Status]
 	v.Reconnect = t.Status.NeedsAdmin()
 	v.Disconnected = t.Status == domain.TenantDisconnected
 	if v.Counts, err = s.store.DirectoryCounts(ctx, t.ID); err != nil {
