@@ -100,6 +100,10 @@ func TestBrowserREADMEDemo(t *testing.T) {
 	if badge := text("#status"); badge != "Connecting" {
 		t.Errorf("step 4: badge %q, want Connecting", badge)
 	}
+	// Microsoft has not told the name yet: a phrase, not the tenant ID.
+	if h1 := text("main h1"); h1 != "Your organization" {
+		t.Errorf("step 4: pending page's heading %q, want Your organization", h1)
+	}
 	startWorker(t, tb)
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`#status[data-status="active"]`))); err != nil {
 		t.Fatalf("step 4, the page shows active by itself: %v", err)
@@ -110,6 +114,9 @@ func TestBrowserREADMEDemo(t *testing.T) {
 	waitFor(t, ctx, "Litware's first sync", func() bool { return fullRuns(t, tb, litwareID) >= 1 && syncIdle(t, tb, litwareID) })
 	if err := chromedp.Do(ctx, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`#status[data-status="active"]`))); err != nil {
 		t.Fatal(err)
+	}
+	if h1 := text("main h1"); h1 != "Litware" {
+		t.Errorf("step 4: active page's heading %q, want Litware", h1)
 	}
 	if users := text("#count-users"); users != "10" {
 		t.Errorf("step 4: %s users shown, want Litware's 10", users)

@@ -19,6 +19,10 @@ type tenantView struct {
 	// Connected is false when the organization never connected.
 	Connected bool
 	Tenant    domain.Tenant
+	// Heading is the organization's name once Microsoft told it (the
+	// worker reads it when it verifies the consent); until then a phrase,
+	// never the raw tenant ID, which the facts list shows.
+	Heading string
 	// Status is the status in words; StatusLabel names it on the badge, as
 	// the console does; StatusClass picks its badge style.
 	Status      string
@@ -58,7 +62,10 @@ func (s *Server) tenantShow(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	v.Connected, v.Tenant = true, t
+	v.Connected, v.Tenant, v.Heading = true, t, t.DisplayName
+	if v.Heading == "" {
+		v.Heading = "Your organization"
+	}
 	v.Status, v.StatusLabel, v.StatusClass = t.Status.Describe(), statusLabel[t.Status], statusClass[t.Status]
 	v.Reconnect = t.Status.NeedsAdmin()
 	v.Disconnected = t.Status == domain.TenantDisconnected
