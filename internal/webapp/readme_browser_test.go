@@ -118,6 +118,10 @@ func TestBrowserREADMEDemo(t *testing.T) {
 	if h1 := text("main h1"); h1 != "Litware" {
 		t.Errorf("step 4: active page's heading %q, want Litware", h1)
 	}
+	// The history names statuses as the badge does.
+	if hist := text(".events"); !strings.Contains(hist, "Active: ") || strings.Contains(hist, "active: ") {
+		t.Errorf("step 4: history %q, want statuses in words (Active: …)", hist)
+	}
 	if users := text("#count-users"); users != "10" {
 		t.Errorf("step 4: %s users shown, want Litware's 10", users)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/web"
 )
 
@@ -48,6 +49,14 @@ type pages struct {
 }
 
 var funcs = template.FuncMap{
+	// statusWord names a tenant status as the badges do ("Active"); the
+	// history lists stored statuses as strings.
+	"statusWord": func(s string) string {
+		if l, ok := statusLabel[domain.TenantStatus(s)]; ok {
+			return l
+		}
+		return s
+	},
 	"when": func(t *time.Time) string {
 		if t == nil || t.IsZero() {
 			return "never"

@@ -115,3 +115,19 @@ func itoa(i int) string {
 	}
 	return itoa(i/10) + string(rune('0'+i%10))
 }
+
+// Every status has its word for the badges and histories of portal and
+// console alike, and statusWord uses it.
+func TestStatusWords(t *testing.T) {
+	t.Parallel()
+	word := funcs["statusWord"].(func(string) string)
+	for _, st := range domain.TenantStatuses {
+		l := statusLabel[st]
+		if l == "" || l == string(st) || word(string(st)) != l {
+			t.Errorf("status %s: label %q, statusWord %q", st, l, word(string(st)))
+		}
+	}
+	if w := word("something_new"); w != "something_new" {
+		t.Errorf("an unknown status reads %q, want it as stored", w)
+	}
+}
