@@ -125,6 +125,11 @@ func TestBrowserREADMEDemo(t *testing.T) {
 	if users := text("#count-users"); users != "10" {
 		t.Errorf("step 4: %s users shown, want Litware's 10", users)
 	}
+	// The last button keeps its distance from the footer's rule.
+	if gap, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`document.querySelector("footer.foot p").getBoundingClientRect().top - `+
+		`document.getElementById("disconnect").getBoundingClientRect().bottom`)); err != nil || gap < 24 {
+		t.Errorf("step 4: the Disconnect button sits %.0f px above the footer's rule (%v), want at least 24", gap, err)
+	}
 
 	// 5. Sign out, sign in with another account as the operator: the
 	// console, with its header link, listing Litware.
@@ -136,6 +141,10 @@ func TestBrowserREADMEDemo(t *testing.T) {
 	}
 	if link := text(`header nav a[href="/console"]`); link != "Console" {
 		t.Errorf("step 5: header link %q", link)
+	}
+	// The header has room for the operator's whole e-mail address.
+	if cut, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(e => e.scrollWidth > e.clientWidth)(document.querySelector("header .who"))`)); err != nil || cut {
+		t.Errorf("step 5: the header cuts %s (%v)", operatorUPN, err)
 	}
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`tr[data-tenant="`+litwareID+`"] a`))); err != nil {
 		t.Fatalf("step 5, Litware in the console: %v", err)
