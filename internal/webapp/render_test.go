@@ -26,7 +26,7 @@ func samplePages() map[string][]page {
 		t := tn
 		t.Status = st
 		tenantPages = append(tenantPages, &tenantView{Layout: Layout{Title: "Your organization", RefreshSeconds: 5}, Connected: true,
-			Tenant: t, Status: st.Describe(), StatusClass: statusClass[st], Reconnect: st.NeedsAdmin(),
+			Tenant: t, Heading: t.DisplayName, Status: st.Describe(), StatusLabel: statusLabel[st], StatusClass: statusClass[st], Reconnect: st.NeedsAdmin(),
 			Disconnected: st == domain.TenantDisconnected, IsAdmin: true, Counts: domain.DirectoryCounts{Users: 50, Groups: 5},
 			LastRun: &run, Running: true, Events: []domain.TenantEvent{{At: now, Kind: "consented", ToStatus: "pending", Reason: "r", Actor: contosoAdm}}})
 	}
