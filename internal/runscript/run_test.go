@@ -141,7 +141,8 @@ func childrenOf(t *testing.T, pid int) []int {
 // state directory, bring up the emulator, the server (answering /readyz)
 // and the worker, print a working curl line for the JSON API, and after a
 // Ctrl-C (SIGINT to its process group, as a terminal sends it) say
-// "stopped" and leave no process and no listening port behind.
+// "stopped" and leave no process and no listening port behind. A second
+// run on the same state reuses the cluster and the token.
 func TestRunWithoutPostgres(t *testing.T) {
 	_, err := exec.LookPath("setsid")
 	need(t, err == nil, "setsid (util-linux) not found")
@@ -201,6 +202,32 @@ func TestRunWithoutPostgres(t *testing.T) {
 		"PUBLIC_BASE_URL="+base, "WORKER_ADMIN_ADDR="+workerAddr,
 		"ENTRAEMU_LOGIN_ADDR="+loginAddr, "ENTRAEMU_GRAPH_ADDR="+graphAddr)
 
+	first := upAndDown(t, root, env, binDir, runDir, pgAddr, base, addrs)
+	if !strings.Contains(first.output, "initializing a private cluster") {
+		t.Errorf("the first run does not say it initialises the cluster:\n%s", first.output)
+	}
+	// Again on the same state: the cluster is started, not initialised
+	// again, and the token is the same, so curl lines and scripts keep
+	// working across restarts.
+	second := upAndDown(t, root, env, binDir, runDir, pgAddr, base, addrs)
+	if strings.Contains(second.output, "initializing") {
+		t.Errorf("the second run initialised the cluster again:\n%s", second.output)
+	}
+	if first.token != second.token {
+		t.Errorf("token %q on the first run, %q on the second", first.token, second.token)
+	}
+}
+
+// run is what one run of the script showed.
+type run struct {
+	output string
+	token  string // from the printed curl line
+}
+
+// upAndDown runs the script until the server is ready, checks what runs and
+// the curl line, sends Ctrl-C and checks that nothing is left.
+func upAndDown(t *testing.T, root string, env []string, binDir, runDir, pgAddr, base string, addrs []string) run {
+	t.Helper()
 	out := &syncBuffer{}
 	cmd := exec.Command("bash", "scripts/run.sh")
 	cmd.Dir = root
@@ -347,4 +374,5 @@ func TestRunWithoutPostgres(t *testing.T) {
 			t.Errorf("%s still answers after Ctrl-C", addr)
 		}
 	}
+	return run{output: text, token: m[1]}
 }
