@@ -12,11 +12,12 @@ help: ## list the targets
 
 .PHONY: build
 build: ## build server, worker and entraemu into bin/
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/...
+	@echo "building server, worker and entraemu into $(BIN)/ (a first build takes a minute or two; packages are listed as they compile)"
+	CGO_ENABLED=0 $(GO) build -v -trimpath -o $(BIN)/ ./cmd/...
 
 .PHONY: run
-run: build ## start the whole product (emulator, server, worker) on the local Postgres
-	@DATABASE_URL='$(DATABASE_URL)' BIN='$(BIN)' ./scripts/run.sh
+run: build ## start the whole product (emulator, server, worker) on the local Postgres, or a private one it starts
+	@$(if $(filter file,$(origin DATABASE_URL)),,DATABASE_URL='$(DATABASE_URL)') BIN='$(BIN)' ./scripts/run.sh
 
 .PHONY: test
 test: ## run every test with the race detector (Postgres at 127.0.0.1:5432 unless TEST_DATABASE_URL is set)

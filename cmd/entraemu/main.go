@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -125,7 +126,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err := os.WriteFile(caFile, s.CAPEM, 0o644); err != nil {
 		return fmt.Errorf("write CA file: %w", err)
 	}
-	info := describe(s, caFile)
+	info := describe(s, seed, caFile)
 	if *envOut != "" {
 		env := fmt.Sprintf("ENTRA_AUTHORITY_HOST=%s\nGRAPH_BASE_URL=%s\nENTRA_CLIENT_ID=%s\nENTRA_CLIENT_SECRET=%s\nENTRA_CA_FILE=%s\nOPERATOR_TENANT_ID=%s\n",
 			info.AuthorityHost, info.GraphBaseURL, info.ClientID, info.ClientSecret, info.CAFile, info.OperatorTenantID)
@@ -159,8 +160,16 @@ func getenvDefault(getenv func(string) string, key, def string) string {
 	return def
 }
 
-func describe(s *entraemu.Server, caFile string) startInfo {
+// describe is the start line: the wiring, and per tenant the users to sign
+// in as. Those are picked from the users the seed names before the
+// generated ones (which the emulator lists first), so the banner names the
+// same admin@ and user@ accounts as the README and the seed file.
+func describe(s *entraemu.Server, declared *entraemu.Seed, caFile string) startInfo {
 	seed := s.Seed()
+	named := map[string][]entraemu.User{}
+	for _, t := range declared.Tenants {
+		named[strings.ToLower(t.ID)] = t.Users
+	}
 	app := s.DefaultApp()
 	info := startInfo{AuthorityHost: s.AuthorityHost, GraphBaseURL: s.GraphBaseURL, ControlURL: s.ControlURL,
 		ClientID: app.ClientID, CAFile: caFile, OperatorTenantID: seed.HomeTenantID, Password: seed.DefaultPassword}
@@ -176,7 +185,7 @@ func describe(s *entraemu.Server, caFile string) startInfo {
 		if len(t.Domains) > 0 {
 			tl.Domain = t.Domains[0]
 		}
-		for _, u := range t.Users {
+		for _, u := range append(slices.Clone(named[tl.ID]), t.Users...) {
 			switch {
 			case u.Admin && tl.Admin == "":
 				tl.Admin = u.UserPrincipalName

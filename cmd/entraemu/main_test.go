@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tenantsync/tenantsync/internal/entraemu"
 )
 
 func TestRunPrintsAndServes(t *testing.T) {
@@ -68,5 +70,35 @@ func TestRunPrintsAndServes(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("run did not stop")
+	}
+}
+
+// The banner of the demo seed names, per customer tenant, the admin@ and
+// user@ accounts the README tells people to sign in as, not a generated
+// user that happens to come first.
+func TestDescribeNamesTheSeededUsers(t *testing.T) {
+	seed := entraemu.DefaultSeed()
+	s, err := entraemu.Start(entraemu.Config{Seed: seed}, "127.0.0.1:0", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	info := describe(s, seed, "ca.pem")
+	seen := 0
+	for _, tl := range info.Tenants {
+		if tl.ID == strings.ToLower(entraemu.HomeTenantID) {
+			if tl.Operator != "operator@tenantsync.example" {
+				t.Errorf("home tenant operator %q", tl.Operator)
+			}
+			continue
+		}
+		seen++
+		name := strings.TrimSuffix(tl.Domain, ".example")
+		if tl.Admin != "admin@"+name+".example" || tl.NonAdmin != "user@"+name+".example" {
+			t.Errorf("%s: admin %q, user %q; want admin@%s.example and user@%s.example", tl.DisplayName, tl.Admin, tl.NonAdmin, name, name)
+		}
+	}
+	if seen != 4 {
+		t.Errorf("%d customer tenants described, want 4: %+v", seen, info.Tenants)
 	}
 }

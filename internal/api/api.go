@@ -44,9 +44,14 @@ type API struct {
 }
 
 // Register mounts the API's routes on g (the /api/v1 group) and returns
-// false, mounting nothing, when no token is configured.
+// true. When no token is configured it returns false and mounts one answer,
+// on every path and method, that the API is off and how to turn it on: a
+// client (or a person with curl) learns what to do instead of guessing from
+// a bare 404.
 func Register(g *echo.Group, cfg Config) bool {
 	if cfg.Token == "" {
+		g.Any("", apiOff)
+		g.Any("/*", apiOff)
 		return false
 	}
 	if cfg.Logger == nil {
@@ -95,8 +100,17 @@ func (a *API) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// apiOff answers every request while no OPERATOR_API_TOKEN is configured.
+func apiOff(c echo.Context) error {
+	return writeProblem(c, problem{Type: typeAPIOff, Title: "The API is off", Status: http.StatusNotFound,
+		Detail: "This server has no OPERATOR_API_TOKEN, so it serves no /api/v1. Set OPERATOR_API_TOKEN " +
+			"(at least 16 characters) in the server's environment and restart it, then send Authorization: Bearer <token>. " +
+			"make run generates one into .run/operator-api-token."})
+}
+
 // Problem type URIs; stable, documented in the OpenAPI document.
 const (
+	typeAPIOff           = "urn:tenantsync:problem:api-off"
 	typeInvalid          = "urn:tenantsync:problem:invalid-request"
 	typeUnauthorized     = "urn:tenantsync:problem:unauthorized"
 	typeForbidden        = "urn:tenantsync:problem:forbidden"

@@ -175,19 +175,38 @@ func TestUnauthorized(t *testing.T) {
 	}
 }
 
+// Without a token the API is off, and says so: every path under /api/v1,
+// with any method and any credentials, answers
+// a problem document naming OPERATOR_API_TOKEN, of a type the OpenAPI
+// document lists.
 func TestAPIOffWithoutToken(t *testing.T) {
 	t.Parallel()
 	e := echo.New()
 	if api.Register(e.Group("/api/v1"), api.Config{}) {
 		t.Error("API mounted without a token")
 	}
-	for _, auth := range []string{"", "Bearer "} {
+	types := problemTypes(t)
+	for _, tt := range []struct{ method, path, auth string }{
+		{"GET", "/api/v1/tenants", ""},
+		{"GET", "/api/v1/tenants", "Bearer "},
+		{"GET", "/api/v1/tenants", "Bearer " + token},
+		{"POST", "/api/v1/tenants/" + uuid.NewString() + "/sync", "Bearer " + token},
+		{"DELETE", "/api/v1/tenants/" + uuid.NewString(), ""},
+		{"GET", "/api/v1", ""},
+		{"GET", "/api/v1/no/such/route", ""},
+		{"GET", "/api/v1/openapi.json", ""},
+	} {
 		rec := httptest.NewRecorder()
-		req := httptest.NewRequest("GET", "/api/v1/tenants", nil)
-		req.Header.Set("Authorization", auth)
+		req := httptest.NewRequest(tt.method, tt.path, nil)
+		req.Header.Set("Authorization", tt.auth)
 		e.ServeHTTP(rec, req)
-		if rec.Code != http.StatusNotFound {
-			t.Errorf("GET /api/v1/tenants with %q and no token configured: %d, want 404", auth, rec.Code)
+		if ct := rec.Header().Get("Content-Type"); rec.Code != http.StatusNotFound || ct != "application/problem+json" {
+			t.Errorf("%s %s with %q and no token configured: %d %q, want 404 application/problem+json", tt.method, tt.path, tt.auth, rec.Code, ct)
+			continue
+		}
+		p := decodeProblem(t, rec.Body.Bytes())
+		if p.Type != "urn:tenantsync:problem:api-off" || !types[p.Type] || p.Status != 404 || !strings.Contains(p.Detail, "OPERATOR_API_TOKEN") {
+			t.Errorf("%s %s: problem %+v, want type api-off (listed: %v) naming OPERATOR_API_TOKEN", tt.method, tt.path, p, types[p.Type])
 		}
 	}
 }

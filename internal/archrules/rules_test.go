@@ -31,6 +31,7 @@ var allowed = map[string]struct {
 	"internal/entraemu":   {nil, "the emulator is written from the protocol notes, never from our clients: a shared mistake must not hide on both sides"},
 	"internal/deploy":     {nil, "tests of the deployment files only"},
 	"internal/fleettest":  {nil, "tests of the real worker and emulator binaries only"},
+	"internal/runscript":  {nil, "tests of scripts/run.sh (make run) with the real binaries only"},
 	"migrations":          {nil, "embedded SQL"},
 	"web":                 {nil, "embedded templates and static files"},
 	"internal/config":     {[]string{"internal/domain"}, "environment to typed configuration"},

@@ -67,10 +67,22 @@ func (s *Server) authCallback(c echo.Context) error {
 		return err
 	}
 	s.sessions.Put(ctx, keyCSRF, randomToken())
-	s.sessions.Put(ctx, keyUser, SessionUser{
+	u := SessionUser{
 		TenantID: id.TenantID, ObjectID: id.ObjectID, Username: id.Username, Name: id.Name,
 		DirectoryRoles: id.DirectoryRoles, AppRoles: id.AppRoles, SignedInAt: s.now().UTC(),
 		Binding: randomToken(),
-	})
-	return c.Redirect(http.StatusSeeOther, safeReturn(p.ReturnTo))
+	}
+	s.sessions.Put(ctx, keyUser, u)
+	return c.Redirect(http.StatusSeeOther, s.landingFor(u, safeReturn(p.ReturnTo)))
+}
+
+// landingFor is where u goes after signing in: the page asked for, except
+// that an operator who asked for no particular page (the landing page's
+// sign-in returns to /tenant) lands on the console: the operator's own
+// organization is the ISV's, never a customer to connect.
+func (s *Server) landingFor(u SessionUser, ret string) string {
+	if (ret == "/tenant" || ret == "/") && s.isOperator(u) {
+		return "/console"
+	}
+	return ret
 }

@@ -234,3 +234,35 @@ func TestOperationsAndHeaders(t *testing.T) {
 		t.Error("no session cookie at /signin")
 	}
 }
+
+// An operator who signs in from the landing page lands on the console, not
+// on the "not connected" page of the ISV's own organization, and every page
+// offers operators (and only them) a Console link in the header.
+func TestOperatorLandsOnConsole(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	const consoleLink = `<a href="/console">Console</a>`
+
+	op := tb.browser(t)
+	res, body := op.signIn(operatorUPN) // as the landing page's button: return=/tenant
+	if res.Request.URL.Path != "/console" || !strings.Contains(body, "<h1") || !strings.Contains(body, consoleLink) {
+		t.Fatalf("operator landed on %s: %.300s", res.Request.URL.Path, body)
+	}
+	if _, body := op.get("/tenant", true); !strings.Contains(body, consoleLink) {
+		t.Errorf("/tenant of an operator has no Console link: %.600s", body)
+	}
+	if _, body := op.get("/", true); !strings.Contains(body, consoleLink) || !strings.Contains(body, `href="/console">Open the console`) {
+		t.Errorf("/ of an operator offers no way to the console: %.1200s", body)
+	}
+
+	admin := tb.browser(t)
+	res, body = admin.signIn(contosoAdm)
+	if res.Request.URL.Path != "/tenant" {
+		t.Fatalf("customer admin landed on %s", res.Request.URL.Path)
+	}
+	for _, path := range []string{"/tenant", "/"} {
+		if _, body = admin.get(path, true); strings.Contains(body, `href="/console"`) {
+			t.Errorf("%s shows a customer admin a console link", path)
+		}
+	}
+}

@@ -103,12 +103,19 @@ func newSyncChart(runs []domain.SyncRun) *syncChart {
 		}
 		return "between " + lo + " and " + hi
 	}
-	runsWord := fmt.Sprintf("The last %d finished sync runs", len(done))
 	if len(done) == 1 {
-		runsWord = "The one finished sync run"
+		// "each" and "between" read wrong for one run.
+		outcome := map[domain.SyncOutcome]string{domain.SyncSucceeded: "succeeded", domain.SyncFailed: "failed",
+			domain.SyncSnoozed: "paused", domain.SyncAbandoned: "was abandoned"}[first.Outcome]
+		if outcome == "" {
+			outcome = "ended " + string(first.Outcome)
+		}
+		ch.Summary = fmt.Sprintf("The one finished sync run, at %s UTC, took %s, wrote %d changes and %s. The table of sync runs below lists every run.",
+			ch.From, formatDuration(maxDur), maxChg, outcome)
+		return ch
 	}
-	ch.Summary = fmt.Sprintf("%s, from %s to %s UTC: each took %s and wrote %s changes; %d failed. The table of sync runs below lists every run.",
-		runsWord, ch.From, ch.To, span(formatDuration(minDur), formatDuration(maxDur)), span(fmt.Sprint(minChg), fmt.Sprint(maxChg)), failed)
+	ch.Summary = fmt.Sprintf("The last %d finished sync runs, from %s to %s UTC: each took %s and wrote %s changes; %d failed. The table of sync runs below lists every run.",
+		len(done), ch.From, ch.To, span(formatDuration(minDur), formatDuration(maxDur)), span(fmt.Sprint(minChg), fmt.Sprint(maxChg)), failed)
 	return ch
 }
 

@@ -12,8 +12,8 @@ import (
 	"github.com/tenantsync/tenantsync/internal/operator"
 )
 
-// consoleNotices are the fixed messages shown after an action, keyed by the
-// done query value of the redirect.
+// consoleNotices are the fixed messages shown once after an action, keyed
+// by the session's consoleFlash.
 var consoleNotices = map[string]string{
 	"sync":         "Sync requested. It shows under Sync runs once a worker starts it; reload to follow it.",
 	"full":         "Full resync requested. It shows under Sync runs once a worker starts it; reload to follow it.",
@@ -46,7 +46,7 @@ func (s *Server) consoleTenantSync(c echo.Context) error {
 	case full:
 		done = "full"
 	}
-	return c.Redirect(http.StatusSeeOther, "/console/tenants/"+id+"?done="+done)
+	return s.consoleDone(c, id, done)
 }
 
 // consoleTenantSuspend suspends the tenant's syncing.
@@ -65,7 +65,7 @@ func (s *Server) consoleSetSuspended(c echo.Context, suspended bool) error {
 	if suspended {
 		done = "suspended"
 	}
-	return c.Redirect(http.StatusSeeOther, "/console/tenants/"+id+"?done="+done)
+	return s.consoleDone(c, id, done)
 }
 
 // consoleTenantDisconnect disconnects the tenant and purges its copy in two
@@ -87,7 +87,15 @@ func (s *Server) consoleTenantDisconnect(c echo.Context) error {
 	if err := s.actions.Disconnect(ctx, t.ID, operatorActor(u), operator.ReasonOperatorDisconnect); err != nil {
 		return s.consoleActionError(c, t.ID, err)
 	}
-	return c.Redirect(http.StatusSeeOther, "/console/tenants/"+t.ID+"?done=disconnected")
+	return s.consoleDone(c, t.ID, "disconnected")
+}
+
+// consoleDone keeps the action's notice for the next view of the tenant's
+// page and redirects there (post/redirect/get), so a reload shows the page
+// without the notice and resends nothing.
+func (s *Server) consoleDone(c echo.Context, id, done string) error {
+	s.sessions.Put(c.Request().Context(), keyFlash, consoleFlash{TenantID: id, Done: done})
+	return c.Redirect(http.StatusSeeOther, "/console/tenants/"+id)
 }
 
 // operatorActor names the operator in audit events.

@@ -115,8 +115,13 @@ func (s *Server) consoleTenantShow(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	v := &consoleTenantView{Layout: Layout{Title: t.Name(), Notice: consoleNotices[c.QueryParam("done")]},
+	v := &consoleTenantView{Layout: Layout{Title: t.Name()},
 		Tenant: t, Status: t.Status.Describe(), StatusLabel: statusLabel[t.Status], StatusClass: statusClass[t.Status]}
+	// The notice is for this tenant's page only; another page spends it
+	// unseen rather than show it on the wrong tenant later.
+	if f, ok := s.sessions.Pop(ctx, keyFlash).(consoleFlash); ok && f.TenantID == t.ID {
+		v.Notice = consoleNotices[f.Done]
+	}
 	if v.Events, err = s.store.TenantEvents(ctx, t.ID, consoleEventLimit); err != nil {
 		return err
 	}

@@ -486,9 +486,17 @@ func TestConsoleActions(t *testing.T) {
 		if res.StatusCode != http.StatusSeeOther {
 			t.Fatalf("%s: %d, want 303", name, res.StatusCode)
 		}
+		// Post/redirect/get: the redirect goes to the tenant's plain URL;
+		// the notice shows once, and a reload shows the page without it.
+		if loc := res.Header.Get("Location"); loc != page {
+			t.Errorf("%s: redirect to %q, want %q", name, loc, page)
+		}
 		_, body := br.get(res.Header.Get("Location"), false)
 		if !strings.Contains(body, wantNotice) {
 			t.Errorf("%s: page lacks notice %q", name, wantNotice)
+		}
+		if _, body := br.get(page, false); strings.Contains(body, `id="notice"`) {
+			t.Errorf("%s: the notice shows again on reload", name)
 		}
 		evs := events()
 		if len(evs) != nEv+1 || evs[len(evs)-1] != wantEvent {

@@ -334,8 +334,9 @@ func TestErrorAnswersSeenCrashing(t *testing.T) {
 		name, method, path, body string
 		api, session, bearer     bool
 		status                   int
+		says                     string // the body names this
 	}{
-		{name: "API off", method: "GET", path: "/api/v1/tenants", bearer: true, status: 404},
+		{name: "API off", method: "GET", path: "/api/v1/tenants", bearer: true, status: 404, says: "OPERATOR_API_TOKEN"},
 		{name: "unknown API route", method: "GET", path: "/api/v1/nothing", api: true, bearer: true, status: 404},
 		{name: "wrong API method", method: "PUT", path: "/api/v1/tenants", api: true, bearer: true, status: 405},
 		{name: "API body over the limit", method: "POST", path: "/api/v1/tenants/" + uuid.NewString() + "/sync", api: true, bearer: true,
@@ -390,6 +391,9 @@ func TestErrorAnswersSeenCrashing(t *testing.T) {
 			}
 			if tt.status == 405 && res.Header.Get("Allow") == "" {
 				t.Error("405 without Allow")
+			}
+			if !strings.Contains(string(body), tt.says) {
+				t.Errorf("the answer does not name %s: %.300s", tt.says, body)
 			}
 			for _, line := range logFailures(log.String()) {
 				t.Errorf("log: %.500s", line)

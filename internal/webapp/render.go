@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/web"
 )
 
@@ -48,6 +49,14 @@ type pages struct {
 }
 
 var funcs = template.FuncMap{
+	// statusWord names a tenant status as the badges do ("Active"); the
+	// history lists stored statuses as strings.
+	"statusWord": func(s string) string {
+		if l, ok := statusLabel[domain.TenantStatus(s)]; ok {
+			return l
+		}
+		return s
+	},
 	"when": func(t *time.Time) string {
 		if t == nil || t.IsZero() {
 			return "never"
@@ -81,7 +90,10 @@ func (s *Server) render(c echo.Context, status int, name string, v page) error {
 	l := v.layout()
 	if u, ok := s.currentUser(c); ok && l.User == nil {
 		l.User = &u
-		l.Operator = s.isOperator(u)
+	}
+	// Pages that set User themselves (/tenant) get the console link too.
+	if l.User != nil {
+		l.Operator = s.isOperator(*l.User)
 	}
 	if tok, ok := c.Get("csrf").(string); ok {
 		l.CSRF = tok

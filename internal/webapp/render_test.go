@@ -26,7 +26,7 @@ func samplePages() map[string][]page {
 		t := tn
 		t.Status = st
 		tenantPages = append(tenantPages, &tenantView{Layout: Layout{Title: "Your organization", RefreshSeconds: 5}, Connected: true,
-			Tenant: t, Status: st.Describe(), StatusClass: statusClass[st], Reconnect: st.NeedsAdmin(),
+			Tenant: t, Heading: t.DisplayName, Status: st.Describe(), StatusLabel: statusLabel[st], StatusClass: statusClass[st], Reconnect: st.NeedsAdmin(),
 			Disconnected: st == domain.TenantDisconnected, IsAdmin: true, Counts: domain.DirectoryCounts{Users: 50, Groups: 5},
 			LastRun: &run, Running: true, Events: []domain.TenantEvent{{At: now, Kind: "consented", ToStatus: "pending", Reason: "r", Actor: contosoAdm}}})
 	}
@@ -114,4 +114,20 @@ func itoa(i int) string {
 		return string(rune('0' + i))
 	}
 	return itoa(i/10) + string(rune('0'+i%10))
+}
+
+// Every status has its word for the badges and histories of portal and
+// console alike, and statusWord uses it.
+func TestStatusWords(t *testing.T) {
+	t.Parallel()
+	word := funcs["statusWord"].(func(string) string)
+	for _, st := range domain.TenantStatuses {
+		l := statusLabel[st]
+		if l == "" || l == string(st) || word(string(st)) != l {
+			t.Errorf("status %s: label %q, statusWord %q", st, l, word(string(st)))
+		}
+	}
+	if w := word("something_new"); w != "something_new" {
+		t.Errorf("an unknown status reads %q, want it as stored", w)
+	}
 }

@@ -19,7 +19,8 @@ import (
 const (
 	keyUser   = "user"
 	keySignIn = "signin"
-	keyCSRF   = "csrf" // string: the session's CSRF token (csrf.go)
+	keyCSRF   = "csrf"  // string: the session's CSRF token (csrf.go)
+	keyFlash  = "flash" // consoleFlash: the notice of the action just done
 )
 
 // sessionCookieName is the session cookie's name over http; over https it gets
@@ -59,9 +60,18 @@ type pendingSignIn struct {
 	Issued   time.Time
 }
 
+// consoleFlash is the outcome of a console action, shown once on the
+// tenant's page the action redirects to (post/redirect/get): a reload does
+// not show it again, and the URL carries nothing.
+type consoleFlash struct {
+	TenantID string
+	Done     string // a key of consoleNotices
+}
+
 func init() {
 	gob.Register(SessionUser{})
 	gob.Register(pendingSignIn{})
+	gob.Register(consoleFlash{})
 }
 
 func newSessionManager(store scs.Store, lifetime time.Duration, secure bool, log *slog.Logger) *scs.SessionManager {

@@ -20,6 +20,7 @@ type sessionJSON struct {
 	User     *SessionUser   `json:"user,omitempty"`
 	SignIn   *pendingSignIn `json:"signin,omitempty"`
 	CSRF     string         `json:"csrf,omitempty"`
+	Flash    *consoleFlash  `json:"flash,omitempty"`
 }
 
 // Encode writes the session; a value under an unknown key, or of another
@@ -36,6 +37,11 @@ func (sessionCodec) Encode(deadline time.Time, values map[string]any) ([]byte, e
 		case pendingSignIn:
 			if k == keySignIn {
 				s.SignIn = &v
+				continue
+			}
+		case consoleFlash:
+			if k == keyFlash {
+				s.Flash = &v
 				continue
 			}
 		case string:
@@ -59,7 +65,7 @@ func (sessionCodec) Decode(b []byte) (time.Time, map[string]any, error) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return time.Time{}, nil, fmt.Errorf("decode session: %w", err)
 	}
-	values := make(map[string]any, 3)
+	values := make(map[string]any, 4)
 	if s.User != nil {
 		values[keyUser] = *s.User
 	}
@@ -68,6 +74,9 @@ func (sessionCodec) Decode(b []byte) (time.Time, map[string]any, error) {
 	}
 	if s.CSRF != "" {
 		values[keyCSRF] = s.CSRF
+	}
+	if s.Flash != nil {
+		values[keyFlash] = *s.Flash
 	}
 	return s.Deadline, values, nil
 }

@@ -15,6 +15,7 @@ var codecSample = map[string]any{
 		SignedInAt: time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC), Binding: "b1"},
 	keySignIn: pendingSignIn{State: "s", Nonce: "n", Verifier: "v", ReturnTo: "/tenant", Issued: time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC)},
 	keyCSRF:   "csrf-token",
+	keyFlash:  consoleFlash{TenantID: contosoID, Done: "sync"},
 }
 
 // jsonSessionBeforeCSRF is a session as this codec wrote it before the

@@ -19,8 +19,14 @@ type tenantView struct {
 	// Connected is false when the organization never connected.
 	Connected bool
 	Tenant    domain.Tenant
-	// Status is the status in words; StatusClass picks its badge style.
+	// Heading is the organization's name once Microsoft told it (the
+	// worker reads it when it verifies the consent); until then a phrase,
+	// never the raw tenant ID, which the facts list shows.
+	Heading string
+	// Status is the status in words; StatusLabel names it on the badge, as
+	// the console does; StatusClass picks its badge style.
 	Status      string
+	StatusLabel string
 	StatusClass string
 	// Reconnect is true when only a new admin consent fixes the state.
 	Reconnect    bool
@@ -56,8 +62,11 @@ func (s *Server) tenantShow(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	v.Connected, v.Tenant = true, t
-	v.Status, v.StatusClass = t.Status.Describe(), statusClass[t.Status]
+	v.Connected, v.Tenant, v.Heading = true, t, t.DisplayName
+	if v.Heading == "" {
+		v.Heading = "Your organization"
+	}
+	v.Status, v.StatusLabel, v.StatusClass = t.Status.Describe(), statusLabel[t.Status], statusClass[t.Status]
 	v.Reconnect = t.Status.NeedsAdmin()
 	v.Disconnected = t.Status == domain.TenantDisconnected
 	if v.Counts, err = s.store.DirectoryCounts(ctx, t.ID); err != nil {
