@@ -2,6 +2,7 @@ package webapp
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -57,6 +58,28 @@ func newChrome(t *testing.T) context.Context {
 
 // screenshot saves the page to docs/screenshots/name.png when
 // UPDATE_SCREENSHOTS=1.
+// waitURL waits until the page's URL contains part: after a click that
+// navigates, an element the old page also shows is no proof that the new
+// page is there (and running axe on a page mid-navigation fails).
+func waitURL(part string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		for {
+			loc, err := chromedp.Location()(ctx, tg)
+			if err != nil {
+				return chromedp.Void{}, err
+			}
+			if strings.Contains(loc, part) {
+				return chromedp.Void{}, nil
+			}
+			select {
+			case <-ctx.Done():
+				return chromedp.Void{}, fmt.Errorf("waiting for a URL with %q (at %s): %w", part, loc, ctx.Err())
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+}
+
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
 	if os.Getenv("UPDATE_SCREENSHOTS") != "1" {

@@ -96,6 +96,7 @@ func TestBrowserConsole(t *testing.T) {
 	if err := chromedp.Do(ctx,
 		chromedp.SendKeys(chromedp.ID("q"), "contoso.example"),
 		chromedp.Click(chromedp.ID("search")),
+		waitURL("q=contoso.example"),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-tenant="`+contosoID+`"] a`)),
 	); err != nil {
 		t.Fatalf("search by domain: %v", err)
