@@ -81,11 +81,15 @@ func TestMetricsAfterSync(t *testing.T) {
 
 	var synced bool
 	for range 600 { // the fan-out runs on start; a small tenant syncs in well under a minute
-		var n int
-		if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM sync_runs WHERE tenant_id = $1 AND outcome = 'succeeded'`, tid).Scan(&n); err != nil {
+		// River records a job's completion a little after the job returns
+		// (its completer batches them); the scrape must come after both.
+		var n, completed int
+		if err := pool.QueryRow(context.Background(), `SELECT
+	(SELECT count(*) FROM sync_runs WHERE tenant_id = $1 AND outcome = 'succeeded'),
+	(SELECT count(*) FROM river_job WHERE kind = 'sync_tenant' AND state = 'completed')`, tid).Scan(&n, &completed); err != nil {
 			t.Fatal(err)
 		}
-		if synced = n > 0; synced {
+		if synced = n > 0 && completed > 0; synced {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)

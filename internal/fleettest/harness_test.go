@@ -351,7 +351,14 @@ func newHarness(t testing.TB, seed *entraemu.Seed, tids []string, dbURL string) 
 	})
 	h := &harness{t: t, dir: dir, dbURL: dbURL, tids: tids, env: map[string]string{}}
 	h.emu = startEmulator(t, dir, seed)
-	h.db, err = pgxpool.New(context.Background(), dbURL)
+	pc, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Named, so that killWorker can tell the worker's connections from the
+	// harness's own.
+	pc.ConnConfig.RuntimeParams["application_name"] = harnessAppName
+	h.db, err = pgxpool.NewWithConfig(context.Background(), pc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,11 +403,27 @@ func (h *harness) startWorker() {
 	h.worker = startProc(t, fmt.Sprintf("worker#%d", h.starts), filepath.Join(h.dir, fmt.Sprintf("worker-%d.log", h.starts)), bin, nil, env)
 }
 
-// killWorker sends SIGKILL to the worker's process group.
+const harnessAppName = "fleettest-harness"
+
+// killWorker sends SIGKILL to the worker's process group, then waits until
+// Postgres has ended the dead worker's sessions: a COMMIT the worker sent
+// just before it died is still carried out, and what the test reads after
+// the kill must include it.
 func (h *harness) killWorker() {
 	h.t.Helper()
 	h.worker.kill()
 	h.t.Logf("%s killed", h.worker.name)
+	for range 600 { // a minute
+		var n int
+		err := h.db.QueryRow(context.Background(), `
+SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND backend_type = 'client backend' AND application_name <> $1`, harnessAppName).Scan(&n)
+		if err == nil && n == 0 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	h.t.Fatalf("the killed %s's database sessions did not end within a minute", h.worker.name)
 }
 
 // migrate applies the migrations with the worker's own `migrate` command.
