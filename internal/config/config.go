@@ -111,6 +111,9 @@ type Server struct {
 	// X-Forwarded-For names the client for the callbacks' rate limit;
 	// empty means clients connect directly.
 	TrustedProxies Prefixes `env:"TRUSTED_PROXIES"`
+	// WebhookAllowPrivate lets webhook endpoints be http and on loopback or
+	// private addresses: development and tests only.
+	WebhookAllowPrivate bool `env:"WEBHOOK_ALLOW_PRIVATE" envDefault:"false"`
 }
 
 // Prefixes are comma-separated CIDRs, spaces allowed around each.
@@ -151,6 +154,9 @@ type Worker struct {
 	// RescueAfter is how long a job may stay running before it is taken for
 	// a dead worker's and run again; every job's timeout is half of it.
 	RescueAfter time.Duration `env:"WORKER_RESCUE_AFTER" envDefault:"10m"`
+	// WebhookAllowPrivate lets deliveries reach http URLs and loopback or
+	// private addresses: development and tests only.
+	WebhookAllowPrivate bool `env:"WEBHOOK_ALLOW_PRIVATE" envDefault:"false"`
 }
 
 // Migrate configures the migrate command: the database only.

@@ -45,7 +45,8 @@ func (s *Server) routes() {
 	// JSON API (bearer OPERATOR_API_TOKEN; off when unset), with its own
 	// routes table in internal/api. CSRF and sessions are skipped for /api/;
 	// its bodies are held to api.BodyLimit, its errors are problems.
-	api.Register(e.Group("/api/v1"), api.Config{Token: s.cfg.APIToken, Store: s.store, Actions: s.actions, Logger: s.log})
+	api.Register(e.Group("/api/v1"), api.Config{Token: s.cfg.APIToken, Store: s.store, Actions: s.actions, Logger: s.log,
+		WebhookAllowPrivate: s.cfg.WebhookAllowPrivate})
 
 	// Operations.
 	e.Match(getHead, "/healthz", s.healthz)
