@@ -379,3 +379,18 @@ func (s *Store) WebhookDeliveryExpire(ctx context.Context, id int64, at time.Tim
 	}
 	return nil
 }
+
+const webhookEndpointSkipPruned = `
+UPDATE webhook_endpoints w SET pos_xid = p.upto_xid, pos_seq = p.upto_seq
+FROM change_events_pruned p
+WHERE w.id = $1 AND (w.pos_xid, w.pos_seq) < (p.upto_xid, p.upto_seq)`
+
+// WebhookEndpointSkipPruned moves an endpoint that fell behind retention
+// (EventsAfter answered domain.ErrGone) to where the feed now starts: the
+// deleted events can no longer be delivered.
+func (s *Store) WebhookEndpointSkipPruned(ctx context.Context, id string) error {
+	if _, err := s.db.Exec(ctx, webhookEndpointSkipPruned, id); err != nil {
+		return fmt.Errorf("move webhook endpoint %s past retention: %w", id, err)
+	}
+	return nil
+}
