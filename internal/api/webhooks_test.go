@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -214,5 +215,30 @@ func TestWebhookEndpointAuth(t *testing.T) {
 	var n int
 	if err := b.pool.QueryRow(context.Background(), `SELECT count(*) FROM webhook_endpoints`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("%d endpoints stored (%v) by unauthenticated requests", n, err)
+	}
+}
+
+// TestWebhookRotationOverlap: the rotated-out secret keeps signing for
+// exactly 24 hours from the rotation.
+func TestWebhookRotationOverlap(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	b := setup(t, func(c *api.Config) { c.Now = func() time.Time { return at } })
+	s := b.createWebhook(`{"url":"https://hooks.example.com/"}`)
+	if _, raw := b.get("/api/v1/webhook-endpoints/" + s.ID); !strings.Contains(string(raw), `"previous_secret_expires_at":null`) {
+		t.Errorf("before any rotation: %s, want no previous secret", raw)
+	}
+	if code, raw := b.do("POST", "/api/v1/webhook-endpoints/"+s.ID+"/rotate-secret", "Bearer "+token, ""); code != 200 {
+		t.Fatalf("rotate: %d %s", code, raw)
+	}
+	_, raw := b.get("/api/v1/webhook-endpoints/" + s.ID)
+	var ep struct {
+		Until *time.Time `json:"previous_secret_expires_at"`
+	}
+	if err := json.Unmarshal(raw, &ep); err != nil {
+		t.Fatal(err)
+	}
+	if ep.Until == nil || !ep.Until.Equal(at.Add(24*time.Hour)) {
+		t.Errorf("previous secret signs until %v, want %v", ep.Until, at.Add(24*time.Hour))
 	}
 }
