@@ -394,3 +394,36 @@ func (s *Store) WebhookEndpointSkipPruned(ctx context.Context, id string) error 
 	}
 	return nil
 }
+
+const webhookReplayEvent = `SELECT xid::text, seq FROM change_events WHERE id = $1`
+
+const webhookReplayDropPending = `
+DELETE FROM webhook_deliveries
+WHERE endpoint_id = $1 AND status = 'pending' AND (event_xid, event_seq) >= ($2::text::xid8, $3)`
+
+// WebhookEndpointReplayFrom hands endpoint id the feed again from event
+// eventID on: its position moves to just before the event, and its
+// deliveries still pending from there are dropped, so the dispatcher records
+// each event once more and every tenant's stay in order. The event must
+// still be in the feed; otherwise domain.ErrNotFound.
+func (s *Store) WebhookEndpointReplayFrom(ctx context.Context, id, eventID string) error {
+	return s.Tx(ctx, func(_ pgx.Tx, st *Store) error {
+		var xid string
+		var seq int64
+		if err := st.db.QueryRow(ctx, webhookReplayEvent, eventID).Scan(&xid, &seq); err != nil {
+			return fmt.Errorf("replay event %s: %w", eventID, notFound(err))
+		}
+		tag, err := st.db.Exec(ctx, `UPDATE webhook_endpoints SET pos_xid = $2::text::xid8, pos_seq = $3, updated_at = now() WHERE id = $1`,
+			id, xid, seq-1)
+		if err != nil {
+			return fmt.Errorf("replay to webhook endpoint %s: %w", id, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("replay to webhook endpoint %s: %w", id, domain.ErrNotFound)
+		}
+		if _, err := st.db.Exec(ctx, webhookReplayDropPending, id, xid, seq); err != nil {
+			return fmt.Errorf("replay to webhook endpoint %s: %w", id, err)
+		}
+		return nil
+	})
+}

@@ -99,6 +99,22 @@ func TestWebhookDispatchAndOrder(t *testing.T) {
 	if err != nil || got.FailingSince != nil {
 		t.Fatalf("endpoint after a success: failing since %v, %v; want not failing", got.FailingSince, err)
 	}
+	// Replay from the first event: the position goes back to just before
+	// it and the dispatcher would hand both out again.
+	if err := st.WebhookEndpointReplayFrom(ctx, ep.ID, evs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	got, err = st.WebhookEndpointGet(ctx, ep.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := st.EventsAfter(ctx, got.Pos, postgres.EventFilter{}, 10)
+	if err != nil || len(again) != 2 || again[0].ID != evs[0].ID {
+		t.Fatalf("after replay from the first event: %+v, %v; want both events again", again, err)
+	}
+	if err := st.WebhookEndpointReplayFrom(ctx, ep.ID, uuid.NewString()); !errors.Is(err, domain.ErrNotFound) {
+		t.Fatalf("replay from an unknown event: %v, want ErrNotFound", err)
+	}
 	if err := st.WebhookEndpointDelete(ctx, ep.ID); err != nil {
 		t.Fatal(err)
 	}

@@ -41,6 +41,8 @@ func (s *Server) routes() {
 	form(g.POST("/tenants/:id/suspend", s.consoleTenantSuspend, op))
 	form(g.POST("/tenants/:id/resume", s.consoleTenantResume, op))
 	form(g.POST("/tenants/:id/disconnect", s.consoleTenantDisconnect, op))
+	g.Match(getHead, "/webhooks", s.consoleWebhookList, op)
+	form(g.POST("/webhooks/:id/replay", s.consoleWebhookReplay, op))
 
 	// JSON API (bearer OPERATOR_API_TOKEN; off when unset), with its own
 	// routes table in internal/api. CSRF and sessions are skipped for /api/;
