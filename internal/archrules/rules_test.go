@@ -53,6 +53,7 @@ var allowed = map[string]struct {
 	"internal/postgres/rivergen": {nil, "generator of River's migration files, apart from the binaries"},
 	"internal/archrules":         {nil, "this test"},
 	"cmd/entraemu":               {[]string{"internal/entraemu"}, "composition root of the emulator"},
+	"cmd/webhookrecv":            {nil, "a demo receiver: it verifies with the Standard Webhooks reference library, never our own signing code"},
 	"cmd/server": {[]string{"internal/config", "internal/entra", "internal/health", "internal/httpserver", "internal/metrics",
 		"internal/onboarding", "internal/operator", "internal/postgres", "internal/queue", "internal/webapp"}, "composition root of the server: no sync, no Graph client, no workers"},
 	"cmd/worker": {[]string{"internal/config", "internal/entra", "internal/graph", "internal/health", "internal/httpserver",
