@@ -274,6 +274,16 @@ func TestWebhookDeliveryRefusesPrivateAddress(t *testing.T) {
 	if len(ds) != 1 || ds[0].Status != domain.DeliveryPending || !strings.Contains(ds[0].LastError, "refused") || ds[0].LastStatusCode != nil {
 		t.Fatalf("deliveries %+v, want one pending, refused, without a status", ds)
 	}
+	// An http URL (saved while WEBHOOK_ALLOW_PRIVATE was on elsewhere) is
+	// refused too, before any connection.
+	plain := b.endpoint(t, "http://hooks.example.com/hook")
+	b.event(t, uuid.NewString(), domain.UserDisabled, 2)
+	waitFor(t, "a failed attempt over http", func() bool {
+		return b.count(t, `SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1 AND attempts > 0`, plain.ID) > 0
+	})
+	if n := b.count(t, `SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1 AND last_error LIKE '%not https%'`, plain.ID); n == 0 {
+		t.Error("an http endpoint was not refused as such")
+	}
 	if n := hits.Load(); n != 0 {
 		t.Fatalf("the receiver on loopback got %d requests", n)
 	}

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -120,5 +121,42 @@ func TestWebhookDispatchAndOrder(t *testing.T) {
 	}
 	if _, err := st.WebhookEndpointGet(ctx, ep.ID); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("deleted endpoint: %v, want ErrNotFound", err)
+	}
+}
+
+// TestWebhookEndpointSkipPruned: an endpoint that fell behind retention is
+// told so by EventsAfter and moved to where the feed now starts, never
+// further.
+func TestWebhookEndpointSkipPruned(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.Pool(t)
+	st := postgres.New(pool)
+	ep, err := st.WebhookEndpointCreate(ctx, domain.WebhookEndpoint{URL: "https://hooks.example.com/", Secret: "whsec_AAAA"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	upto := domain.EventPos{Xid: ep.Pos.Xid, Seq: ep.Pos.Seq + 5}
+	if _, err := pool.Exec(ctx, `INSERT INTO change_events_pruned (upto_xid, upto_seq) VALUES ($1::text::xid8, $2)`,
+		strconv.FormatUint(upto.Xid, 10), upto.Seq); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.EventsAfter(ctx, ep.Pos, postgres.EventFilter{}, 10); !errors.Is(err, domain.ErrGone) {
+		t.Fatalf("reading from behind retention: %v, want ErrGone", err)
+	}
+	for range 2 { // the second call finds it already there
+		if err := st.WebhookEndpointSkipPruned(ctx, ep.ID); err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.WebhookEndpointGet(ctx, ep.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Pos != upto {
+			t.Fatalf("position %+v after skipping, want the retention horizon %+v", got.Pos, upto)
+		}
+	}
+	if _, err := st.EventsAfter(ctx, upto, postgres.EventFilter{}, 10); err != nil {
+		t.Fatalf("reading from the horizon: %v", err)
 	}
 }
