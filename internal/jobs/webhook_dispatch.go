@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -68,7 +69,10 @@ func (w *webhookDispatchWorker) Work(ctx context.Context, job *river.Job[queue.W
 
 func (d *Deps) dispatchEndpoint(ctx context.Context, client *river.Client[pgx.Tx], ep domain.WebhookEndpoint) error {
 	for {
-		evs, err := d.Store.EventsAfter(ctx, ep.Pos, postgres.EventFilter{Types: ep.EventTypes}, webhookDispatchBatch)
+		// Every type is read and filtered here: a position moved only to
+		// the last matching event would make an endpoint of rare types
+		// read the same unmatched events again on every run.
+		evs, err := d.Store.EventsAfter(ctx, ep.Pos, postgres.EventFilter{}, webhookDispatchBatch)
 		if errors.Is(err, domain.ErrGone) {
 			d.log(ctx).Error("webhook endpoint fell behind event retention; the deleted events cannot be delivered",
 				"endpoint_id", ep.ID)
@@ -77,13 +81,23 @@ func (d *Deps) dispatchEndpoint(ctx context.Context, client *river.Client[pgx.Tx
 		if err != nil || len(evs) == 0 {
 			return err
 		}
+		var take []domain.Event
+		for _, ev := range evs {
+			if len(ep.EventTypes) == 0 || slices.Contains(ep.EventTypes, ev.Type) {
+				take = append(take, ev)
+			}
+		}
+		to := evs[len(evs)-1].Pos
 		err = d.Store.Tx(ctx, func(tx pgx.Tx, st *postgres.Store) error {
-			if err := st.WebhookDispatch(ctx, ep.ID, ep.Pos, evs, d.Now()); err != nil {
+			if err := st.WebhookDispatch(ctx, ep.ID, ep.Pos, to, take, d.Now()); err != nil {
 				return err
+			}
+			if len(take) == 0 {
+				return nil
 			}
 			var params []river.InsertManyParams
 			seen := map[string]bool{}
-			for _, ev := range evs {
+			for _, ev := range take {
 				if !seen[ev.TenantID] {
 					seen[ev.TenantID] = true
 					params = append(params, river.InsertManyParams{Args: queue.WebhookDeliverArgs{EndpointID: ep.ID, TenantID: ev.TenantID}})
@@ -100,7 +114,7 @@ func (d *Deps) dispatchEndpoint(ctx context.Context, client *river.Client[pgx.Tx
 		if err != nil {
 			return err
 		}
-		ep.Pos = evs[len(evs)-1].Pos
+		ep.Pos = to
 		if len(evs) < webhookDispatchBatch {
 			return nil
 		}

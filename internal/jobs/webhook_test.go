@@ -402,4 +402,17 @@ func TestWebhookEndpointDisabledAndTypes(t *testing.T) {
 	if got, err := b.store.WebhookEndpointGet(ctx, ep.ID); err != nil || got.FailingSince != nil {
 		t.Errorf("after success: failing since %v (%v), want healthy", got.FailingSince, err)
 	}
+	// An event of a type the endpoint does not take still moves its
+	// position, so it is not read again on every run.
+	var seq int64
+	if err := b.pool.QueryRow(ctx, `INSERT INTO change_events (tenant_id, type, data) VALUES ($1, 'group.created', '{}') RETURNING seq`, tid).Scan(&seq); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the position past an unwanted event", func() bool {
+		got, err := b.store.WebhookEndpointGet(ctx, ep.ID)
+		return err == nil && got.Pos.Seq >= seq
+	})
+	if n := b.count(t, `SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1`, ep.ID); n != 2 {
+		t.Errorf("%d deliveries after an unwanted event, want still 2", n)
+	}
 }

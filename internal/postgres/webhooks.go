@@ -187,15 +187,13 @@ FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::bigint[]) AS e(i
 // longer the one the events were read after.
 var ErrMoved = errors.New("webhook endpoint position moved")
 
-// WebhookDispatch records a delivery, due at now, of each of events (read
-// after from, in feed order) to endpoint id and moves its position to the
-// last of them, or answers ErrMoved, writing nothing, when the position is
-// no longer from. Run it in the transaction that enqueues the deliveries.
-func (s *Store) WebhookDispatch(ctx context.Context, id string, from domain.EventPos, events []domain.Event, now time.Time) error {
-	if len(events) == 0 {
-		return nil
-	}
-	to := events[len(events)-1].Pos
+// WebhookDispatch records a delivery, due at now, of each of events to
+// endpoint id and moves its position from from to to (the last event read,
+// which may be one the endpoint does not take, so that it is not read
+// again), or answers ErrMoved, writing nothing, when the position is no
+// longer from. events are in feed order, between from and to. Run it in
+// the transaction that enqueues the deliveries.
+func (s *Store) WebhookDispatch(ctx context.Context, id string, from, to domain.EventPos, events []domain.Event, now time.Time) error {
 	tag, err := s.db.Exec(ctx, webhookEndpointAdvance, id, strconv.FormatUint(from.Xid, 10), from.Seq,
 		strconv.FormatUint(to.Xid, 10), to.Seq)
 	if err != nil {
@@ -203,6 +201,9 @@ func (s *Store) WebhookDispatch(ctx context.Context, id string, from domain.Even
 	}
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("advance webhook endpoint %s: %w", id, ErrMoved)
+	}
+	if len(events) == 0 {
+		return nil
 	}
 	n := len(events)
 	ids, tenants, types, xids, seqs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]int64, n)

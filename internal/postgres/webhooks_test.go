@@ -52,10 +52,10 @@ func TestWebhookDispatchAndOrder(t *testing.T) {
 		t.Fatalf("events after a new endpoint's position: %+v, want n=1 and n=2", evs)
 	}
 	now := time.Now()
-	if err := st.WebhookDispatch(ctx, ep.ID, ep.Pos, evs, now); err != nil {
+	if err := st.WebhookDispatch(ctx, ep.ID, ep.Pos, evs[1].Pos, evs, now); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.WebhookDispatch(ctx, ep.ID, ep.Pos, evs, now); !errors.Is(err, postgres.ErrMoved) {
+	if err := st.WebhookDispatch(ctx, ep.ID, ep.Pos, evs[1].Pos, evs, now); !errors.Is(err, postgres.ErrMoved) {
 		t.Fatalf("second dispatch from the old position: %v, want ErrMoved", err)
 	}
 	got, err := st.WebhookEndpointGet(ctx, ep.ID)
