@@ -140,6 +140,9 @@ type Worker struct {
 	SyncInterval time.Duration `env:"SYNC_INTERVAL" envDefault:"1h"`
 	Concurrency  int           `env:"WORKER_CONCURRENCY" envDefault:"8"`
 	PurgeAfter   time.Duration `env:"PURGE_AFTER" envDefault:"0"`
+	// WebhookAllowPrivate lets deliveries reach http URLs and loopback or
+	// private addresses: development and tests only.
+	WebhookAllowPrivate bool `env:"WEBHOOK_ALLOW_PRIVATE" envDefault:"false"`
 	// ConsentPropagationWait bounds how long a new consent may stay
 	// invisible to the token endpoint (protocol §6.1) before verification fails.
 	ConsentPropagationWait time.Duration `env:"CONSENT_PROPAGATION_WAIT" envDefault:"2m"`
@@ -154,9 +157,6 @@ type Worker struct {
 	// RescueAfter is how long a job may stay running before it is taken for
 	// a dead worker's and run again; every job's timeout is half of it.
 	RescueAfter time.Duration `env:"WORKER_RESCUE_AFTER" envDefault:"10m"`
-	// WebhookAllowPrivate lets deliveries reach http URLs and loopback or
-	// private addresses: development and tests only.
-	WebhookAllowPrivate bool `env:"WEBHOOK_ALLOW_PRIVATE" envDefault:"false"`
 }
 
 // Migrate configures the migrate command: the database only.
