@@ -69,12 +69,13 @@ func (w *webhookDeliverWorker) Work(ctx context.Context, job *river.Job[queue.We
 		if now.Sub(start) >= d.WebhookSlice {
 			return river.JobSnooze(0) // let other pairs' jobs have the worker
 		}
-		a := d.sendWebhook(ctx, ep, *del.Event, now)
+		a, outcome := d.sendWebhook(ctx, ep, *del.Event, now)
 		if ctx.Err() != nil {
 			// Shutdown or the job's timeout, not the receiver's failure:
 			// try the same delivery again, on any worker.
 			return river.JobSnooze(0)
 		}
+		d.Metrics.ObserveWebhook(outcome, a.Latency)
 		log := d.log(ctx).With("endpoint_id", ep.ID, "tenant_id", pair.TenantID, "event_id", del.EventID)
 		if a.Error == "" {
 			if err := d.Store.WebhookDeliverySucceeded(ctx, del.ID, a); err != nil {
@@ -110,37 +111,58 @@ func (d *Deps) webhookRetryDelay(attempt int) time.Duration {
 	return s[min(attempt, len(s))-1]
 }
 
+// Outcomes of an attempt, as metrics count them.
+const (
+	outcomeDelivered  = "delivered"
+	outcomeHTTPError  = "http_error"  // a response other than 2xx
+	outcomeNoResponse = "no_response" // timeout, refused or reset connection, TLS failure
+	outcomeRefused    = "refused"     // our own rule: not https, or a private address
+)
+
 // sendWebhook makes one delivery attempt: the event as JSON, signed with
 // every current secret of ep. Nothing of the secret, the signature or the
 // URL (which may carry the receiver's own token) reaches the result.
-func (d *Deps) sendWebhook(ctx context.Context, ep domain.WebhookEndpoint, ev domain.Event, now time.Time) postgres.WebhookAttempt {
+func (d *Deps) sendWebhook(ctx context.Context, ep domain.WebhookEndpoint, ev domain.Event, now time.Time) (postgres.WebhookAttempt, string) {
 	a := postgres.WebhookAttempt{At: now}
 	body, err := json.Marshal(ev)
 	if err != nil {
 		a.Error = "encode event: " + err.Error()
-		return a
+		return a, outcomeRefused
 	}
 	u, err := url.Parse(ep.URL)
 	if err != nil || u.Scheme != "https" && !(d.WebhookAllowPrivate && u.Scheme == "http") {
-		a.Error = "the endpoint URL is not https"
-		return a
+		a.Error = "refused: the endpoint URL is not https"
+		return a, outcomeRefused
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(body))
 	if err != nil {
-		a.Error = "the endpoint URL is not valid"
-		return a
+		a.Error = "refused: the endpoint URL is not valid"
+		return a, outcomeRefused
 	}
 	if err := webhook.Headers(req.Header, ep.Secrets(now), ev.ID, now, body); err != nil {
 		a.Error = err.Error()
-		return a
+		return a, outcomeRefused
 	}
 	req.Header.Set("User-Agent", "tenantsync-webhooks/1")
 	t0 := time.Now()
 	resp, err := d.webhookClient.Do(req)
 	a.Latency = time.Since(t0)
 	if err != nil {
-		a.Error = attemptError(err, d.WebhookTimeout)
-		return a
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL it repeats
+		}
+		var ne net.Error
+		switch {
+		case errors.Is(err, webhook.ErrForbiddenAddress):
+			a.Error = "refused: " + webhook.ErrForbiddenAddress.Error()
+			return a, outcomeRefused
+		case errors.As(err, &ne) && ne.Timeout():
+			a.Error = fmt.Sprintf("no response within %s", d.WebhookTimeout)
+		default:
+			a.Error = err.Error()
+		}
+		return a, outcomeNoResponse
 	}
 	// Read a little so the connection can be reused; the body means nothing.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
@@ -148,23 +170,7 @@ func (d *Deps) sendWebhook(ctx context.Context, ep domain.WebhookEndpoint, ev do
 	a.StatusCode = resp.StatusCode
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		a.Error = fmt.Sprintf("the endpoint answered %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+		return a, outcomeHTTPError
 	}
-	return a
-}
-
-// attemptError says why no response came, without the URL that *url.Error
-// would repeat.
-func attemptError(err error, timeout time.Duration) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	var ne net.Error
-	switch {
-	case errors.Is(err, webhook.ErrForbiddenAddress):
-		return "refused: " + webhook.ErrForbiddenAddress.Error()
-	case errors.As(err, &ne) && ne.Timeout():
-		return fmt.Sprintf("no response within %s", timeout)
-	}
-	return err.Error()
+	return a, outcomeDelivered
 }

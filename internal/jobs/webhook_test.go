@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -23,6 +24,7 @@ import (
 	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/jobs"
 	"github.com/tenantsync/tenantsync/internal/jobs/jobstest"
+	"github.com/tenantsync/tenantsync/internal/metrics"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 	"github.com/tenantsync/tenantsync/internal/postgres/pgtest"
 	"github.com/tenantsync/tenantsync/internal/webhook"
@@ -134,7 +136,8 @@ func (l *outageListener) Accept() (net.Conn, error) {
 // No secret reaches the log.
 func TestWebhookDeliveryThroughFailures(t *testing.T) {
 	t.Parallel()
-	b := setupWebhooks(t, &jobs.Deps{WebhookAllowPrivate: true})
+	m := metrics.New()
+	b := setupWebhooks(t, &jobs.Deps{WebhookAllowPrivate: true, Metrics: m})
 
 	const tenants, perTenant = 200, 3
 	var (
@@ -247,6 +250,17 @@ func TestWebhookDeliveryThroughFailures(t *testing.T) {
 	if key := strings.TrimPrefix(ep.Secret, "whsec_"); b.logs.count(key) > 0 || b.logs.count("v1,") > 0 {
 		t.Error("the secret or a signature reached the log")
 	}
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	scraped := rec.Body.String()
+	for _, want := range []string{
+		fmt.Sprintf(`tenantsync_webhook_attempts_total{outcome="delivered"} %d`, tenants*perTenant),
+		`tenantsync_webhook_attempts_total{outcome="http_error"}`, `tenantsync_webhook_attempts_total{outcome="no_response"}`,
+	} {
+		if !strings.Contains(scraped, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 }
 
 // TestWebhookDeliveryRefusesPrivateAddress: a stored URL whose name now
@@ -281,7 +295,7 @@ func TestWebhookDeliveryRefusesPrivateAddress(t *testing.T) {
 	waitFor(t, "a failed attempt over http", func() bool {
 		return b.count(t, `SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1 AND attempts > 0`, plain.ID) > 0
 	})
-	if n := b.count(t, `SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1 AND last_error LIKE '%not https%'`, plain.ID); n == 0 {
+	if n := b.count(t, `SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1 AND last_error LIKE 'refused: %not https%'`, plain.ID); n == 0 {
 		t.Error("an http endpoint was not refused as such")
 	}
 	if n := hits.Load(); n != 0 {
