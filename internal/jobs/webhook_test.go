@@ -357,8 +357,8 @@ func TestWebhookSecretRotation(t *testing.T) {
 
 // TestWebhookEndpointDisabledAndTypes: an endpoint failing for longer than
 // WebhookDisableAfter is disabled with a reason and its deliveries wait;
-// enabled again, they are delivered. Only the endpoint's event types are
-// delivered.
+// enabled again, they are delivered at once, not at the retry scheduled
+// while it failed. Only the endpoint's event types are delivered.
 func TestWebhookEndpointDisabledAndTypes(t *testing.T) {
 	t.Parallel()
 	var healthy atomic.Bool
@@ -376,7 +376,10 @@ func TestWebhookEndpointDisabledAndTypes(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer srv.Close()
-	b := setupWebhooks(t, &jobs.Deps{WebhookAllowPrivate: true, WebhookDisableAfter: time.Millisecond})
+	// The second failure disables the endpoint and schedules the next
+	// attempt an hour ahead: enabling it must not wait for that.
+	b := setupWebhooks(t, &jobs.Deps{WebhookAllowPrivate: true, WebhookDisableAfter: time.Millisecond,
+		WebhookRetrySchedule: []time.Duration{10 * time.Millisecond, time.Hour}})
 	ctx := context.Background()
 	ep := b.endpoint(t, srv.URL, domain.UserDisabled, domain.UserDeleted)
 	tid := uuid.NewString()

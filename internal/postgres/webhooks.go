@@ -96,12 +96,20 @@ type WebhookEndpointPatch struct {
 	URL         *string
 	EventTypes  *[]domain.EventType
 	Description *string
-	// Disabled false enables the endpoint again and forgets why it was
-	// disabled and since when it failed.
+	// Disabled false enables the endpoint again, forgets why it was
+	// disabled and since when it failed, and makes its waiting deliveries
+	// due now.
 	Disabled *bool
 }
 
+// Enabling an endpoint makes its waiting deliveries due now: an operator
+// who enables it expects them to go out, not to wait for a retry scheduled
+// hours ahead while it failed.
 const webhookEndpointUpdate = `
+WITH retry AS (
+	UPDATE webhook_deliveries SET next_attempt_at = now()
+	WHERE endpoint_id = $1 AND status = 'pending' AND $5::bool IS FALSE
+)
 UPDATE webhook_endpoints SET
 	url = coalesce($2, url),
 	event_types = coalesce($3, event_types),
