@@ -73,7 +73,8 @@ type Deps struct {
 	// WebhookSweepInterval is how often the dispatcher also enqueues every
 	// (endpoint, tenant) pair that still has deliveries to make (default 15s).
 	WebhookSweepInterval time.Duration
-	// WebhookTimeout bounds one delivery attempt (default 15s).
+	// WebhookTimeout bounds one delivery attempt (default 15s, at most half
+	// of the job timeout).
 	WebhookTimeout time.Duration
 	// WebhookRetrySchedule is the wait after each failed attempt, the last
 	// entry repeating (default 5s, 5m, 30m, 2h, 5h, 10h, 10h, after
@@ -150,6 +151,9 @@ func (d *Deps) defaults() {
 		d.WebhookSlice = 30 * time.Second
 	}
 	d.WebhookSlice = min(d.WebhookSlice, d.jobTimeout()/4)
+	// An attempt must time out by itself, and be recorded as failed, before
+	// the job's own timeout cancels it (which only retries it at once).
+	d.WebhookTimeout = min(d.WebhookTimeout, d.jobTimeout()/2)
 	if d.webhookClient == nil {
 		d.webhookClient = webhook.Policy{AllowPrivate: d.WebhookAllowPrivate}.Client(d.WebhookTimeout, d.WebhookTLS)
 	}

@@ -433,3 +433,27 @@ func TestWebhookEndpointDisabledAndTypes(t *testing.T) {
 		t.Errorf("%d deliveries after an unwanted event, want still 2", n)
 	}
 }
+
+// TestWebhookSlowReceiverIsAFailedAttempt: a receiver that does not answer
+// in time is a failed attempt, recorded and retried on the schedule, even
+// when the job's own timeout is short (WORKER_RESCUE_AFTER 2s: jobs time
+// out after 1s); cancelled by the job's timeout instead, the attempt would
+// never count.
+func TestWebhookSlowReceiverIsAFailedAttempt(t *testing.T) {
+	t.Parallel()
+	stop := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		select {
+		case <-stop:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(stop)
+	b := setupWebhooks(t, &jobs.Deps{WebhookAllowPrivate: true, RescueAfter: 2 * time.Second})
+	ep := b.endpoint(t, srv.URL)
+	b.event(t, uuid.NewString(), domain.UserCreated, 1)
+	waitFor(t, "a timed-out attempt recorded", func() bool {
+		return b.count(t, `SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1 AND attempts > 0 AND last_error LIKE 'no response within%'`, ep.ID) > 0
+	})
+}
