@@ -55,6 +55,8 @@ CREATE INDEX webhook_deliveries_pending_idx ON webhook_deliveries (endpoint_id, 
     WHERE status = 'pending';
 -- The history of an endpoint, newest first.
 CREATE INDEX webhook_deliveries_endpoint_idx ON webhook_deliveries (endpoint_id, id DESC);
+-- What history retention may delete: finished deliveries, oldest first.
+CREATE INDEX webhook_deliveries_finished_idx ON webhook_deliveries (created_at) WHERE status <> 'pending';
 
 -- +goose Down
 DROP TABLE webhook_deliveries;

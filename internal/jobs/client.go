@@ -86,6 +86,10 @@ type Deps struct {
 	// WebhookSlice is how long one deliver job sends before it makes way
 	// for other pairs (default 30s, at most a quarter of the job timeout).
 	WebhookSlice time.Duration
+	// WebhookHistoryRetention is how long finished deliveries stay in an
+	// endpoint's history (default 720h); the dispatcher's sweep deletes
+	// older ones in batches.
+	WebhookHistoryRetention time.Duration
 
 	credBroken       atomic.Bool
 	webhookClient    *http.Client
@@ -149,6 +153,9 @@ func (d *Deps) defaults() {
 	}
 	if d.WebhookSlice <= 0 {
 		d.WebhookSlice = 30 * time.Second
+	}
+	if d.WebhookHistoryRetention <= 0 {
+		d.WebhookHistoryRetention = 720 * time.Hour
 	}
 	d.WebhookSlice = min(d.WebhookSlice, d.jobTimeout()/4)
 	// An attempt must time out by itself, and be recorded as failed, before

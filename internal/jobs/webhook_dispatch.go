@@ -27,13 +27,18 @@ const webhookDispatchBatch = 500
 // webhookSweepLimit bounds the pairs one sweep enqueues.
 const webhookSweepLimit = 10000
 
+// webhookPruneBatch bounds the finished deliveries one sweep deletes, so no
+// statement runs long; a backlog goes in a few sweeps.
+const webhookPruneBatch = 5000
+
 // Work hands every enabled endpoint the events after its position: one
 // delivery row per matching event, the position moved past them and a
 // deliver job per (endpoint, tenant) enqueued, all in one transaction, so
 // an event is handed to an endpoint once however often this runs or
 // fails. Every WebhookSweepInterval it also enqueues the pairs that still
 // have deliveries to make (after an endpoint is enabled again, or when a
-// deliver job finished just as new deliveries committed).
+// deliver job finished just as new deliveries committed) and deletes
+// finished deliveries older than WebhookHistoryRetention.
 func (w *webhookDispatchWorker) Work(ctx context.Context, job *river.Job[queue.WebhookDispatchArgs]) error {
 	ctx = withJobID(ctx, job.ID)
 	d := w.d
@@ -61,6 +66,13 @@ func (w *webhookDispatchWorker) Work(ctx context.Context, job *river.Job[queue.W
 			if _, err := client.InsertMany(ctx, params); err != nil {
 				return errors.Join(append(errs, fmt.Errorf("enqueue pending webhook deliveries: %w", err))...)
 			}
+		}
+		n, err := d.Store.WebhookDeliveryPrune(ctx, now.Add(-d.WebhookHistoryRetention), webhookPruneBatch)
+		if err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		if n > 0 {
+			d.log(ctx).Info("old webhook deliveries deleted", "count", n)
 		}
 		d.lastWebhookSweep.Store(now.UnixNano())
 	}

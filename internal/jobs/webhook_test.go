@@ -457,3 +457,34 @@ func TestWebhookSlowReceiverIsAFailedAttempt(t *testing.T) {
 		return b.count(t, `SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1 AND attempts > 0 AND last_error LIKE 'no response within%'`, ep.ID) > 0
 	})
 }
+
+// TestWebhookHistoryRetention: finished deliveries older than the
+// retention are deleted by the dispatcher's sweep; recent ones and pending
+// ones, however old, stay.
+func TestWebhookHistoryRetention(t *testing.T) {
+	t.Parallel()
+	b := setupWebhooks(t, &jobs.Deps{WebhookAllowPrivate: true, WebhookHistoryRetention: time.Hour})
+	// An endpoint nobody listens on, disabled so nothing is sent.
+	ep := b.endpoint(t, "http://127.0.0.1:1/")
+	if err := b.store.WebhookEndpointDisable(context.Background(), ep.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	insert := func(status, age string) {
+		t.Helper()
+		if _, err := b.pool.Exec(context.Background(), `
+INSERT INTO webhook_deliveries (endpoint_id, event_id, tenant_id, event_type, event_xid, event_seq, status, created_at)
+VALUES ($1, gen_random_uuid(), gen_random_uuid(), 'user.created', '1', 1, $2, now() - $3::interval)`, ep.ID, status, age); err != nil {
+			t.Fatal(err)
+		}
+	}
+	insert("delivered", "2 hours")
+	insert("expired", "3 hours")
+	insert("delivered", "1 minute")
+	insert("pending", "5 hours")
+	waitFor(t, "old finished deliveries deleted", func() bool {
+		return b.count(t, `SELECT count(*) FROM webhook_deliveries WHERE status <> 'pending' AND created_at < now() - interval '1 hour'`) == 0
+	})
+	if n := b.count(t, `SELECT count(*) FROM webhook_deliveries`); n != 2 {
+		t.Errorf("%d deliveries left, want the recent delivered one and the old pending one", n)
+	}
+}

@@ -436,3 +436,18 @@ func (s *Store) WebhookEndpointReplayFrom(ctx context.Context, id, eventID strin
 		return nil
 	})
 }
+
+const webhookDeliveryPrune = `
+DELETE FROM webhook_deliveries WHERE id IN (
+	SELECT id FROM webhook_deliveries WHERE status <> 'pending' AND created_at < $1 ORDER BY created_at LIMIT $2)`
+
+// WebhookDeliveryPrune deletes up to limit finished (delivered or expired)
+// deliveries created before cutoff and says how many; pending ones are
+// kept however old, they are still to be made.
+func (s *Store) WebhookDeliveryPrune(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
+	tag, err := s.db.Exec(ctx, webhookDeliveryPrune, cutoff, limit)
+	if err != nil {
+		return 0, fmt.Errorf("prune webhook deliveries: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
