@@ -20,7 +20,8 @@ CREATE TABLE webhook_endpoints (
     previous_secret_expires_at timestamptz,
     -- The feed position up to which events were dispatched. A new endpoint
     -- starts at the oldest transaction still running: it receives every
-    -- event not yet committed when it was created, and none before.
+    -- event not yet committed when it was created (and those of newer
+    -- transactions that committed just before), none of the history.
     pos_xid         xid8 NOT NULL DEFAULT pg_snapshot_xmin(pg_current_snapshot()),
     pos_seq         bigint NOT NULL DEFAULT 0,
     -- Set at the first failed attempt since the last success.

@@ -46,7 +46,8 @@ VALUES ($1, $2, $3, $4)
 RETURNING ` + webhookEndpointColumns
 
 // WebhookEndpointCreate stores a new endpoint (URL, types, description and
-// secret of e) and returns it; it receives the events committed from now on.
+// secret of e) and returns it; it receives the events committed from about
+// now on (migrations/00090_webhooks.sql).
 func (s *Store) WebhookEndpointCreate(ctx context.Context, e domain.WebhookEndpoint) (domain.WebhookEndpoint, error) {
 	rows, err := s.db.Query(ctx, webhookEndpointCreate, e.URL, eventTypeStrings(e.EventTypes), e.Description, e.Secret)
 	if err != nil {
