@@ -102,10 +102,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	app, err := webapp.New(webapp.Config{
 		PublicBaseURL: base, ClientID: c.ClientID, Pool: pool, Store: store, Jobs: inserter, SignIn: signin,
 		Onboarding: ob, Actions: operator.New(store, inserter), Ready: ready, Metrics: metrics.New(),
-		Logger:           logger,
-		APIToken:         c.OperatorAPIToken.Reveal(),
-		OperatorTenantID: c.OperatorTenantID,
-		TrustedProxies:   c.TrustedProxies,
+		Logger:              logger,
+		APIToken:            c.OperatorAPIToken.Reveal(),
+		OperatorTenantID:    c.OperatorTenantID,
+		TrustedProxies:      c.TrustedProxies,
+		WebhookAllowPrivate: c.WebhookAllowPrivate,
 	})
 	if err != nil {
 		return err

@@ -94,7 +94,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Store: store, Tokens: tokens, Graph: gc, Logger: logger,
 		SyncInterval: c.SyncInterval, PurgeAfter: c.PurgeAfter, ConsentPropagationWait: c.ConsentPropagationWait,
 		SyncSlice: c.SyncSlice, SyncLease: c.SyncLease, RescueAfter: c.RescueAfter,
-		Metrics: m,
+		Metrics: m, WebhookAllowPrivate: c.WebhookAllowPrivate,
 	}
 	client, err := jobs.NewWorkerClient(pool, deps, jobs.ClientConfig{Concurrency: c.Concurrency})
 	if err != nil {

@@ -1,9 +1,9 @@
 // Package api is tenantsync's JSON API for the ISV's own product and
 // operators (/api/v1): tenants, their synced directory copy, sync and
-// disconnect actions. Bearer OPERATOR_API_TOKEN; errors as RFC 9457 problem
-// documents with stable type URIs; cursors opaque and tamper-evident; an
-// OpenAPI 3.1 document at /api/v1/openapi.json. It sits above postgres and
-// operator; webapp mounts it.
+// disconnect actions, webhook endpoints. Bearer OPERATOR_API_TOKEN; errors
+// as RFC 9457 problem documents with stable type URIs; cursors opaque and
+// tamper-evident; an OpenAPI 3.1 document at /api/v1/openapi.json. It sits
+// above postgres, operator and webhook; webapp mounts it.
 package api
 
 import (
@@ -15,7 +15,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -23,6 +25,7 @@ import (
 	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/operator"
 	"github.com/tenantsync/tenantsync/internal/postgres"
+	"github.com/tenantsync/tenantsync/internal/webhook"
 )
 
 // Config holds the API's collaborators.
@@ -32,15 +35,24 @@ type Config struct {
 	Store   *postgres.Store
 	Actions *operator.Actions
 	Logger  *slog.Logger
+	// WebhookAllowPrivate is WEBHOOK_ALLOW_PRIVATE: webhook endpoints may be
+	// http and on any address (development and tests only).
+	WebhookAllowPrivate bool
+	// WebhookResolve looks up a webhook host's addresses; nil means DNS.
+	WebhookResolve func(ctx context.Context, host string) ([]netip.Addr, error)
+	// Now is the clock of secret rotation; nil means time.Now.
+	Now func() time.Time
 }
 
 // API serves /api/v1.
 type API struct {
-	store   *postgres.Store
-	actions *operator.Actions
-	log     *slog.Logger
-	token   [32]byte
-	cursors cursor.Codec
+	store    *postgres.Store
+	actions  *operator.Actions
+	log      *slog.Logger
+	token    [32]byte
+	cursors  cursor.Codec
+	webhooks webhook.Policy
+	now      func() time.Time
 }
 
 // Register mounts the API's routes on g (the /api/v1 group) and returns
@@ -59,8 +71,12 @@ func Register(g *echo.Group, cfg Config) bool {
 	}
 	a := &API{
 		store: cfg.Store, actions: cfg.Actions, log: cfg.Logger,
-		token:   sha256.Sum256([]byte(cfg.Token)),
-		cursors: cursor.New("tenantsync api cursor", cfg.Token),
+		token:    sha256.Sum256([]byte(cfg.Token)),
+		cursors:  cursor.New("tenantsync api cursor", cfg.Token),
+		webhooks: webhook.Policy{AllowPrivate: cfg.WebhookAllowPrivate, Resolve: cfg.WebhookResolve}, now: cfg.Now,
+	}
+	if a.now == nil {
+		a.now = time.Now
 	}
 	// The routes of /api/v1, in one place. Every GET answers HEAD too
 	// (uptime monitors use it). Unknown routes and methods are left to the
@@ -75,6 +91,13 @@ func Register(g *echo.Group, cfg Config) bool {
 	g.Match(getHead, "/tenants/:id/groups", a.groupList, auth)
 	g.POST("/tenants/:id/sync", a.tenantSync, auth)
 	g.DELETE("/tenants/:id", a.tenantDelete, auth)
+	g.POST("/webhook-endpoints", a.webhookCreate, auth)
+	g.Match(getHead, "/webhook-endpoints", a.webhookList, auth)
+	g.Match(getHead, "/webhook-endpoints/:id", a.webhookShow, auth)
+	g.PATCH("/webhook-endpoints/:id", a.webhookUpdate, auth)
+	g.DELETE("/webhook-endpoints/:id", a.webhookDelete, auth)
+	g.POST("/webhook-endpoints/:id/rotate-secret", a.webhookRotate, auth)
+	g.Match(getHead, "/webhook-endpoints/:id/deliveries", a.webhookDeliveries, auth)
 	return true
 }
 

@@ -35,7 +35,7 @@ type bundle struct {
 	spec  validator.Validator
 }
 
-func setup(t testing.TB) *bundle {
+func setup(t testing.TB, opts ...func(*api.Config)) *bundle {
 	t.Helper()
 	pool := pgtest.Pool(t)
 	store := postgres.New(pool)
@@ -44,7 +44,11 @@ func setup(t testing.TB) *bundle {
 		t.Fatal(err)
 	}
 	e := echo.New()
-	if !api.Register(e.Group("/api/v1"), api.Config{Token: token, Store: store, Actions: operator.New(store, ins)}) {
+	cfg := api.Config{Token: token, Store: store, Actions: operator.New(store, ins), WebhookResolve: fakeDNS}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if !api.Register(e.Group("/api/v1"), cfg) {
 		t.Fatal("API not mounted")
 	}
 	// As webapp mounts it: errors that escape the handlers become problems

@@ -111,6 +111,9 @@ type Server struct {
 	// X-Forwarded-For names the client for the callbacks' rate limit;
 	// empty means clients connect directly.
 	TrustedProxies Prefixes `env:"TRUSTED_PROXIES"`
+	// WebhookAllowPrivate lets webhook endpoints be http and on loopback or
+	// private addresses: development and tests only.
+	WebhookAllowPrivate bool `env:"WEBHOOK_ALLOW_PRIVATE" envDefault:"false"`
 }
 
 // Prefixes are comma-separated CIDRs, spaces allowed around each.
@@ -137,6 +140,9 @@ type Worker struct {
 	SyncInterval time.Duration `env:"SYNC_INTERVAL" envDefault:"1h"`
 	Concurrency  int           `env:"WORKER_CONCURRENCY" envDefault:"8"`
 	PurgeAfter   time.Duration `env:"PURGE_AFTER" envDefault:"0"`
+	// WebhookAllowPrivate lets deliveries reach http URLs and loopback or
+	// private addresses: development and tests only.
+	WebhookAllowPrivate bool `env:"WEBHOOK_ALLOW_PRIVATE" envDefault:"false"`
 	// ConsentPropagationWait bounds how long a new consent may stay
 	// invisible to the token endpoint (protocol §6.1) before verification fails.
 	ConsentPropagationWait time.Duration `env:"CONSENT_PROPAGATION_WAIT" envDefault:"2m"`

@@ -2,7 +2,9 @@ package jobs
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
+	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/tenantsync/tenantsync/internal/metrics"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 	"github.com/tenantsync/tenantsync/internal/queue"
+	"github.com/tenantsync/tenantsync/internal/webhook"
 )
 
 // Deps are what the workers use. Durations say their unit in the type; a
@@ -58,7 +61,45 @@ type Deps struct {
 	// Metrics records sync runs; nil records nothing.
 	Metrics *metrics.Metrics
 
-	credBroken atomic.Bool
+	// WebhookAllowPrivate lets deliveries go to http URLs and to loopback
+	// and private addresses (WEBHOOK_ALLOW_PRIVATE; development and tests).
+	WebhookAllowPrivate bool
+	// WebhookTLS configures TLS of deliveries; nil is the default (tests add
+	// their receiver's root).
+	WebhookTLS *tls.Config
+	// WebhookDispatchInterval is how often the leader hands new events to
+	// the endpoints (default 1s).
+	WebhookDispatchInterval time.Duration
+	// WebhookSweepInterval is how often the dispatcher also enqueues every
+	// (endpoint, tenant) pair that still has deliveries to make (default 15s).
+	WebhookSweepInterval time.Duration
+	// WebhookTimeout bounds one delivery attempt (default 15s, at most half
+	// of the job timeout).
+	WebhookTimeout time.Duration
+	// WebhookRetrySchedule is the wait after each failed attempt, the last
+	// entry repeating (default 5s, 5m, 30m, 2h, 5h, 10h, 10h, after
+	// Standard Webhooks' reference schedule).
+	WebhookRetrySchedule []time.Duration
+	// WebhookDisableAfter is how long an endpoint may fail without a single
+	// success before it is disabled (default 5 days).
+	WebhookDisableAfter time.Duration
+	// WebhookSlice is how long one deliver job sends before it makes way
+	// for other pairs (default 30s, at most a quarter of the job timeout).
+	WebhookSlice time.Duration
+	// WebhookHistoryRetention is how long finished deliveries stay in an
+	// endpoint's history (default 720h); the dispatcher's sweep deletes
+	// older ones in batches.
+	WebhookHistoryRetention time.Duration
+
+	credBroken       atomic.Bool
+	webhookClient    *http.Client
+	lastWebhookSweep atomic.Int64 // UnixNano
+}
+
+// DefaultWebhookRetrySchedule is the published retry schedule of webhook
+// deliveries (docs/webhooks.md).
+var DefaultWebhookRetrySchedule = []time.Duration{
+	5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour,
 }
 
 func (d *Deps) defaults() {
@@ -95,6 +136,34 @@ func (d *Deps) defaults() {
 	if d.Syncer == nil {
 		d.Syncer = dirsync.New(d.Graph, d.Store, nil)
 	}
+	if d.WebhookDispatchInterval <= 0 {
+		d.WebhookDispatchInterval = time.Second
+	}
+	if d.WebhookSweepInterval <= 0 {
+		d.WebhookSweepInterval = 15 * time.Second
+	}
+	if d.WebhookTimeout <= 0 {
+		d.WebhookTimeout = 15 * time.Second
+	}
+	if len(d.WebhookRetrySchedule) == 0 {
+		d.WebhookRetrySchedule = DefaultWebhookRetrySchedule
+	}
+	if d.WebhookDisableAfter <= 0 {
+		d.WebhookDisableAfter = 5 * 24 * time.Hour
+	}
+	if d.WebhookSlice <= 0 {
+		d.WebhookSlice = 30 * time.Second
+	}
+	if d.WebhookHistoryRetention <= 0 {
+		d.WebhookHistoryRetention = 720 * time.Hour
+	}
+	d.WebhookSlice = min(d.WebhookSlice, d.jobTimeout()/4)
+	// An attempt must time out by itself, and be recorded as failed, before
+	// the job's own timeout cancels it (which only retries it at once).
+	d.WebhookTimeout = min(d.WebhookTimeout, d.jobTimeout()/2)
+	if d.webhookClient == nil {
+		d.webhookClient = webhook.Policy{AllowPrivate: d.WebhookAllowPrivate}.Client(d.WebhookTimeout, d.WebhookTLS)
+	}
 }
 
 // jobTimeout is every job's timeout: half of RescueAfter, so that a job
@@ -120,8 +189,9 @@ type ClientConfig struct {
 }
 
 // NewWorkerClient builds the worker process's River client: the verify,
-// sync, purge and fan-out workers on the default queue, and the periodic
-// fan-out, which River runs on the elected leader only.
+// sync, purge, fan-out and webhook workers on the default queue, and the
+// periodic fan-out and webhook dispatch, which River runs on the elected
+// leader only.
 func NewWorkerClient(pool *pgxpool.Pool, d *Deps, cc ClientConfig) (*river.Client[pgx.Tx], error) {
 	d.defaults()
 	workers := river.NewWorkers()
@@ -129,6 +199,8 @@ func NewWorkerClient(pool *pgxpool.Pool, d *Deps, cc ClientConfig) (*river.Clien
 	river.AddWorker(workers, &syncWorker{d: d})
 	river.AddWorker(workers, &purgeWorker{d: d})
 	river.AddWorker(workers, &fanoutWorker{d: d})
+	river.AddWorker(workers, &webhookDispatchWorker{d: d})
+	river.AddWorker(workers, &webhookDeliverWorker{d: d})
 	if cc.Concurrency <= 0 {
 		cc.Concurrency = 8
 	}
@@ -138,7 +210,10 @@ func NewWorkerClient(pool *pgxpool.Pool, d *Deps, cc ClientConfig) (*river.Clien
 		Workers: workers,
 		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(d.FanoutInterval),
 			func() (river.JobArgs, *river.InsertOpts) { return queue.SyncFanoutArgs{}, nil },
-			&river.PeriodicJobOpts{ID: "sync_fanout", RunOnStart: true})},
+			&river.PeriodicJobOpts{ID: "sync_fanout", RunOnStart: true}),
+			river.NewPeriodicJob(river.PeriodicInterval(d.WebhookDispatchInterval),
+				func() (river.JobArgs, *river.InsertOpts) { return queue.WebhookDispatchArgs{}, nil },
+				&river.PeriodicJobOpts{ID: "webhook_dispatch", RunOnStart: true})},
 		// Jobs are bounded (a sync runs in slices), so a job left running
 		// longer than this belongs to a dead worker.
 		JobTimeout:           d.jobTimeout(),

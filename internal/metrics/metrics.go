@@ -32,6 +32,9 @@ type Metrics struct {
 	syncDuration *prometheus.HistogramVec
 	syncChanges  *prometheus.CounterVec
 	syncPages    prometheus.Counter
+
+	webhookAttempts *prometheus.CounterVec
+	webhookDuration prometheus.Histogram
 }
 
 // New registers every series on a fresh registry, with the Go and process
@@ -73,9 +76,16 @@ func New() *Metrics {
 		syncPages: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tenantsync_sync_pages_total", Help: "Graph delta pages applied.",
 		}),
+		webhookAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tenantsync_webhook_attempts_total", Help: "Webhook delivery attempts by outcome (delivered, http_error, no_response, refused).",
+		}, []string{"outcome"}),
+		webhookDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "tenantsync_webhook_attempt_duration_seconds", Help: "Webhook delivery attempt latency, until the response or the failure.",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15},
+		}),
 	}
 	r.MustRegister(m.httpRequests, m.httpDuration, m.tokenAcquisitions, m.graphRequests, m.graphDuration,
-		m.throttledWaits, m.throttledSeconds, m.syncDuration, m.syncChanges, m.syncPages,
+		m.throttledWaits, m.throttledSeconds, m.syncDuration, m.syncChanges, m.syncPages, m.webhookAttempts, m.webhookDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -134,6 +144,16 @@ func (m *Metrics) ObserveSync(kind, outcome string, d time.Duration, pages, upse
 	m.syncChanges.WithLabelValues("upsert").Add(float64(upserts))
 	m.syncChanges.WithLabelValues("delete").Add(float64(deletes))
 	m.syncPages.Add(float64(pages))
+}
+
+// ObserveWebhook records one webhook delivery attempt: its outcome
+// (delivered, http_error, no_response, refused) and how long it took.
+func (m *Metrics) ObserveWebhook(outcome string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.webhookAttempts.WithLabelValues(outcome).Inc()
+	m.webhookDuration.Observe(d.Seconds())
 }
 
 // Counter reads a gauge-like count at scrape time, e.g. tenants by status.

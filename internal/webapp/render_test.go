@@ -51,6 +51,7 @@ func samplePages() map[string][]page {
 		"error":              {&errorView{Layout: Layout{Title: "Not found"}, Status: 404, Message: "m", SignIn: true}},
 		"console_tenants":    consoleSamplePages(now, tn, run),
 		"console_tenant":     consoleTenantSamplePages(now, tn, run),
+		"console_webhooks":   consoleWebhookSamplePages(now),
 		"console_confirm":    {&consoleConfirmView{Layout: Layout{Title: "x"}, Tenant: tn, Counts: domain.DirectoryCounts{Users: 50}}},
 		"console_message": {
 			&consoleMessageView{Layout: Layout{Title: "x"}, Status: 403, Heading: "h", Message: "m", Why: []string{"a", "b"}, SwitchAccount: true, BackURL: "/tenant", BackText: "b"},

@@ -41,11 +41,14 @@ func (s *Server) routes() {
 	form(g.POST("/tenants/:id/suspend", s.consoleTenantSuspend, op))
 	form(g.POST("/tenants/:id/resume", s.consoleTenantResume, op))
 	form(g.POST("/tenants/:id/disconnect", s.consoleTenantDisconnect, op))
+	g.Match(getHead, "/webhooks", s.consoleWebhookList, op)
+	form(g.POST("/webhooks/:id/replay", s.consoleWebhookReplay, op))
 
 	// JSON API (bearer OPERATOR_API_TOKEN; off when unset), with its own
 	// routes table in internal/api. CSRF and sessions are skipped for /api/;
 	// its bodies are held to api.BodyLimit, its errors are problems.
-	api.Register(e.Group("/api/v1"), api.Config{Token: s.cfg.APIToken, Store: s.store, Actions: s.actions, Logger: s.log})
+	api.Register(e.Group("/api/v1"), api.Config{Token: s.cfg.APIToken, Store: s.store, Actions: s.actions, Logger: s.log,
+		WebhookAllowPrivate: s.cfg.WebhookAllowPrivate})
 
 	// Operations.
 	e.Match(getHead, "/healthz", s.healthz)

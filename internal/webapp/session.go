@@ -64,8 +64,8 @@ type pendingSignIn struct {
 // tenant's page the action redirects to (post/redirect/get): a reload does
 // not show it again, and the URL carries nothing.
 type consoleFlash struct {
-	TenantID string
-	Done     string // a key of consoleNotices
+	TenantID string // "" for the webhooks page
+	Done     string // a key of consoleNotices (consoleWebhookNotices without a tenant)
 }
 
 func init() {

@@ -74,6 +74,9 @@ type Config struct {
 	SessionCleanup time.Duration
 	// APIToken is OPERATOR_API_TOKEN; the JSON API is mounted only when set.
 	APIToken string
+	// WebhookAllowPrivate is WEBHOOK_ALLOW_PRIVATE, for the API's webhook
+	// endpoint URLs.
+	WebhookAllowPrivate bool
 	// OperatorTenantID is OPERATOR_TENANT_ID: its users holding the app role
 	// "Operator" may use /console. Empty turns the console off (404).
 	OperatorTenantID string
