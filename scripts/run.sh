@@ -168,6 +168,8 @@ if [[ -z "${ENTRA_CLIENT_ID:-}" ]]; then
 	set -a; source "$state/entraemu.env"; set +a
 fi
 export LOG_FORMAT="${LOG_FORMAT:-text}"
+# The demo's webhook receiver (cmd/webhookrecv) listens on this machine.
+export WEBHOOK_ALLOW_PRIVATE="${WEBHOOK_ALLOW_PRIVATE:-true}"
 
 "$BIN/server" migrate
 start server "$state/server.log" "$BIN/server"
