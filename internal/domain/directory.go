@@ -103,7 +103,11 @@ type RequestStats struct {
 type UsersPage struct {
 	Users     []DirectoryUser // created or changed; TenantID unset
 	Removed   []string        // @removed, soft or hard deleted
-	NextLink  string
+	// SoftDeleted is the part of Removed whose @removed reason is "changed":
+	// the user is in the tenant's deleted items and may be restored
+	// (protocol §5.2); the rest were deleted for good.
+	SoftDeleted []string
+	NextLink    string
 	DeltaLink string
 	Stats     RequestStats
 }
