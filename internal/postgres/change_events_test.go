@@ -100,19 +100,22 @@ func waitEvents(t testing.TB, st *postgres.Store, after domain.EventPos, f postg
 	}
 }
 
-// TestEventsAfterConcurrentWritersAndAReader: writers commit many
+// TestEventsAfterConcurrentWritersAndReaders: writers commit many
 // transactions of several events each, pausing at random inside them so that
-// sequence numbers, transaction IDs and commit order all disagree, while a
-// reader follows the feed page by page from its cursor. The reader must see
-// every committed event exactly once (docs/events.md: the gap-free rule).
-func TestEventsAfterConcurrentWritersAndAReader(t *testing.T) {
+// sequence numbers, transaction IDs and commit order all disagree, while
+// readers follow the feed page by page from their cursors: one reads
+// everything and moves to the last event it got, one reads a single type and
+// moves on to where EventsPage says. Each must see every committed event it
+// asked for exactly once (docs/events.md: the gap-free rule).
+func TestEventsAfterConcurrentWritersAndReaders(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := pgtest.Pool(t)
 	st := postgres.New(pool)
 	tid := uuid.NewString()
 	const writers, txs = 6, 30
-	insert := `INSERT INTO change_events (tenant_id, type, data) VALUES ($1, 'user.updated', jsonb_build_object('w', $2::int, 'i', $3::int, 'k', $4::int))`
+	insert := `INSERT INTO change_events (tenant_id, type, data)
+		VALUES ($1, $2, jsonb_build_object('w', $3::int, 'i', $4::int, 'k', $5::int))`
 
 	var wg sync.WaitGroup
 	errs := make(chan error, writers+1)
@@ -126,7 +129,11 @@ func TestEventsAfterConcurrentWritersAndAReader(t *testing.T) {
 				err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 					pause()
 					for k := range 1 + rng.IntN(3) {
-						if _, err := tx.Exec(ctx, insert, tid, w, i, k); err != nil {
+						typ := domain.UserUpdated
+						if rng.IntN(3) == 0 {
+							typ = domain.UserDisabled
+						}
+						if _, err := tx.Exec(ctx, insert, tid, typ, w, i, k); err != nil {
 							return err
 						}
 						pause()
@@ -143,23 +150,9 @@ func TestEventsAfterConcurrentWritersAndAReader(t *testing.T) {
 	writing := make(chan struct{})
 	go func() { wg.Wait(); close(writing) }()
 
-	seen := map[string]int{}
-	var pos domain.EventPos
-	backwards := 0
-	read := func() int {
-		evs, err := st.EventsAfter(ctx, pos, postgres.EventFilter{TenantID: tid}, 5)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, ev := range evs {
-			if !pos.Less(ev.Pos) {
-				backwards++
-			}
-			seen[ev.ID]++
-			pos = ev.Pos
-		}
-		return len(evs)
-	}
+	all := &follower{f: postgres.EventFilter{TenantID: tid}, seen: map[string]int{}}
+	disabled := &follower{f: postgres.EventFilter{TenantID: tid, Types: []domain.EventType{domain.UserDisabled}}, seen: map[string]int{}, page: true}
+	read := func() int { return all.read(t, st) + disabled.read(t, st) }
 	for done := false; !done; {
 		select {
 		case <-writing:
@@ -173,20 +166,63 @@ func TestEventsAfterConcurrentWritersAndAReader(t *testing.T) {
 		t.Fatalf("writer: %v", err)
 	}
 	written := pgtest.Events(t, pool, tid)
-	// Until every writer's transaction is older than all running ones (other
-	// tests' too), the last events may still be held back: read on until the
-	// reader has them all or nothing more comes for a while.
-	for deadline := time.Now().Add(30 * time.Second); len(seen) < len(written) && time.Now().Before(deadline); {
-		if read() == 0 {
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
 	if len(written) < writers*txs {
 		t.Fatalf("only %d events written", len(written))
 	}
-	missed, twice := 0, 0
+	var writtenDisabled []domain.Event
 	for _, ev := range written {
-		switch seen[ev.ID] {
+		if ev.Type == domain.UserDisabled {
+			writtenDisabled = append(writtenDisabled, ev)
+		}
+	}
+	// Until every writer's transaction is older than all running ones (other
+	// tests' too), the last events may still be held back: read on until the
+	// readers have them all, or give up after a while.
+	for deadline := time.Now().Add(30 * time.Second); len(all.seen) < len(written) || len(disabled.seen) < len(writtenDisabled); {
+		if read() == 0 {
+			if time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	all.check(t, "reader of everything", written)
+	disabled.check(t, "reader of user.disabled", writtenDisabled)
+}
+
+// follower reads the feed from its own cursor.
+type follower struct {
+	f         postgres.EventFilter
+	page      bool // move to EventsPage's next position, not the last event's
+	pos       domain.EventPos
+	seen      map[string]int
+	backwards int
+}
+
+func (r *follower) read(t *testing.T, st *postgres.Store) int {
+	t.Helper()
+	evs, next, err := st.EventsPage(context.Background(), r.pos, r.f, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs {
+		if !r.pos.Less(ev.Pos) {
+			r.backwards++
+		}
+		r.seen[ev.ID]++
+		r.pos = ev.Pos
+	}
+	if r.page {
+		r.pos = next
+	}
+	return len(evs)
+}
+
+func (r *follower) check(t *testing.T, name string, want []domain.Event) {
+	t.Helper()
+	missed, twice := 0, 0
+	for _, ev := range want {
+		switch r.seen[ev.ID] {
 		case 0:
 			missed++
 		case 1:
@@ -194,8 +230,8 @@ func TestEventsAfterConcurrentWritersAndAReader(t *testing.T) {
 			twice++
 		}
 	}
-	if missed > 0 || twice > 0 || len(seen) != len(written) || backwards > 0 {
-		t.Errorf("of %d events the reader missed %d and saw %d more than once (%d distinct seen); %d came before the cursor",
-			len(written), missed, twice, len(seen), backwards)
+	if missed > 0 || twice > 0 || len(r.seen) != len(want) || r.backwards > 0 {
+		t.Errorf("%s: of %d events it missed %d and saw %d more than once (%d distinct seen); %d came before its cursor",
+			name, len(want), missed, twice, len(r.seen), r.backwards)
 	}
 }
