@@ -155,3 +155,39 @@ func (s *Store) EventsStart(ctx context.Context) (domain.EventPos, error) {
 	}
 	return parseEventPos(xid, seq)
 }
+
+// changeEventsPrune deletes, in feed order, up to $2 of the oldest events
+// that every reader can already have been handed out, stopping at the first
+// one not older than $1: only a prefix of the feed goes, so the horizon it
+// records says exactly which cursors lost events (docs/events.md).
+const changeEventsPrune = `
+WITH head AS (
+	SELECT xid, seq, bool_and(occurred_at < $1) OVER (ORDER BY xid, seq) AS old
+	FROM (
+		SELECT xid, seq, occurred_at FROM change_events
+		WHERE xid < pg_snapshot_xmin(pg_current_snapshot())
+		ORDER BY xid, seq
+		LIMIT $2
+	) h
+), gone AS (
+	DELETE FROM change_events e USING head
+	WHERE head.old AND e.xid = head.xid AND e.seq = head.seq
+	RETURNING e.xid, e.seq
+), horizon AS (
+	INSERT INTO change_events_pruned (upto_xid, upto_seq)
+	SELECT xid, seq FROM gone ORDER BY xid DESC, seq DESC LIMIT 1
+	ON CONFLICT (one) DO UPDATE SET upto_xid = EXCLUDED.upto_xid, upto_seq = EXCLUDED.upto_seq
+)
+SELECT count(*) FROM gone`
+
+// EventsPrune deletes up to batch of the feed's oldest events that
+// occurred before cutoff, and moves the retention horizon past them, in one
+// transaction. It returns how many it deleted; fewer than batch means the
+// prefix older than cutoff is gone.
+func (s *Store) EventsPrune(ctx context.Context, cutoff time.Time, batch int) (int, error) {
+	var n int
+	if err := s.db.QueryRow(ctx, changeEventsPrune, cutoff.UTC(), batch).Scan(&n); err != nil {
+		return 0, fmt.Errorf("prune events before %s: %w", cutoff.UTC().Format(time.RFC3339), err)
+	}
+	return n, nil
+}
