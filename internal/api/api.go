@@ -70,6 +70,7 @@ func Register(g *echo.Group, cfg Config) bool {
 	g.Match(getHead, "/tenants/:id/groups", a.groupList, auth)
 	g.POST("/tenants/:id/sync", a.tenantSync, auth)
 	g.DELETE("/tenants/:id", a.tenantDelete, auth)
+	g.Match(getHead, "/events", a.eventList, auth)
 	return true
 }
 
@@ -103,6 +104,7 @@ const (
 	typeNotFound         = "urn:tenantsync:problem:not-found"
 	typeMethodNotAllowed = "urn:tenantsync:problem:method-not-allowed"
 	typeConflict         = "urn:tenantsync:problem:conflict"
+	typeGone             = "urn:tenantsync:problem:events-gone"
 	typeTooLarge         = "urn:tenantsync:problem:too-large"
 	typeUnsupportedMedia = "urn:tenantsync:problem:unsupported-media-type"
 	typeTimeout          = "urn:tenantsync:problem:timeout"
@@ -138,6 +140,7 @@ var errorKinds = []struct {
 	{domain.ErrNotFound, http.StatusNotFound, typeNotFound, "Not found"},
 	{nil, http.StatusMethodNotAllowed, typeMethodNotAllowed, "Method not allowed"},
 	{domain.ErrConflict, http.StatusConflict, typeConflict, "Conflict"},
+	{domain.ErrGone, http.StatusGone, typeGone, "Events deleted by retention"},
 	{nil, http.StatusRequestEntityTooLarge, typeTooLarge, "Request body too large"},
 	{nil, http.StatusUnsupportedMediaType, typeUnsupportedMedia, "Unsupported media type"},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, typeTimeout, "Timed out"},
