@@ -78,10 +78,15 @@ func userData(r string) string {
 // copy is created, or restored when a soft delete was remembered; one whose
 // attributes differ is updated, or enabled/disabled when account_enabled
 // flips, with previous_attributes holding the old value of each changed one.
+// The copy is read one index probe per staged row (LATERAL … LIMIT 1): the
+// temp table has no statistics, and a join the planner is free to choose
+// became a scan of the tenant's whole copy for every page, quadratic in its
+// size.
 var directoryUserEvents = `
 INSERT INTO change_events (tenant_id, type, data)
 SELECT $1, CASE
-		WHEN d.id IS NULL AND t.id IS NOT NULL THEN 'user.restored'
+		WHEN d.id IS NULL AND EXISTS (SELECT FROM directory_user_tombstones t WHERE t.tenant_id = $1 AND t.id = s.id::uuid)
+			THEN 'user.restored'
 		WHEN d.id IS NULL THEN 'user.created'
 		WHEN d.account_enabled <> s.account_enabled THEN
 			CASE WHEN s.account_enabled THEN 'user.enabled' ELSE 'user.disabled' END
@@ -96,8 +101,7 @@ SELECT $1, CASE
 			'job_title', nullif(d.job_title, s.job_title),
 			'account_enabled', nullif(d.account_enabled, s.account_enabled)))) END
 FROM sync_users s
-LEFT JOIN directory_users d ON d.tenant_id = $1 AND d.id = s.id::uuid
-LEFT JOIN directory_user_tombstones t ON t.tenant_id = $1 AND t.id = s.id::uuid
+LEFT JOIN LATERAL (SELECT * FROM directory_users d WHERE d.tenant_id = $1 AND d.id = s.id::uuid LIMIT 1) d ON true
 WHERE d.id IS NULL
 	OR (d.user_principal_name, d.display_name, d.given_name, d.surname, d.mail, d.job_title, d.account_enabled)
 	<> (s.user_principal_name, s.display_name, s.given_name, s.surname, s.mail, s.job_title, s.account_enabled)`
@@ -226,7 +230,8 @@ func groupData(r string) string {
 
 const memberData = `jsonb_build_object('group_id', group_id, 'member_id', member_id)`
 
-// directoryGroupEvents runs before the upsert, as directoryUserEvents.
+// directoryGroupEvents runs before the upsert, as directoryUserEvents (and
+// probes the copy row by row for the same reason, as groupMemberEvents does).
 var directoryGroupEvents = `
 INSERT INTO change_events (tenant_id, type, data)
 SELECT $1, CASE WHEN d.id IS NULL THEN 'group.created' ELSE 'group.updated' END,
@@ -235,7 +240,7 @@ SELECT $1, CASE WHEN d.id IS NULL THEN 'group.created' ELSE 'group.updated' END,
 			'display_name', nullif(d.display_name, s.display_name),
 			'description', nullif(d.description, s.description)))) END
 FROM sync_groups s
-LEFT JOIN directory_groups d ON d.tenant_id = $1 AND d.id = s.id::uuid
+LEFT JOIN LATERAL (SELECT * FROM directory_groups d WHERE d.tenant_id = $1 AND d.id = s.id::uuid LIMIT 1) d ON true
 WHERE d.id IS NULL OR (d.display_name, d.description) <> (s.display_name, s.description)`
 
 // directoryGroupDelete deletes removed groups (soft or hard: the feed has
@@ -258,8 +263,9 @@ const (
 INSERT INTO change_events (tenant_id, type, data)
 SELECT $1, 'group.member_added', jsonb_build_object('group_id', s.group_id::uuid, 'member_id', s.member_id::uuid)
 FROM sync_members s
-WHERE NOT EXISTS (SELECT FROM group_members g
-	WHERE g.tenant_id = $1 AND g.group_id = s.group_id::uuid AND g.member_id = s.member_id::uuid)`
+LEFT JOIN LATERAL (SELECT true AS found FROM group_members g
+	WHERE g.tenant_id = $1 AND g.group_id = s.group_id::uuid AND g.member_id = s.member_id::uuid LIMIT 1) g ON true
+WHERE g.found IS NULL`
 	groupMemberUpsertBatch = `
 INSERT INTO group_members (tenant_id, group_id, member_id, seen_round)
 SELECT $1, group_id::uuid, member_id::uuid, $2 FROM sync_members
