@@ -63,8 +63,9 @@ ON CONFLICT (tenant_id, id) DO UPDATE SET
 // with the copy before the upsert runs, and deletes hand their rows to the
 // events through RETURNING. A replayed object (protocol §5.2), a retried page
 // or a full round over an unchanged directory therefore adds nothing, and a
-// page that fails adds nothing either. $3 (or the last parameter) is false
-// for a store built WithoutDirectoryEvents.
+// page that fails adds nothing either. The last parameter of each delete
+// below is false for a store built WithoutDirectoryEvents, which skips the
+// event statements before the upserts too.
 
 // userData is a user's event payload, from a row of sync_users,
 // directory_users or RETURNING with the same columns.
