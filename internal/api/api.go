@@ -1,6 +1,6 @@
 // Package api is tenantsync's JSON API for the ISV's own product and
 // operators (/api/v1): tenants, their synced directory copy, sync and
-// disconnect actions. Bearer OPERATOR_API_TOKEN; errors as RFC 9457 problem
+// disconnect actions, and the change feed (docs/events.md). Bearer OPERATOR_API_TOKEN; errors as RFC 9457 problem
 // documents with stable type URIs; cursors opaque and tamper-evident; an
 // OpenAPI 3.1 document at /api/v1/openapi.json. It sits above postgres and
 // operator; webapp mounts it.
