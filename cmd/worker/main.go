@@ -92,7 +92,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	deps := &jobs.Deps{
 		Store: store, Tokens: tokens, Graph: gc, Logger: logger,
-		SyncInterval: c.SyncInterval, PurgeAfter: c.PurgeAfter, ConsentPropagationWait: c.ConsentPropagationWait,
+		SyncInterval: c.SyncInterval, PurgeAfter: c.PurgeAfter, EventsRetention: c.EventsRetention, ConsentPropagationWait: c.ConsentPropagationWait,
 		SyncSlice: c.SyncSlice, SyncLease: c.SyncLease, RescueAfter: c.RescueAfter,
 		Metrics: m, WebhookAllowPrivate: c.WebhookAllowPrivate,
 	}

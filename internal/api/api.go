@@ -1,9 +1,10 @@
 // Package api is tenantsync's JSON API for the ISV's own product and
 // operators (/api/v1): tenants, their synced directory copy, sync and
-// disconnect actions, webhook endpoints. Bearer OPERATOR_API_TOKEN; errors
-// as RFC 9457 problem documents with stable type URIs; cursors opaque and
-// tamper-evident; an OpenAPI 3.1 document at /api/v1/openapi.json. It sits
-// above postgres, operator and webhook; webapp mounts it.
+// disconnect actions, webhook endpoints, and the change feed
+// (docs/events.md). Bearer OPERATOR_API_TOKEN; errors as RFC 9457 problem
+// documents with stable type URIs; cursors opaque and tamper-evident; an
+// OpenAPI 3.1 document at /api/v1/openapi.json. It sits above postgres,
+// operator and webhook; webapp mounts it.
 package api
 
 import (
@@ -98,6 +99,7 @@ func Register(g *echo.Group, cfg Config) bool {
 	g.DELETE("/webhook-endpoints/:id", a.webhookDelete, auth)
 	g.POST("/webhook-endpoints/:id/rotate-secret", a.webhookRotate, auth)
 	g.Match(getHead, "/webhook-endpoints/:id/deliveries", a.webhookDeliveries, auth)
+	g.Match(getHead, "/events", a.eventList, auth)
 	return true
 }
 
@@ -140,6 +142,7 @@ const (
 	typeNotFound         = "urn:tenantsync:problem:not-found"
 	typeMethodNotAllowed = "urn:tenantsync:problem:method-not-allowed"
 	typeConflict         = "urn:tenantsync:problem:conflict"
+	typeGone             = "urn:tenantsync:problem:events-gone"
 	typeTooLarge         = "urn:tenantsync:problem:too-large"
 	typeUnsupportedMedia = "urn:tenantsync:problem:unsupported-media-type"
 	typeTimeout          = "urn:tenantsync:problem:timeout"
@@ -175,6 +178,7 @@ var errorKinds = []struct {
 	{domain.ErrNotFound, http.StatusNotFound, typeNotFound, "Not found"},
 	{nil, http.StatusMethodNotAllowed, typeMethodNotAllowed, "Method not allowed"},
 	{domain.ErrConflict, http.StatusConflict, typeConflict, "Conflict"},
+	{domain.ErrGone, http.StatusGone, typeGone, "Events deleted by retention"},
 	{nil, http.StatusRequestEntityTooLarge, typeTooLarge, "Request body too large"},
 	{nil, http.StatusUnsupportedMediaType, typeUnsupportedMedia, "Unsupported media type"},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, typeTimeout, "Timed out"},

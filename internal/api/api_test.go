@@ -155,7 +155,7 @@ func TestUnauthorized(t *testing.T) {
 	b := setup(t)
 	id := b.tenant(domain.TenantActive, "Contoso")
 	for _, auth := range []string{"", "Bearer ", "Bearer wrong", "Basic " + token, "bearer " + token, "Bearer " + token + "x"} {
-		for _, path := range []string{"/api/v1/tenants", "/api/v1/tenants/" + id} {
+		for _, path := range []string{"/api/v1/tenants", "/api/v1/tenants/" + id, "/api/v1/events"} {
 			code, body := b.do("GET", path, auth, "")
 			if code != http.StatusUnauthorized {
 				t.Errorf("%q %s: %d", auth, path, code)

@@ -157,6 +157,10 @@ type Worker struct {
 	// RescueAfter is how long a job may stay running before it is taken for
 	// a dead worker's and run again; every job's timeout is half of it.
 	RescueAfter time.Duration `env:"WORKER_RESCUE_AFTER" envDefault:"10m"`
+	// EventsRetention is how long change-feed events are kept for
+	// /api/v1/events; older ones are deleted by a periodic job
+	// (docs/events.md).
+	EventsRetention time.Duration `env:"EVENTS_RETENTION" envDefault:"720h"`
 }
 
 // Migrate configures the migrate command: the database only.
@@ -215,6 +219,9 @@ func LoadWorker(getenv func(string) string) (Worker, error) {
 	}
 	if c.SyncSlice <= 0 || c.SyncSlice >= c.RescueAfter/2 {
 		p.add("SYNC_SLICE must be positive and under half of WORKER_RESCUE_AFTER (a slice must end before its job's timeout)")
+	}
+	if c.EventsRetention < time.Hour {
+		p.add("EVENTS_RETENTION must be at least 1h (readers of /api/v1/events need time to catch up)")
 	}
 	return c, p.err()
 }

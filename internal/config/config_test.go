@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func envOf(m map[string]string) func(string) string {
@@ -61,7 +62,8 @@ func TestLoadWorkerDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.SyncInterval.String() != "1h0m0s" || c.Concurrency != 8 || c.PurgeAfter != 0 || c.ConsentPropagationWait.String() != "2m0s" {
+	if c.SyncInterval.String() != "1h0m0s" || c.Concurrency != 8 || c.PurgeAfter != 0 || c.ConsentPropagationWait.String() != "2m0s" ||
+		c.EventsRetention != 720*time.Hour {
 		t.Errorf("defaults: %+v", c)
 	}
 }
@@ -115,11 +117,12 @@ func TestProblems(t *testing.T) {
 
 func TestAllProblemsAtOnce(t *testing.T) {
 	t.Parallel()
-	_, err := LoadWorker(envOf(map[string]string{"SYNC_INTERVAL": "10s", "WORKER_CONCURRENCY": "0"}))
+	_, err := LoadWorker(envOf(map[string]string{"SYNC_INTERVAL": "10s", "WORKER_CONCURRENCY": "0", "EVENTS_RETENTION": "5m"}))
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, w := range []string{"DATABASE_URL is required", "ENTRA_CLIENT_ID is required", "set exactly one of", "SYNC_INTERVAL must be at least 1m", "WORKER_CONCURRENCY must be between"} {
+	for _, w := range []string{"DATABASE_URL is required", "ENTRA_CLIENT_ID is required", "set exactly one of", "SYNC_INTERVAL must be at least 1m",
+		"WORKER_CONCURRENCY must be between", "EVENTS_RETENTION must be at least 1h"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q does not say %q", err, w)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/tenantsync/tenantsync/internal/dirsync"
 	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/entraemu"
+	"github.com/tenantsync/tenantsync/internal/jobs/jobstest"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 	"github.com/tenantsync/tenantsync/internal/postgres/pgtest"
 )
@@ -65,7 +66,10 @@ func (h *heapPeak) done() uint64 { close(h.stop); h.wg.Wait(); return h.peak.Loa
 func setupBench(b *testing.B, users int) *bundle {
 	b.Helper()
 	srv := entraemu.StartTest(b, entraemu.Config{Seed: bigSeed(users), DeltaPageSize: 999, ThrottleScale: 1e6})
-	return newBundle(b, srv, postgres.New(pgtest.Pool(b)), benchTenant, nil)
+	pool := pgtest.Pool(b)
+	bd := newBundle(b, srv, postgres.New(pool), benchTenant, nil)
+	bd.pool = pool
+	return bd
 }
 
 // rawCopy is the ingest ceiling: the same rows COPYed straight into
@@ -238,4 +242,68 @@ func BenchmarkFullSync1M(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/(total/time.Duration(b.N)).Seconds(), "users/s")
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+}
+
+// BenchmarkFullSync100kEvents prices the change feed: a full sync of a
+// 100,000-user tenant into an empty copy (the worst case: every user, group
+// and membership is a creation event) with directory events on and off, in
+// the same run, alternating. It reports events-on throughput as a fraction
+// of events-off (target ≥ 0.8, docs/events.md).
+func BenchmarkFullSync100kEvents(b *testing.B) {
+	const n = 100_000
+	bd := setupBench(b, n)
+	ctx := context.Background()
+	_, gc := jobstest.Clients(b, bd.srv, "")
+	syncers := map[bool]*dirsync.Syncer{
+		true:  bd.syncer,
+		false: dirsync.New(gc, bd.store.WithoutDirectoryEvents(), nil),
+	}
+	var job int64
+	fullSync := func(events bool) time.Duration {
+		b.StopTimer()
+		if err := bd.store.DirectoryPurge(ctx, bd.tid); err != nil {
+			b.Fatal(err)
+		}
+		// Each run starts from the same empty feed.
+		if err := bd.store.Tx(ctx, func(tx pgx.Tx, _ *postgres.Store) error {
+			_, err := tx.Exec(ctx, `TRUNCATE change_events`)
+			return err
+		}); err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		b.StartTimer()
+		start := time.Now()
+		job++
+		if _, err := syncers[events].Sync(ctx, bd.tid, dirsync.Options{FullJob: job}); err != nil {
+			b.Fatal(err)
+		}
+		d := time.Since(start)
+		b.StopTimer()
+		want := 0
+		if events {
+			want = n
+		}
+		var created int
+		if err := bd.pool.QueryRow(ctx, `SELECT count(*) FROM change_events WHERE type = 'user.created'`).Scan(&created); err != nil {
+			b.Fatal(err)
+		}
+		if created != want {
+			b.Fatalf("events %t: %d user.created events, want %d", events, created, want)
+		}
+		return d
+	}
+	var on, off time.Duration
+	for i := 0; i < b.N; i++ {
+		if i%2 == 0 {
+			on += fullSync(true)
+			off += fullSync(false)
+		} else {
+			off += fullSync(false)
+			on += fullSync(true)
+		}
+	}
+	b.ReportMetric(float64(n)/(on.Seconds()/float64(b.N)), "users/s-events-on")
+	b.ReportMetric(float64(n)/(off.Seconds()/float64(b.N)), "users/s-events-off")
+	b.ReportMetric(off.Seconds()/on.Seconds(), "ratio-on-to-off")
 }

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/tenantsync/tenantsync/internal/dirsync"
 	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/entraemu"
@@ -19,6 +22,7 @@ import (
 func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }
 
 type bundle struct {
+	pool   *pgxpool.Pool
 	srv    *entraemu.Server
 	store  *postgres.Store
 	syncer *dirsync.Syncer
@@ -45,7 +49,9 @@ func setup(t *testing.T, o setupOpts) *bundle {
 	if o.faults != nil {
 		srv.SetFaults(o.tenant, *o.faults)
 	}
-	b := newBundle(t, srv, postgres.New(pgtest.Pool(t)), o.tenant, o.wrap)
+	pool := pgtest.Pool(t)
+	b := newBundle(t, srv, postgres.New(pool), o.tenant, o.wrap)
+	b.pool = pool
 	return b
 }
 
@@ -271,6 +277,10 @@ func TestKilledMidPageResumes(t *testing.T) {
 				t.Errorf("resumed run kind %s, want full (the round goes on)", run.Kind)
 			}
 			jobstest.AssertCopy(t, b.srv, b.store, b.tid)
+			// The killed page's events went with it; none is written twice.
+			if diff := cmp.Diff(creations(b.srv.Directory(b.tid)), eventKeys(t, directoryEvents(t, b))); diff != "" {
+				t.Errorf("events after the resumed round (-want +got):\n%s", diff)
+			}
 		})
 	}
 }
@@ -371,6 +381,9 @@ func TestLeaseLost(t *testing.T) {
 	must(t, err)
 	if counts.Users != 0 || counts.Groups != 0 {
 		t.Errorf("a sync without the lease wrote %+v", counts)
+	}
+	if evs := directoryEvents(t, b); len(evs) != 0 {
+		t.Errorf("a sync without the lease wrote events %v", eventKeys(t, evs))
 	}
 	if _, err := b.syncer.Sync(ctx, b.tid, dirsync.Options{Lease: held}); err != nil {
 		t.Fatalf("sync with the lease: %v", err)

@@ -101,11 +101,15 @@ type RequestStats struct {
 // a page names a user twice, the last mention wins (protocol §5.2: replays and
 // repeats happen). Decoding reuses the slices' memory.
 type UsersPage struct {
-	Users     []DirectoryUser // created or changed; TenantID unset
-	Removed   []string        // @removed, soft or hard deleted
-	NextLink  string
-	DeltaLink string
-	Stats     RequestStats
+	Users   []DirectoryUser // created or changed; TenantID unset
+	Removed []string        // @removed, soft or hard deleted
+	// SoftDeleted is the part of Removed whose @removed reason is "changed":
+	// the user is in the tenant's deleted items and may be restored
+	// (protocol §5.2); the rest were deleted for good.
+	SoftDeleted []string
+	NextLink    string
+	DeltaLink   string
+	Stats       RequestStats
 }
 
 // GroupsPage is one page of groups/delta. Groups holds groups whose

@@ -36,6 +36,24 @@ const (
 	TenantPurgedEvent                  EventType = "tenant.purged"
 )
 
+// TenantStatusEvent names the event of a tenant's move to status; pending
+// has none (a consent, which leads there, is tenant.connected).
+func TenantStatusEvent(status TenantStatus) (EventType, bool) {
+	switch status {
+	case TenantActive:
+		return TenantActiveEvent, true
+	case TenantFailing:
+		return TenantFailingEvent, true
+	case TenantConsentRevoked:
+		return TenantConsentRevokedEvent, true
+	case TenantInsufficientPermissions:
+		return TenantInsufficientPermissionsEvent, true
+	case TenantDisconnected:
+		return TenantDisconnectedEvent, true
+	}
+	return "", false
+}
+
 // EventTypes lists every event type, directory first.
 var EventTypes = []EventType{
 	UserCreated, UserUpdated, UserDisabled, UserEnabled, UserDeleted, UserRemoved, UserRestored,

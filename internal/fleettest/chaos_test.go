@@ -19,7 +19,8 @@ var chaosEnv = map[string]string{"SYNC_LEASE": "5s", "SYNC_SLICE": "3s", "WORKER
 // middle of a large tenant's first round, restarted, and killed again
 // during a fleet round; restarted once more, it must bring every tenant to
 // an exact copy on its own, and the runs of the killed workers must end
-// abandoned, none left running.
+// abandoned, none left running. The change feed must tell every change once:
+// no kill may lose an event or write one twice.
 func TestChaosKill(t *testing.T) {
 	small, large := size(200, 40), size(50000, 5000)
 	seed, tids := fleetSeed(small, large)
@@ -52,7 +53,8 @@ func TestChaosKill(t *testing.T) {
 		}, nil)
 	}
 	dir := h.emu.directory(t, largeTenantID)
-	h.emu.control(t, http.MethodDelete, "/tenants/"+largeTenantID+"/users/"+dir.Users[len(dir.Users)/2].ID, nil, nil)
+	gone := dir.Users[len(dir.Users)/2].ID
+	h.emu.control(t, http.MethodDelete, "/tenants/"+largeTenantID+"/users/"+gone, nil, nil)
 	h.emu.control(t, http.MethodPost, "/tenants/"+largeTenantID+"/delta/reset", nil, nil)
 	var mark int64
 	if err := h.db.QueryRow(context.Background(), `SELECT coalesce(max(id), 0) FROM sync_runs`).Scan(&mark); err != nil {
@@ -83,6 +85,7 @@ SELECT (SELECT count(*) FROM sync_runs WHERE id > $1 AND outcome = 'succeeded') 
 
 	h.assertAllActiveSyncedSince(round)
 	h.assertExact(tids)
+	h.assertEvents(small, gone)
 	h.assertRunsClosed(killed)
 	h.assertNoOverlap()
 	h.logFigures(start)

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tenantsync/tenantsync/internal/entraemu"
@@ -619,6 +620,68 @@ func (h *harness) assertExact(tids []string) {
 	}
 	if bad > 0 {
 		t.Errorf("%d of %d tenants' copies differ from the emulator", bad, len(tids))
+	}
+}
+
+// assertEvents checks the change feed the killed and restarted workers
+// wrote (docs/events.md): every user of every final copy was created once,
+// no directory event is written twice for the same object, and the second
+// round's changes are there — a new hire in each of the small tenants, and
+// the large tenant's deleted user gone (user.deleted or, seen by a full
+// round, user.removed). The events are counted here, not joined in SQL: on
+// tables the planner has no statistics for yet, such a join can take
+// minutes.
+func (h *harness) assertEvents(small int, gone string) {
+	t := h.t
+	t.Helper()
+	ctx := context.Background()
+	type key struct{ tenant, typ, object string }
+	seen := map[key]int{}
+	var tenant, typ, object, upn string
+	rows, err := h.db.Query(ctx, `SELECT tenant_id::text, type,
+		coalesce(data->>'id', (data->>'group_id') || '/' || (data->>'member_id')), coalesce(data->>'user_principal_name', '')
+		FROM change_events WHERE type NOT LIKE 'tenant.%'`)
+	if err != nil {
+		t.Fatalf("events: %v", err)
+	}
+	hires := 0
+	if _, err := pgx.ForEachRow(rows, []any{&tenant, &typ, &object, &upn}, func() error {
+		seen[key{tenant, typ, object}]++
+		if typ == "user.created" && strings.HasPrefix(upn, "new@fleet") {
+			hires++
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("events: %v", err)
+	}
+	dup := 0
+	for k, n := range seen {
+		if n > 1 {
+			if dup++; dup <= 5 {
+				t.Errorf("%s %s %s written %d times", k.tenant, k.typ, k.object, n)
+			}
+		}
+	}
+	rows, err = h.db.Query(ctx, `SELECT tenant_id::text, id::text FROM directory_users`)
+	if err != nil {
+		t.Fatalf("users: %v", err)
+	}
+	uncreated := 0
+	if _, err := pgx.ForEachRow(rows, []any{&tenant, &object}, func() error {
+		if seen[key{tenant, "user.created", object}] != 1 {
+			if uncreated++; uncreated <= 5 {
+				t.Errorf("user %s of tenant %s in the copy without a user.created event", object, tenant)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("users: %v", err)
+	}
+	gone = strings.ToLower(gone)
+	removals := seen[key{largeTenantID, "user.deleted", gone}] + seen[key{largeTenantID, "user.removed", gone}]
+	if dup > 0 || uncreated > 0 || hires != small || removals != 1 {
+		t.Errorf("change feed: %d duplicated events, %d users without their creation; %d user.created for the %d new hires, "+
+			"%d removal events for the deleted user (want 1)", dup, uncreated, hires, small, removals)
 	}
 }
 

@@ -65,8 +65,9 @@ func (c *Client) UsersDelta(ctx context.Context, tenantID, link string, p *domai
 // decodeUsersPage reads one users/delta response body into p, reusing its
 // slices.
 func decodeUsersPage(r io.Reader, p *domain.UsersPage) error {
-	p.Users, p.Removed, p.NextLink, p.DeltaLink = p.Users[:0], p.Removed[:0], "", ""
+	p.Users, p.Removed, p.SoftDeleted, p.NextLink, p.DeltaLink = p.Users[:0], p.Removed[:0], p.SoftDeleted[:0], "", ""
 	last := lastMentions[string]{}
+	var soft map[string]bool // removal ID → soft; made on the first removal
 	drop := func(removed bool, i int) {
 		if removed {
 			p.Removed[i] = ""
@@ -87,6 +88,10 @@ func decodeUsersPage(r io.Reader, p *domain.UsersPage) error {
 		if len(u.Removed) > 0 {
 			last.mention(id, true, len(p.Removed), drop)
 			p.Removed = append(p.Removed, id)
+			if soft == nil {
+				soft = map[string]bool{}
+			}
+			soft[id] = softRemoved(u.Removed)
 			return nil
 		}
 		last.mention(id, false, len(p.Users), drop)
@@ -107,7 +112,23 @@ func decodeUsersPage(r io.Reader, p *domain.UsersPage) error {
 		p.Users = compact(p.Users, func(u domain.DirectoryUser) bool { return u.ID == "" })
 		p.Removed = compact(p.Removed, func(s string) bool { return s == "" })
 	}
+	for _, id := range p.Removed {
+		if soft[id] {
+			p.SoftDeleted = append(p.SoftDeleted, id)
+		}
+	}
 	return nil
+}
+
+// softRemoved reads an @removed annotation: reason "changed" is a soft
+// delete (restorable), "deleted" a permanent one (protocol §5.2). Anything
+// else counts as permanent: the copy loses the user either way, and only a
+// soft delete is remembered for a later restore (docs/events.md).
+func softRemoved(raw json.RawMessage) bool {
+	var r struct {
+		Reason string `json:"reason"`
+	}
+	return json.Unmarshal(raw, &r) == nil && r.Reason == "changed"
 }
 
 // GroupsDelta fetches one groups/delta page; see UsersDelta.

@@ -29,6 +29,9 @@ var deltaSeeds = []string{
 		`{"id":"G2","displayName":"Back","members@delta":[{"id":"u2"},{"id":""}]}]}`,
 	`{"value":[],"value":[{"id":"x","@removed":null}],"@odata.nextLink":1}`,
 	`{"VALUE":[{"ID":"x"}],"@odata.deltaLink":"d"}`,
+	// Soft (reason "changed") and hard removals, the last mention winning.
+	`{"value":[{"id":"a","@removed":{"reason":"changed"}},{"id":"b","@removed":{"reason":"deleted"}},` +
+		`{"id":"c","@removed":{"reason":"deleted"}},{"id":"C","@removed":{"reason":"changed"}}],"@odata.nextLink":"n"}`,
 }
 
 // FuzzDeltaPage decodes one body as a users/delta page and as a
@@ -142,7 +145,9 @@ func usersModel(body []byte) (*pageModel, error) {
 		delete(m.users, id)
 		delete(m.removed, id)
 		if len(u.Removed) > 0 {
-			m.removed[id] = true
+			// The value says soft: reason "changed" (protocol §5.2).
+			var r struct{ Reason string }
+			m.removed[id] = json.Unmarshal(u.Removed, &r) == nil && r.Reason == "changed"
 			return nil
 		}
 		m.users[id] = domain.DirectoryUser{ID: id, UserPrincipalName: u.UserPrincipalName, DisplayName: u.DisplayName,
@@ -197,11 +202,17 @@ func checkUsersPage(t *testing.T, p *domain.UsersPage, want *pageModel) {
 	}
 	removed := map[string]bool{}
 	for _, id := range p.Removed {
-		if removed[id] {
+		if _, dup := removed[id]; dup {
 			t.Errorf("user %q twice in Removed", id)
 		}
 		if _, both := got[id]; both {
 			t.Errorf("user %q both in Users and Removed", id)
+		}
+		removed[id] = false
+	}
+	for _, id := range p.SoftDeleted {
+		if soft, ok := removed[id]; !ok || soft {
+			t.Errorf("soft-deleted user %q is not once in Removed", id)
 		}
 		removed[id] = true
 	}

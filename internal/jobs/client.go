@@ -52,6 +52,15 @@ type Deps struct {
 	RescueAfter time.Duration
 	// FanoutInterval is how often the leader enqueues due tenants (default 1m).
 	FanoutInterval time.Duration
+	// EventsRetention is how long change-feed events are kept
+	// (EVENTS_RETENTION; default 720h, docs/events.md).
+	EventsRetention time.Duration
+	// EventsPruneInterval is how often the leader deletes events older than
+	// EventsRetention (default 10m).
+	EventsPruneInterval time.Duration
+	// EventsPruneBatch is how many events one prune transaction deletes at
+	// most (default 5000), so no transaction holds the feed back for long.
+	EventsPruneBatch int
 	// CredentialBrokenSnooze is how long a job waits when the app's own
 	// credential is rejected (default 5m).
 	CredentialBrokenSnooze time.Duration
@@ -127,6 +136,15 @@ func (d *Deps) defaults() {
 	if d.FanoutInterval <= 0 {
 		d.FanoutInterval = time.Minute
 	}
+	if d.EventsRetention <= 0 {
+		d.EventsRetention = 720 * time.Hour
+	}
+	if d.EventsPruneInterval <= 0 {
+		d.EventsPruneInterval = 10 * time.Minute
+	}
+	if d.EventsPruneBatch <= 0 {
+		d.EventsPruneBatch = 5000
+	}
 	if d.CredentialBrokenSnooze <= 0 {
 		d.CredentialBrokenSnooze = 5 * time.Minute
 	}
@@ -189,9 +207,9 @@ type ClientConfig struct {
 }
 
 // NewWorkerClient builds the worker process's River client: the verify,
-// sync, purge, fan-out and webhook workers on the default queue, and the
-// periodic fan-out and webhook dispatch, which River runs on the elected
-// leader only.
+// sync, purge, fan-out, events-prune and webhook workers on the default
+// queue, and the periodic fan-out, prune and webhook dispatch, which River
+// runs on the elected leader only.
 func NewWorkerClient(pool *pgxpool.Pool, d *Deps, cc ClientConfig) (*river.Client[pgx.Tx], error) {
 	d.defaults()
 	workers := river.NewWorkers()
@@ -201,6 +219,7 @@ func NewWorkerClient(pool *pgxpool.Pool, d *Deps, cc ClientConfig) (*river.Clien
 	river.AddWorker(workers, &fanoutWorker{d: d})
 	river.AddWorker(workers, &webhookDispatchWorker{d: d})
 	river.AddWorker(workers, &webhookDeliverWorker{d: d})
+	river.AddWorker(workers, &eventsPruneWorker{d: d})
 	if cc.Concurrency <= 0 {
 		cc.Concurrency = 8
 	}
@@ -208,12 +227,17 @@ func NewWorkerClient(pool *pgxpool.Pool, d *Deps, cc ClientConfig) (*river.Clien
 		Logger:  d.Logger,
 		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cc.Concurrency}},
 		Workers: workers,
-		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(d.FanoutInterval),
-			func() (river.JobArgs, *river.InsertOpts) { return queue.SyncFanoutArgs{}, nil },
-			&river.PeriodicJobOpts{ID: "sync_fanout", RunOnStart: true}),
+		PeriodicJobs: []*river.PeriodicJob{
+			river.NewPeriodicJob(river.PeriodicInterval(d.FanoutInterval),
+				func() (river.JobArgs, *river.InsertOpts) { return queue.SyncFanoutArgs{}, nil },
+				&river.PeriodicJobOpts{ID: "sync_fanout", RunOnStart: true}),
+			river.NewPeriodicJob(river.PeriodicInterval(d.EventsPruneInterval),
+				func() (river.JobArgs, *river.InsertOpts) { return queue.EventsPruneArgs{}, nil },
+				&river.PeriodicJobOpts{ID: "events_prune", RunOnStart: true}),
 			river.NewPeriodicJob(river.PeriodicInterval(d.WebhookDispatchInterval),
 				func() (river.JobArgs, *river.InsertOpts) { return queue.WebhookDispatchArgs{}, nil },
-				&river.PeriodicJobOpts{ID: "webhook_dispatch", RunOnStart: true})},
+				&river.PeriodicJobOpts{ID: "webhook_dispatch", RunOnStart: true}),
+		},
 		// Jobs are bounded (a sync runs in slices), so a job left running
 		// longer than this belongs to a dead worker.
 		JobTimeout:           d.jobTimeout(),

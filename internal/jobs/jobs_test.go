@@ -45,6 +45,7 @@ type opts struct {
 	consentWait time.Duration
 	pool        *pgxpool.Pool // share a database between two workers
 	srv         *entraemu.Server
+	deps        func(*jobs.Deps) // adjusts the workers' Deps last
 }
 
 // logBuffer collects log lines for assertions.
@@ -96,6 +97,9 @@ func setup(t *testing.T, o opts) *testBundle {
 	deps := &jobs.Deps{Store: store, Tokens: tokens, Graph: gc,
 		Logger:       slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		SyncInterval: time.Hour, ConsentPropagationWait: wait}
+	if o.deps != nil {
+		o.deps(deps)
+	}
 	client := jobstest.StartWorker(t, pool, deps, 4)
 	return &testBundle{srv: srv, pool: pool, store: store, tokens: tokens, client: client, logs: logs}
 }

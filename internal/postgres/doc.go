@@ -6,7 +6,9 @@
 // tenant row), tenant_events.go, tenant_list.go (the operators' listing),
 // sync_lease.go and throttle.go (a sync's claim and Graph's throttle window,
 // both kept on the tenant row), connect_states.go, sessions.go, directory.go
-// and directory_list.go (the copy and its pages), sync_state.go (checkpoints),
+// and directory_list.go (the copy and its pages, directory.go also writing
+// their change-feed events), change_events.go (reading and pruning the feed,
+// docs/events.md), sync_state.go (checkpoints),
 // sync_runs.go, river_jobs.go (reads of River's tables), and store.go,
 // migrate.go, command.go, river.go for the pool, the schema and River's
 // migration files.

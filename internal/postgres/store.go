@@ -28,6 +28,9 @@ type DB interface {
 type Store struct {
 	db  DB
 	now func() time.Time
+	// noEvents leaves directory changes out of the change feed; see
+	// WithoutDirectoryEvents.
+	noEvents bool
 }
 
 // New returns a store over pool.
@@ -35,6 +38,13 @@ func New(pool *pgxpool.Pool) *Store { return &Store{db: pool, now: time.Now} }
 
 // WithClock returns a copy of s that reads time from now.
 func (s *Store) WithClock(now func() time.Time) *Store { c := *s; c.now = now; return &c }
+
+// WithoutDirectoryEvents returns a copy of s whose directory writes add no
+// change-feed events (tenant lifecycle events are still written). It exists
+// so a benchmark can measure what the feed costs the sync in the same run
+// (docs/events.md); the feed of a store built this way misses changes, so
+// no process uses one.
+func (s *Store) WithoutDirectoryEvents() *Store { c := *s; c.noEvents = true; return &c }
 
 // Tx runs fn in one transaction: committed when fn returns nil, rolled back
 // otherwise. fn gets the raw transaction (for River's InsertTx) and a store
@@ -45,7 +55,9 @@ func (s *Store) Tx(ctx context.Context, fn func(tx pgx.Tx, st *Store) error) err
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
-	if err := fn(tx, &Store{db: tx, now: s.now}); err != nil {
+	st := *s
+	st.db = tx
+	if err := fn(tx, &st); err != nil {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {

@@ -62,6 +62,9 @@ const consentFrom = `up AS (
 ), ev AS (
 	INSERT INTO tenant_events (tenant_id, at, kind, from_status, to_status, reason, actor)
 	SELECT $1::uuid, $3, $6::text, coalesce((SELECT status FROM tenants WHERE id = $1::uuid), ''), 'pending', $2, $4 FROM up
+), feed AS (
+	INSERT INTO change_events (tenant_id, type, data)
+	SELECT $1::uuid, 'tenant.connected', ` + tenantData + ` FROM up
 )
 SELECT * FROM up`
 
@@ -110,6 +113,23 @@ func (s *Store) consent(ctx context.Context, query, id, by, byOID string, more .
 
 const tenantStatusForUpdate = `SELECT status FROM tenants WHERE id = $1 FOR UPDATE`
 
+// tenantData is a tenant event's payload, from a tenants row (docs/events.md).
+const tenantData = `jsonb_build_object('id', id, 'status', status, 'display_name', display_name, 'reason', status_reason)`
+
+// tenantStatusSet moves the tenant and, when its status (not only the
+// reason) changes and the new status has an event type ($5, else empty),
+// writes that event to the change feed in the same statement.
+const tenantStatusSet = `
+WITH up AS (
+	UPDATE tenants SET status = $2, status_reason = $3, status_changed_at = $4, updated_at = $4
+	WHERE id = $1 AND (status <> $2 OR status_reason <> $3)
+	RETURNING id, status, display_name, status_reason
+), feed AS (
+	INSERT INTO change_events (tenant_id, type, data)
+	SELECT id, $5::text, ` + tenantData + ` FROM up WHERE $5::text <> ''
+)
+SELECT count(*) FROM up`
+
 // TenantSetStatus moves a tenant to status with a reason and records the
 // transition; setting the same status and reason again records nothing. A
 // move the lifecycle does not allow is domain.ErrConflict.
@@ -139,12 +159,15 @@ func (s *Store) TenantTransition(ctx context.Context, id string, tr domain.Trans
 			return fmt.Errorf("set status of tenant %s: %w", id, domain.Conflictf("a tenant that is %s cannot become %s", from, tr.To))
 		}
 		moved = true
-		tag, err := st.db.Exec(ctx, `UPDATE tenants SET status = $2, status_reason = $3, status_changed_at = $4, updated_at = $4
-			WHERE id = $1 AND (status <> $2 OR status_reason <> $3)`, id, tr.To, tr.Reason, now)
-		if err != nil {
+		var feed domain.EventType
+		if from != tr.To {
+			feed, _ = domain.TenantStatusEvent(tr.To)
+		}
+		var n int
+		if err := st.db.QueryRow(ctx, tenantStatusSet, id, tr.To, tr.Reason, now, feed).Scan(&n); err != nil {
 			return fmt.Errorf("set status of tenant %s: %w", id, err)
 		}
-		if tag.RowsAffected() == 0 {
+		if n == 0 {
 			return nil
 		}
 		return st.TenantEventAdd(ctx, domain.TenantEvent{

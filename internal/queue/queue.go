@@ -88,3 +88,15 @@ func (SyncFanoutArgs) Kind() string { return "sync_fanout" }
 func (SyncFanoutArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByState: ActiveStates}}
 }
+
+// EventsPruneArgs is the periodic job that deletes change-feed events older
+// than EVENTS_RETENTION (docs/events.md).
+type EventsPruneArgs struct{}
+
+// Kind names the job kind.
+func (EventsPruneArgs) Kind() string { return "events_prune" }
+
+// InsertOpts keeps at most one prune queued or running.
+func (EventsPruneArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByState: ActiveStates}}
+}

@@ -17,11 +17,13 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" driver for pgtestdb
 	"github.com/peterldowns/pgtestdb"
@@ -212,4 +214,32 @@ func ActiveTenant(t testing.TB, store *postgres.Store, tid string) {
 	if err := store.TenantSetStatus(ctx, tid, domain.TenantActive, "consent verified", "test"); err != nil {
 		t.Fatalf("pgtest: activate tenant %s: %v", tid, err)
 	}
+}
+
+// Events returns every committed change-feed event of tenant tid (every
+// tenant for ""), in feed order. It reads the table itself, without
+// EventsAfter's hold-back (docs/events.md), so a test that has finished its
+// writes sees them at once even while other tests' transactions run.
+func Events(tb testing.TB, db interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}, tid string) []domain.Event {
+	tb.Helper()
+	rows, err := db.Query(context.Background(), `SELECT xid::text, seq, id::text, tenant_id::text, type, occurred_at, data
+		FROM change_events WHERE $1 = '' OR tenant_id::text = $1 ORDER BY xid, seq`, tid)
+	if err != nil {
+		tb.Fatalf("pgtest: events: %v", err)
+	}
+	evs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (domain.Event, error) {
+		var ev domain.Event
+		var xid string
+		err := row.Scan(&xid, &ev.Pos.Seq, &ev.ID, &ev.TenantID, &ev.Type, &ev.OccurredAt, &ev.Data)
+		if err == nil {
+			ev.Pos.Xid, err = strconv.ParseUint(xid, 10, 64)
+		}
+		return ev, err
+	})
+	if err != nil {
+		tb.Fatalf("pgtest: events: %v", err)
+	}
+	return evs
 }
