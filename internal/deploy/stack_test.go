@@ -323,7 +323,7 @@ func TestComposeStack(t *testing.T) {
 	a := &api{t: t, hc: hostClient(t, caPEM), token: *srv.Environment["OPERATOR_API_TOKEN"]}
 
 	// Two workers, one leader.
-	eventually(t, time.Minute, "one River leader", func() error { return oneLeader(t, pg.Name, byService(cs, "worker")) })
+	waitLeader(t, pg.Name, byService(cs, "worker"), "")
 
 	// The README demo in a browser on the host: sign in on the published
 	// port, go to the emulator at entraemu.localhost, connect Litware.
@@ -382,19 +382,31 @@ func TestComposeStack(t *testing.T) {
 	checkUsers(t, a, tid, want)
 	t.Logf("demo done %s after the start", time.Since(start).Round(time.Second))
 
-	// A worker is killed: the other one keeps syncing.
-	w := byService(cs, "worker")
-	docker(t, "kill", w[0].Name)
+	// The leading worker is killed: the other one keeps syncing and takes
+	// over the leadership.
+	old := waitLeader(t, pg.Name, byService(cs, "worker"), "")
+	docker(t, "kill", old.Name)
 	syncNewUser(t, a, tid, "after-worker-kill")
-	docker(t, "start", w[0].Name)
+	nl := waitLeader(t, pg.Name, byService(cs, "worker"), old.Name)
+	t.Logf("%s killed; %s leads now", old.Name, nl.Name)
+	docker(t, "start", old.Name)
 	cs = waitHealthy(t, 2*time.Minute)
-	eventually(t, time.Minute, "one River leader after the kill", func() error { return oneLeader(t, pg.Name, byService(cs, "worker")) })
 
 	// Postgres restarts: the server and both workers reconnect and lose nothing.
 	s.must("restart", "postgres")
 	cs = waitHealthy(t, 2*time.Minute)
 	syncNewUser(t, a, tid, "after-postgres-restart")
-	eventually(t, time.Minute, "one River leader after the restart", func() error { return oneLeader(t, pg.Name, byService(cs, "worker")) })
+	waitLeader(t, pg.Name, byService(cs, "worker"), "")
+	eventually(t, time.Minute, "the tenant is still listed, active", func() error {
+		var list struct{ Items []struct{ ID, Status string } }
+		if err := a.do("GET", serverURL+"/api/v1/tenants", nil, &list); err != nil {
+			return err
+		}
+		if len(list.Items) != 1 || list.Items[0].ID != tid || list.Items[0].Status != "active" {
+			return fmt.Errorf("operator API lists %+v", list.Items)
+		}
+		return nil
+	})
 	t.Logf("kill and restart survived, %s after the start", time.Since(start).Round(time.Second))
 
 	if os.Getenv("COMPOSE_TEST_KEEP") == "1" {
@@ -424,25 +436,39 @@ func untar(t *testing.T, b []byte) []byte {
 	return b[512 : 512+size]
 }
 
-// oneLeader checks that River's leader table names exactly one leader and
-// that it is one of the worker containers (River's client ID starts with
-// the hostname, which is the container's).
-func oneLeader(t *testing.T, pg string, workers []ctr) error {
+// leader returns the worker container that River's leader table names as
+// its one live leader (River's client ID starts with the hostname, which is
+// the container's), or an error while there is not exactly one.
+func leader(pg string, workers []ctr) (ctr, error) {
 	out, err := exec.Command("docker", "exec", pg, "psql", "-U", "tenantsync", "-d", "tenantsync", "-Atc",
 		"SELECT leader_id FROM river_leader WHERE expires_at > now()").CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("psql: %v: %s", err, out)
+		return ctr{}, fmt.Errorf("psql: %v: %s", err, out)
 	}
 	leaders := strings.Fields(string(out))
 	if len(leaders) != 1 {
-		return fmt.Errorf("leaders %q, want one", leaders)
+		return ctr{}, fmt.Errorf("leaders %q, want one", leaders)
 	}
 	for _, w := range workers {
 		if strings.HasPrefix(leaders[0], w.Hostname) {
-			return nil
+			return w, nil
 		}
 	}
-	return fmt.Errorf("leader %s is none of the workers %v", leaders[0], workers)
+	return ctr{}, fmt.Errorf("leader %s is none of the workers %v", leaders[0], workers)
+}
+
+// waitLeader waits for one leader among workers, other than not (if set).
+func waitLeader(t *testing.T, pg string, workers []ctr, not string) ctr {
+	t.Helper()
+	var l ctr
+	eventually(t, 90*time.Second, "one River leader", func() error {
+		var err error
+		if l, err = leader(pg, workers); err == nil && l.Name == not {
+			err = fmt.Errorf("%s is still the leader", not)
+		}
+		return err
+	})
+	return l
 }
 
 // emuUsers lists the user IDs the emulator holds for the tenant.
