@@ -25,5 +25,12 @@ echo "compose-test: using '$COMPOSE' with $COMPOSE_FILES"
 
 if [[ "$COMPOSE_FILES" == *docker-compose.local.yml* ]]; then
 	./scripts/local-images.sh
+	# The legacy builder (no BuildKit here) leaves each run's build stage as
+	# an untagged image of about 1 GB. Tagging it keeps its layers (the
+	# module download above all) as the next run's cache; the untagged ones
+	# this replaces, and superseded service images, are removed afterwards.
+	docker build -q --target build -t tenantsync-local/build-stage:latest \
+		--build-arg GO_IMAGE=tenantsync-local/golang:1.26-bookworm --build-arg RUNTIME_IMAGE=tenantsync-local/static:nonroot . >/dev/null 2> >(grep -v -e DEPRECATED -e buildx -e 'legacy builder' >&2)
+	trap 'docker images -q -f dangling=true -f since=tenantsync-local/golang:1.26-bookworm | xargs -r docker rmi >/dev/null 2>&1 || true' EXIT
 fi
 go test -tags composetest -count=1 -timeout 30m -v -run '^TestComposeStack$' ./internal/deploy/
