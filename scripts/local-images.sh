@@ -28,6 +28,10 @@ CACHE="${LOCAL_IMAGES_CACHE:-/var/cache/tenantsync-local}"
 GOROOT_HOST="$(go env GOROOT 2>/dev/null || echo /usr/local/go)"
 GOVERSION_HOST="$("$GOROOT_HOST/bin/go" env GOVERSION 2>/dev/null || true)"
 
+# build is docker build without the legacy builder's deprecation notice
+# (these engines have no BuildKit); real errors still reach stderr.
+build() { docker build -q "$@" >/dev/null 2> >(grep -v -e DEPRECATED -e buildx -e 'legacy builder' -e '^ *$' >&2); }
+
 have() { docker image inspect "$1" >/dev/null 2>&1 && [[ -z "${FORCE:-}" ]]; }
 
 mirror() {
@@ -101,7 +105,7 @@ else
 		WORKDIR /go
 		LABEL go.version=$GOVERSION_HOST ca.sum=$HOST_CA_SUM
 	EOF
-	docker build -q -t "$GOIMG" "$tmp" >/dev/null
+	build -t "$GOIMG" "$tmp"
 	rm -rf "$tmp"; trap - EXIT
 	say "built $GOIMG ($GOVERSION_HOST)"
 fi
@@ -143,7 +147,7 @@ if have "$PG"; then say "$PG exists"; else
 		ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]
 		CMD ["postgres"]
 	EOF
-	docker build -q -t "$PG" "$tmp" >/dev/null
+	build -t "$PG" "$tmp"
 	docker rmi "$PG.rootfs" >/dev/null 2>&1 || true
 	rm -rf "$tmp"; trap - EXIT
 	say "built $PG"
