@@ -22,6 +22,13 @@ fi
 export COMPOSE
 export COMPOSE_FILES="${COMPOSE_FILES:-docker-compose.yml,docker-compose.local.yml}"
 echo "compose-test: using '$COMPOSE' with $COMPOSE_FILES"
+# The stack publishes fixed ports (the emulator's redirect URIs name them); a
+# `make run` or another stack on them would fail the test in a confusing way.
+for port in 8080 9443 9444; do
+	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && ! docker ps -q --filter label=com.docker.compose.project=tenantsync | grep -q .; then
+		die "port $port is already taken on this machine (make run?); the compose stack publishes 8080, 9443 and 9444"
+	fi
+done
 
 if [[ "$COMPOSE_FILES" == *docker-compose.local.yml* ]]; then
 	./scripts/local-images.sh
