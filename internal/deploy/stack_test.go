@@ -313,7 +313,7 @@ func TestComposeStack(t *testing.T) {
 		t.Fatalf("docker cp the CA: %v", err)
 	}
 	caPEM := untar(t, out)
-	for _, c := range append(byService(cs, "server"), byService(cs, "worker")...) {
+	for _, c := range append(append(byService(cs, "server"), byService(cs, "worker")...), emu) {
 		if u := docker(t, "inspect", "-f", "{{.Config.User}}", c.Name); u != "nonroot:nonroot" {
 			t.Errorf("%s runs as %q, want nonroot", c.Name, u)
 		}
