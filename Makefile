@@ -66,6 +66,7 @@ fuzz: ## run each fuzz target in turn for FUZZTIME (default 10m) with one worker
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l . ); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags composetest ./internal/deploy/
 
 .PHONY: migrate
 migrate: ## apply the database migrations to DATABASE_URL
@@ -78,4 +79,8 @@ river-migrations: ## regenerate River's goose files after upgrading River
 
 .PHONY: up
 up: ## start the stack with docker compose (needs a Docker engine)
-	docker compose up --build
+	@if docker compose version >/dev/null 2>&1; then docker compose up --build; else docker-compose up --build; fi
+
+.PHONY: compose-test
+compose-test: ## build and start the compose stack on local base images, drive the demo, kill a worker, restart Postgres, down -v
+	@./scripts/compose-test.sh

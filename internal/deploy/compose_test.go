@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"testing"
@@ -101,7 +102,11 @@ func TestDockerfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := string(b)
-	for _, re := range []string{`(?m)^FROM .* AS build$`, `CGO_ENABLED=0`, `(?m)^USER nonroot`, `(?m)^FROM gcr.io/distroless/static`} {
+	// The bases are build arguments (local stand-ins on machines without a
+	// registry) whose defaults are the official images users get.
+	for _, re := range []string{`(?m)^FROM \$\{GO_IMAGE\} AS build$`, `(?m)^ARG GO_IMAGE=golang:1\.26-bookworm$`,
+		`CGO_ENABLED=0`, `(?m)^USER nonroot`,
+		`(?m)^FROM \$\{RUNTIME_IMAGE\}$`, `(?m)^ARG RUNTIME_IMAGE=gcr.io/distroless/static-debian12:nonroot$`} {
 		if !regexp.MustCompile(re).MatchString(s) {
 			t.Errorf("Dockerfile lacks %s", re)
 		}
@@ -130,5 +135,62 @@ func TestComposeMatchesEmulatorSeed(t *testing.T) {
 		if !slices.Contains(app.RedirectURIs, get("PUBLIC_BASE_URL")+path) {
 			t.Errorf("%s%s is not a redirect URI of the seeded app", get("PUBLIC_BASE_URL"), path)
 		}
+	}
+}
+
+// docker-compose.local.yml (machines without a registry) swaps base images
+// and nothing else: every built service builds the same Dockerfile with the
+// local bases, Postgres runs the local image, the rest is the user's file.
+func TestComposeLocalOverride(t *testing.T) {
+	opts, err := cli.NewProjectOptions([]string{"../../docker-compose.yml", "../../docker-compose.local.yml"},
+		cli.WithWorkingDirectory("../.."), cli.WithName("tenantsync"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, err := opts.LoadProject(context.Background())
+	if err != nil {
+		t.Fatalf("docker-compose.local.yml does not load over docker-compose.yml: %v", err)
+	}
+	base := loadCompose(t)
+	for name, s := range base.Services {
+		l := local.Services[name]
+		if name == "postgres" {
+			if !regexp.MustCompile(`^tenantsync-local/postgres:`).MatchString(l.Image) {
+				t.Errorf("postgres image %q, want the local one", l.Image)
+			}
+			l.Image = s.Image
+		} else {
+			if s.Build == nil || l.Build == nil || l.Build.Context != s.Build.Context || l.Build.Dockerfile != s.Build.Dockerfile {
+				t.Errorf("%s: build %+v, want the user's %+v with other args", name, l.Build, s.Build)
+				continue
+			}
+			for _, arg := range []string{"GO_IMAGE", "RUNTIME_IMAGE"} {
+				if v := l.Build.Args[arg]; v == nil || !regexp.MustCompile(`^tenantsync-local/`).MatchString(*v) {
+					t.Errorf("%s: build arg %s = %v, want a tenantsync-local image", name, arg, v)
+				}
+			}
+			l.Build = s.Build
+		}
+		if !reflect.DeepEqual(s, l) {
+			t.Errorf("%s: the local override changes more than the base images", name)
+		}
+	}
+}
+
+// docker-compose v1, the Compose of this project's machines, refuses the
+// whole file over a top-level name: key; the name comes from .env.
+func TestComposeV1Compatible(t *testing.T) {
+	for _, f := range []string{"../../docker-compose.yml", "../../docker-compose.local.yml"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if regexp.MustCompile(`(?m)^name:`).Match(b) {
+			t.Errorf("%s has a top-level name:, which docker-compose v1 refuses", f)
+		}
+	}
+	env, err := os.ReadFile("../../.env")
+	if err != nil || !regexp.MustCompile(`(?m)^COMPOSE_PROJECT_NAME=tenantsync$`).Match(env) {
+		t.Errorf(".env does not name the project tenantsync (%v)", err)
 	}
 }
