@@ -56,9 +56,10 @@ CREATE INDEX tenants_attention_idx ON tenants (status_changed_at DESC, id DESC)
 
 -- Sync lag of active tenants that sync: the time since the last successful
 -- sync, or since activation for one never synced yet. The percentiles and
--- the worst ten read this index only.
+-- the worst ten read this index only: its columns are included because an
+-- index-only scan returns columns, not index expressions.
 CREATE INDEX tenants_lag_idx ON tenants ((coalesce(last_synced_at, status_changed_at)), id)
-    WHERE status = 'active' AND NOT sync_suspended;
+    INCLUDE (last_synced_at, status_changed_at) WHERE status = 'active' AND NOT sync_suspended;
 
 -- Tenants inside a Graph throttle window right now (a handful at a time).
 CREATE INDEX tenants_throttled_idx ON tenants (graph_throttled_until)
