@@ -11,8 +11,10 @@ import (
 )
 
 // FleetOverview is what the operator console's first page shows about every
-// tenant at once (issue 15). Each figure comes from an index-only scan or a
-// bounded index walk (migration 00075), all sent in one round trip.
+// tenant at once (issue 15). Each figure comes from a summary kept by
+// triggers, an index-only scan or a bounded index walk (migration 00075),
+// all sent in one round trip. The statements do not share a snapshot, so
+// figures may disagree by what was written between them.
 type FleetOverview struct {
 	// ByStatus counts tenants per status; every status is present.
 	ByStatus map[domain.TenantStatus]int
