@@ -1,6 +1,11 @@
 -- The operator console's fleet overview (issue 15): what it reads at
--- 100,000 tenants must come from small index-only scans.
+-- 100,000 tenants must come from summaries kept by triggers and small
+-- index-walks, not from counting the tables.
 -- +goose Up
+
+-- No tenant or run may be written between a summary's first count and its
+-- trigger (the migration runs in one transaction; writers wait for it).
+LOCK TABLE tenants, sync_runs IN SHARE ROW EXCLUSIVE MODE;
 
 -- Tenants per status, kept by the statements that insert, move or delete
 -- tenants: counting 100,000 rows on every render costs tens of ms. Only a
@@ -14,29 +19,38 @@ INSERT INTO tenant_status_counts (status, n)
 SELECT s, (SELECT count(*) FROM tenants WHERE status = s)
 FROM unnest(ARRAY['pending', 'active', 'failing', 'consent_revoked', 'insufficient_permissions', 'disconnected']) AS s;
 
+-- Inserts and deletes count by statement (a bulk insert updates each
+-- counter once); a status move counts by row, and only rows whose status
+-- moved fire it, so the many updates that leave the status alone (sync
+-- leases, the fan-out's next_sync_at) pay nothing.
 -- +goose StatementBegin
 CREATE FUNCTION tenant_status_counts_apply() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     st text[]; dn bigint[];
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        SELECT array_agg(status), array_agg(n) INTO st, dn FROM (SELECT status, count(*) AS n FROM new_rows GROUP BY status) AS d;
-    ELSIF TG_OP = 'DELETE' THEN
-        SELECT array_agg(status), array_agg(-n) INTO st, dn FROM (SELECT status, count(*) AS n FROM old_rows GROUP BY status) AS d;
+        SELECT array_agg(status ORDER BY status), array_agg(n ORDER BY status) INTO st, dn
+        FROM (SELECT status, count(*) AS n FROM new_rows GROUP BY status) AS d;
     ELSE
-        SELECT array_agg(status), array_agg(n) INTO st, dn FROM (
-            SELECT s.status, sum(s.n) AS n FROM (
-                SELECT o.status, -1 AS n FROM old_rows o JOIN new_rows w ON w.id = o.id WHERE w.status <> o.status
-                UNION ALL
-                SELECT w.status, 1 FROM old_rows o JOIN new_rows w ON w.id = o.id WHERE w.status <> o.status) AS s
-            GROUP BY s.status HAVING sum(s.n) <> 0) AS d;
+        SELECT array_agg(status ORDER BY status), array_agg(-n ORDER BY status) INTO st, dn
+        FROM (SELECT status, count(*) AS n FROM old_rows GROUP BY status) AS d;
     END IF;
     IF st IS NULL THEN
-        RETURN NULL; -- no status moved: no counter row is touched or waited on
+        RETURN NULL;
     END IF;
-    -- Rows locked in one order, so two opposite moves cannot deadlock.
+    -- Counter rows are locked in one order, so that two writers cannot
+    -- deadlock on them.
     PERFORM 1 FROM tenant_status_counts WHERE status = ANY (st) ORDER BY status FOR UPDATE;
     UPDATE tenant_status_counts c SET n = c.n + d.n FROM unnest(st, dn) AS d(status, n) WHERE c.status = d.status;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION tenant_status_counts_move() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM tenant_status_counts WHERE status IN (OLD.status, NEW.status) ORDER BY status FOR UPDATE;
+    UPDATE tenant_status_counts SET n = n + CASE WHEN status = NEW.status THEN 1 ELSE -1 END
+    WHERE status IN (OLD.status, NEW.status);
     RETURN NULL;
 END
 $$;
@@ -44,8 +58,8 @@ $$;
 
 CREATE TRIGGER tenants_status_counts_insert AFTER INSERT ON tenants
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tenant_status_counts_apply();
-CREATE TRIGGER tenants_status_counts_update AFTER UPDATE ON tenants
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tenant_status_counts_apply();
+CREATE TRIGGER tenants_status_counts_update AFTER UPDATE OF status ON tenants
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION tenant_status_counts_move();
 CREATE TRIGGER tenants_status_counts_delete AFTER DELETE ON tenants
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION tenant_status_counts_apply();
 
@@ -172,5 +186,6 @@ DROP INDEX tenants_attention_idx;
 DROP TRIGGER tenants_status_counts_delete ON tenants;
 DROP TRIGGER tenants_status_counts_update ON tenants;
 DROP TRIGGER tenants_status_counts_insert ON tenants;
+DROP FUNCTION tenant_status_counts_move();
 DROP FUNCTION tenant_status_counts_apply();
 DROP TABLE tenant_status_counts;
