@@ -19,8 +19,11 @@ import (
 // keep agree with counting the tables after concurrent status moves in
 // opposite directions (which must not deadlock on the counter rows),
 // consents, deletions, and sync runs started, finished and deleted.
+//
+// It is not parallel: its bursts of transactions, running beside
+// TestEventsAfterHoldsBackWhatMayStillCommitBefore, would hold back the
+// cluster-wide snapshot xmin that test reads.
 func TestFleetOverviewSummaries(t *testing.T) {
-	t.Parallel()
 	ctx := context.Background()
 	pool := pgtest.Pool(t)
 	st := postgres.New(pool)
