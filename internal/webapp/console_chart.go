@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tenantsync/tenantsync/internal/domain"
+	"github.com/tenantsync/tenantsync/internal/postgres"
 )
 
 // syncChart is a server-rendered SVG bar chart of the latest finished sync
@@ -140,4 +141,90 @@ func formatDuration(d time.Duration) string {
 	default:
 		return d.Round(time.Second).String()
 	}
+}
+
+// runsChart is a server-rendered SVG chart of the fleet's sync runs per
+// hour over the last 24 hours, each bar stacked by outcome.
+type runsChart struct {
+	Width, Height int
+	Bars          []runsBar
+	Max           int
+	// Labels under the axis: a few hours, as HH:00 UTC.
+	Ticks []chartTick
+	// Summary is the text alternative of the chart.
+	Summary                     string
+	Left, Right, Top, Base      float64
+	MaxLabelY, TickY, MaxLabelX float64
+}
+
+// runsBar is one hour: its stacked segments and its tooltip.
+type runsBar struct {
+	Title    string
+	Segments []chartBar
+}
+
+// chartTick is one label under the axis.
+type chartTick struct {
+	X     float64
+	Label string
+}
+
+// runSegments are the outcomes stacked in each bar, bottom up, and their
+// CSS classes (the legend in the template names the same colours).
+var runSegments = []struct {
+	class, word string
+	n           func(postgres.RunHour) int
+}{
+	{"bar", "succeeded", func(h postgres.RunHour) int { return h.Succeeded }},
+	{"bar paused", "paused", func(h postgres.RunHour) int { return h.Snoozed }},
+	{"bar fail", "failed", func(h postgres.RunHour) int { return h.Failed }},
+	{"bar abandoned", "abandoned", func(h postgres.RunHour) int { return h.Abandoned }},
+	{"bar running", "running", func(h postgres.RunHour) int { return h.Running }},
+}
+
+// newRunsChart builds the chart from 24 hourly buckets, oldest first.
+func newRunsChart(hours []postgres.RunHour) *runsChart {
+	if len(hours) == 0 {
+		return nil
+	}
+	ch := &runsChart{Width: 640, Height: 220, Left: 56, Right: 630, Top: 24, Base: 184}
+	ch.MaxLabelY, ch.TickY, ch.MaxLabelX = 14, 204, ch.Left-6
+	total, failed, busiest := 0, 0, hours[0]
+	for _, h := range hours {
+		ch.Max = max(ch.Max, h.Total())
+		total += h.Total()
+		failed += h.Failed
+		if h.Total() > busiest.Total() {
+			busiest = h
+		}
+	}
+	slot := (ch.Right - ch.Left) / float64(len(hours))
+	w := round1(slot * 0.75)
+	for i, h := range hours {
+		x := round1(ch.Left + slot*float64(i) + (slot-w)/2)
+		bar := runsBar{Title: fmt.Sprintf("%s–%s UTC: %d runs", h.Hour.Format("15:04"), h.Hour.Add(time.Hour).Format("15:04"), h.Total())}
+		y := ch.Base
+		for _, seg := range runSegments {
+			n := seg.n(h)
+			if n == 0 {
+				continue
+			}
+			bar.Title += fmt.Sprintf(", %d %s", n, seg.word)
+			hgt := barHeight(float64(n), float64(ch.Max), ch.Base-ch.Top)
+			y = round1(y - hgt)
+			bar.Segments = append(bar.Segments, chartBar{X: x, Y: y, W: w, H: hgt, Class: seg.class})
+		}
+		ch.Bars = append(ch.Bars, bar)
+		if i%6 == 0 || i == len(hours)-1 {
+			ch.Ticks = append(ch.Ticks, chartTick{X: round1(ch.Left + slot*float64(i) + slot/2), Label: h.Hour.Format("15:04")})
+		}
+	}
+	first := hours[0].Hour
+	if total == 0 {
+		ch.Summary = fmt.Sprintf("No sync run started between %s and now (UTC).", first.Format("2 Jan 15:04"))
+		return ch
+	}
+	ch.Summary = fmt.Sprintf("%d sync runs started since %s UTC, %d of them failed; the busiest hour, from %s, had %d.",
+		total, first.Format("2 Jan 15:04"), failed, busiest.Hour.Format("15:04"), busiest.Total())
+	return ch
 }

@@ -33,7 +33,7 @@ type consoleTenantRow struct {
 	MoreDomains int
 }
 
-// consoleTenantsView is the model of /console.
+// consoleTenantsView is the model of /console/tenants.
 type consoleTenantsView struct {
 	Layout
 	Query    string
@@ -138,13 +138,13 @@ func (s *Server) consoleTenantList(c echo.Context) error {
 	if sort != postgres.SortCreated {
 		params.Set("sort", string(sort))
 	}
-	v.FirstURL = "/console"
+	v.FirstURL = "/console/tenants"
 	if len(params) > 0 {
 		v.FirstURL += "?" + params.Encode()
 	}
 	if page.Next != nil {
 		params.Set("after", cc.Encode(listing, *page.Next))
-		v.NextURL = "/console?" + params.Encode()
+		v.NextURL = "/console/tenants?" + params.Encode()
 	}
 	return s.render(c, http.StatusOK, "console_tenants", v)
 }
@@ -159,6 +159,6 @@ func consoleListing(q string, status domain.TenantStatus, sort postgres.TenantSo
 func (s *Server) consoleBadRequest(c echo.Context, heading, msg string) error {
 	return s.render(c, http.StatusBadRequest, "console_message", &consoleMessageView{
 		Layout: Layout{Title: heading}, Status: http.StatusBadRequest, Heading: heading, Message: msg,
-		BackURL: "/console", BackText: "All tenants",
+		BackURL: "/console/tenants", BackText: "All tenants",
 	})
 }

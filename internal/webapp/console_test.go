@@ -33,8 +33,8 @@ func consoleSamplePages(now time.Time, tn domain.Tenant, _ domain.SyncRun) []pag
 	rows := []consoleTenantRow{{Tenant: tn, Status: "Active", StatusClass: "ok", Domains: "contoso.example, contoso.onmicrosoft.com", MoreDomains: 1}}
 	opts := []consoleOption{{Value: "", Label: "Any"}, {Value: "active", Label: "Active", Selected: true}}
 	return []page{
-		&consoleTenantsView{Layout: Layout{Title: "Tenants"}, Statuses: opts, Sorts: opts, Rows: rows, NextURL: "/console?after=x.y"},
-		&consoleTenantsView{Layout: Layout{Title: "Tenants"}, Query: "nothing", Filtered: true, Later: true, FirstURL: "/console?q=nothing"},
+		&consoleTenantsView{Layout: Layout{Title: "Tenants"}, Statuses: opts, Sorts: opts, Rows: rows, NextURL: "/console/tenants?after=x.y"},
+		&consoleTenantsView{Layout: Layout{Title: "Tenants"}, Query: "nothing", Filtered: true, Later: true, FirstURL: "/console/tenants?q=nothing"},
 	}
 }
 
@@ -175,7 +175,7 @@ func TestConsoleAccess(t *testing.T) {
 	t.Run("operator", func(t *testing.T) {
 		br := tb.browser(t)
 		res, body := br.signInConsole(operatorUPN)
-		if res.StatusCode != http.StatusOK || res.Request.URL.Path != "/console" || !strings.Contains(body, "<h1>Tenants</h1>") {
+		if res.StatusCode != http.StatusOK || res.Request.URL.Path != "/console" || !strings.Contains(body, "<h1>Operator console</h1>") {
 			t.Fatalf("operator at /console: %d at %s: %.300s", res.StatusCode, res.Request.URL.Path, body)
 		}
 		if !strings.Contains(body, `<a href="/console">Console</a>`) {
@@ -234,23 +234,23 @@ func TestConsoleTenantList(t *testing.T) {
 			{"name", "wind trad", nwID},
 			{"seeded domain", "t12.onmicrosoft.com", t12},
 		} {
-			code, body := get(t, "/console?q="+url.QueryEscape(tt.q))
+			code, body := get(t, "/console/tenants?q="+url.QueryEscape(tt.q))
 			ids := rowIDs(body)
 			if code != http.StatusOK || len(ids) != 1 || ids[0] != tt.want {
 				t.Errorf("%s search %q: %d, rows %v, want [%s]", tt.name, tt.q, code, ids, tt.want)
 			}
 		}
-		if _, body := get(t, "/console?q=northwind.example"); !strings.Contains(body, "northwind.example, northwind.onmicrosoft.com") ||
+		if _, body := get(t, "/console/tenants?q=northwind.example"); !strings.Contains(body, "northwind.example, northwind.onmicrosoft.com") ||
 			!strings.Contains(body, `data-label="Users" class="num">77<`) || !strings.Contains(body, ">Active<") {
 			t.Errorf("row lacks domains, users or status in words: %.2000s", body)
 		}
-		if _, body := get(t, "/console?q=nobody.example"); !strings.Contains(body, `id="no-tenants"`) {
+		if _, body := get(t, "/console/tenants?q=nobody.example"); !strings.Contains(body, `id="no-tenants"`) {
 			t.Error("no empty-result message")
 		}
 	})
 
 	t.Run("filter and sort", func(t *testing.T) {
-		code, body := get(t, "/console?status=failing&sort=failures")
+		code, body := get(t, "/console/tenants?status=failing&sort=failures")
 		if code != http.StatusOK || len(rowIDs(body)) != consolePageSize {
 			t.Fatalf("failing by failures: %d, %d rows", code, len(rowIDs(body)))
 		}
@@ -266,7 +266,7 @@ func TestConsoleTenantList(t *testing.T) {
 			}
 			last = n
 		}
-		for _, bad := range []string{"/console?status=happy", "/console?sort=size%3Bdrop"} {
+		for _, bad := range []string{"/console/tenants?status=happy", "/console/tenants?sort=size%3Bdrop"} {
 			if code, _ := get(t, bad); code != http.StatusBadRequest {
 				t.Errorf("%s: %d, want 400", bad, code)
 			}
@@ -279,7 +279,7 @@ func TestConsoleTenantList(t *testing.T) {
 			t.Fatal(err)
 		}
 		seen := map[string]bool{}
-		path, pages := "/console?status=active&sort=last_sync", 0
+		path, pages := "/console/tenants?status=active&sort=last_sync", 0
 		var second string
 		for path != "" {
 			code, body := get(t, path)
@@ -316,7 +316,7 @@ func TestConsoleTenantList(t *testing.T) {
 			"garbage":         {"after": {"%%%"}},
 			"another listing": {"status": {"active"}, "sort": {"name"}, "after": {cur}},
 		} {
-			code, body := get(t, "/console?"+q.Encode())
+			code, body := get(t, "/console/tenants?"+q.Encode())
 			if code != http.StatusBadRequest || !strings.Contains(body, "This page link is not valid") {
 				t.Errorf("%s cursor: %d, want the 400 page", name, code)
 			}

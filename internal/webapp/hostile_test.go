@@ -345,8 +345,8 @@ func TestErrorAnswersSeenCrashing(t *testing.T) {
 		{name: "POST /healthz", method: "POST", path: "/healthz", status: 405},
 		{name: "GET /static/", method: "GET", path: "/static/", status: 404},
 		{name: "page body over the limit", method: "POST", path: "/signout", body: strings.Repeat("a", 70<<10), status: 413},
-		{name: "NUL in the console's q", method: "GET", path: "/console?q=%00", session: true, status: 400},
-		{name: "invalid UTF-8 in the console's q", method: "GET", path: "/console?q=%FF", session: true, status: 400},
+		{name: "NUL in the console's q", method: "GET", path: "/console/tenants?q=%00", session: true, status: 400},
+		{name: "invalid UTF-8 in the console's q", method: "GET", path: "/console/tenants?q=%FF", session: true, status: 400},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

@@ -132,8 +132,9 @@ func TestBrowserREADMEDemo(t *testing.T) {
 	}
 
 	// 5. Sign out, sign in with another account as the operator: the
-	// console, with its header link, listing Litware.
-	if err := chromedp.Do(ctx, signOutAndSwitch(tb, operatorUPN), chromedp.WaitVisible(chromedp.ID("tenant-search"))); err != nil {
+	// console's overview, with its header link, and from it the tenant
+	// list with Litware.
+	if err := chromedp.Do(ctx, signOutAndSwitch(tb, operatorUPN), chromedp.WaitVisible(chromedp.ID("by-status"))); err != nil {
 		t.Fatalf("step 5, sign in as %s: %v", operatorUPN, err)
 	}
 	if loc, err := chromedp.Run(ctx, chromedp.Location()); err != nil || loc != tb.base+"/console" {
@@ -146,8 +147,13 @@ func TestBrowserREADMEDemo(t *testing.T) {
 	if cut, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(e => e.scrollWidth > e.clientWidth)(document.querySelector("header .who"))`)); err != nil || cut {
 		t.Errorf("step 5: the header cuts %s (%v)", operatorUPN, err)
 	}
-	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`tr[data-tenant="`+litwareID+`"] a`))); err != nil {
-		t.Fatalf("step 5, Litware in the console: %v", err)
+	if active := text(`#by-status li[data-status="active"] .n`); active != "1" {
+		t.Errorf("step 5: the overview counts %q active tenants, want Litware's 1", active)
 	}
 	accessible(t, ctx, "readme-console")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("all-tenants")),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-tenant="`+litwareID+`"] a`))); err != nil {
+		t.Fatalf("step 5, Litware in the console's tenant list: %v", err)
+	}
+	accessible(t, ctx, "readme-console-tenants")
 }

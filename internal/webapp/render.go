@@ -41,7 +41,7 @@ type page interface{ layout() *Layout }
 // its own set, so pages may define the same blocks.
 var pageNames = []string{
 	"landing", "tenant", "connect_error", "signin_error", "disconnect_confirm", "disconnect_done", "error",
-	"console_tenants", "console_tenant", "console_confirm", "console_message", "console_webhooks",
+	"console_overview", "console_needs_action", "console_tenants", "console_tenant", "console_confirm", "console_message", "console_webhooks",
 }
 
 type pages struct {

@@ -40,7 +40,7 @@ func samplePages() map[string][]page {
 	}
 	connectPages = append(connectPages, &connectErrorView{Layout: Layout{Title: "Not connected"}, Problem: onboarding.ProblemNeedsAdmin,
 		AdminLink: "https://portal.example/connect?tenant=" + contosoID, SignedInTenant: contosoID, NoDirectoryRoles: true})
-	return map[string][]page{
+	all := map[string][]page{
 		"landing":       {&landingView{Layout: Layout{Title: "Connect"}}},
 		"tenant":        tenantPages,
 		"connect_error": connectPages,
@@ -58,6 +58,10 @@ func samplePages() map[string][]page {
 			&consoleMessageView{Layout: Layout{Title: "x"}, Status: 404, Heading: "h", Message: "m", Detail: "d"},
 		},
 	}
+	for name, pages := range consoleOverviewSamplePages(now, tn) {
+		all[name] = pages
+	}
+	return all
 }
 
 // TestRenderEveryPage renders each page (signed in, through the whole

@@ -35,7 +35,9 @@ func (s *Server) routes() {
 	// guard is per route: on the group, echo would add catch-all routes
 	// that turn every 405 into a 404.
 	g, op := e.Group("/console"), s.requireOperator
-	g.Match(getHead, "", s.consoleTenantList, op)
+	g.Match(getHead, "", s.consoleOverviewShow, op) // and old tenant-list bookmarks, redirected
+	g.Match(getHead, "/needs-action", s.consoleNeedsActionList, op)
+	g.Match(getHead, "/tenants", s.consoleTenantList, op)
 	g.Match(getHead, "/tenants/:id", s.consoleTenantShow, op)
 	form(g.POST("/tenants/:id/sync", s.consoleTenantSync, op))
 	form(g.POST("/tenants/:id/suspend", s.consoleTenantSuspend, op))
