@@ -96,7 +96,7 @@ const (
 )
 
 // throttleCodes are the error codes of a run paused by Graph throttling:
-// Graph's own (facts §5.7) and the client's for a window still open.
+// Graph's own (protocol §5.7) and the client's for a window still open.
 const throttleCodes = `('TooManyRequests', 'activityLimitReached', 'tenantThrottled')`
 
 const (

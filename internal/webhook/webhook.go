@@ -1,5 +1,5 @@
 // Package webhook holds what both the API and the worker need of Standard
-// Webhooks (https://www.standardwebhooks.com, entra-graph-facts §8): whsec_
+// Webhooks (https://www.standardwebhooks.com, docs/protocol.md §8): whsec_
 // secrets, the v1 signature, and the rule that keeps the server from
 // becoming a request-forgery proxy — https only and no loopback, private,
 // link-local, unspecified or multicast address, checked when an endpoint is
