@@ -75,6 +75,8 @@ func userData(r string) string {
 	'mail', ` + r + `.mail, 'job_title', ` + r + `.job_title, 'account_enabled', ` + r + `.account_enabled)`
 }
 
+const memberData = `jsonb_build_object('group_id', group_id, 'member_id', member_id)`
+
 // directoryUserEvents runs before the upsert: a staged user missing from the
 // copy is created, or restored when a soft delete was remembered; one whose
 // attributes differ is updated, or enabled/disabled when account_enabled
@@ -132,7 +134,7 @@ WITH gone AS (
 	RETURNING data
 ), events AS (
 	INSERT INTO change_events (tenant_id, type, data)
-	SELECT $1, 'group.member_removed', jsonb_build_object('group_id', group_id, 'member_id', member_id)
+	SELECT $1, 'group.member_removed', ` + memberData + `
 	FROM left_groups WHERE $4
 	UNION ALL
 	SELECT $1, CASE WHEN gone.id = ANY($3::uuid[]) THEN 'user.deleted' ELSE 'user.removed' END, ` + userData("gone") + `
@@ -153,7 +155,7 @@ WITH gone AS (
 	RETURNING g.group_id, g.member_id
 ), events AS (
 	INSERT INTO change_events (tenant_id, type, data)
-	SELECT $1, 'group.member_removed', jsonb_build_object('group_id', group_id, 'member_id', member_id)
+	SELECT $1, 'group.member_removed', ` + memberData + `
 	FROM left_groups WHERE $3
 	UNION ALL
 	SELECT $1, 'user.removed', ` + userData("gone") + ` FROM gone WHERE $3
@@ -224,12 +226,12 @@ ON CONFLICT (tenant_id, id) DO UPDATE SET
 	display_name = EXCLUDED.display_name, description = EXCLUDED.description,
 	seen_round = EXCLUDED.seen_round, updated_at = EXCLUDED.updated_at`
 
-// groupData is a group's event payload; memberData a membership's.
+// groupData is a group's event payload; memberData a membership's (from
+// rows with group_id and member_id columns).
 func groupData(r string) string {
 	return `jsonb_build_object('id', ` + r + `.id::uuid, 'display_name', ` + r + `.display_name, 'description', ` + r + `.description)`
 }
 
-const memberData = `jsonb_build_object('group_id', group_id, 'member_id', member_id)`
 
 // directoryGroupEvents runs before the upsert, as directoryUserEvents (and
 // probes the copy row by row for the same reason, as groupMemberEvents does).
