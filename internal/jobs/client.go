@@ -118,69 +118,44 @@ func (d *Deps) defaults() {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	if d.SyncInterval <= 0 {
-		d.SyncInterval = time.Hour
-	}
+	orDefault(&d.SyncInterval, time.Hour)
 	if d.ConsentPropagationWait == 0 {
 		d.ConsentPropagationWait = 2 * time.Minute
 	}
-	if d.SyncSlice <= 0 {
-		d.SyncSlice = time.Minute
-	}
-	if d.SyncLease <= 0 {
-		d.SyncLease = 2 * time.Minute
-	}
-	if d.RescueAfter <= 0 {
-		d.RescueAfter = 10 * time.Minute
-	}
-	if d.FanoutInterval <= 0 {
-		d.FanoutInterval = time.Minute
-	}
-	if d.EventsRetention <= 0 {
-		d.EventsRetention = 720 * time.Hour
-	}
-	if d.EventsPruneInterval <= 0 {
-		d.EventsPruneInterval = 10 * time.Minute
-	}
-	if d.EventsPruneBatch <= 0 {
-		d.EventsPruneBatch = 5000
-	}
-	if d.CredentialBrokenSnooze <= 0 {
-		d.CredentialBrokenSnooze = 5 * time.Minute
-	}
-	if d.MaxSnoozes <= 0 {
-		d.MaxSnoozes = 50
-	}
+	orDefault(&d.SyncSlice, time.Minute)
+	orDefault(&d.SyncLease, 2*time.Minute)
+	orDefault(&d.RescueAfter, 10*time.Minute)
+	orDefault(&d.FanoutInterval, time.Minute)
+	orDefault(&d.EventsRetention, 720*time.Hour)
+	orDefault(&d.EventsPruneInterval, 10*time.Minute)
+	orDefault(&d.EventsPruneBatch, 5000)
+	orDefault(&d.CredentialBrokenSnooze, 5*time.Minute)
+	orDefault(&d.MaxSnoozes, 50)
 	if d.Syncer == nil {
 		d.Syncer = dirsync.New(d.Graph, d.Store, nil)
 	}
-	if d.WebhookDispatchInterval <= 0 {
-		d.WebhookDispatchInterval = time.Second
-	}
-	if d.WebhookSweepInterval <= 0 {
-		d.WebhookSweepInterval = 15 * time.Second
-	}
-	if d.WebhookTimeout <= 0 {
-		d.WebhookTimeout = 15 * time.Second
-	}
+	orDefault(&d.WebhookDispatchInterval, time.Second)
+	orDefault(&d.WebhookSweepInterval, 15*time.Second)
+	orDefault(&d.WebhookTimeout, 15*time.Second)
 	if len(d.WebhookRetrySchedule) == 0 {
 		d.WebhookRetrySchedule = DefaultWebhookRetrySchedule
 	}
-	if d.WebhookDisableAfter <= 0 {
-		d.WebhookDisableAfter = 5 * 24 * time.Hour
-	}
-	if d.WebhookSlice <= 0 {
-		d.WebhookSlice = 30 * time.Second
-	}
-	if d.WebhookHistoryRetention <= 0 {
-		d.WebhookHistoryRetention = 720 * time.Hour
-	}
+	orDefault(&d.WebhookDisableAfter, 5*24*time.Hour)
+	orDefault(&d.WebhookSlice, 30*time.Second)
+	orDefault(&d.WebhookHistoryRetention, 720*time.Hour)
 	d.WebhookSlice = min(d.WebhookSlice, d.jobTimeout()/4)
 	// An attempt must time out by itself, and be recorded as failed, before
 	// the job's own timeout cancels it (which only retries it at once).
 	d.WebhookTimeout = min(d.WebhookTimeout, d.jobTimeout()/2)
 	if d.webhookClient == nil {
 		d.webhookClient = webhook.Policy{AllowPrivate: d.WebhookAllowPrivate}.Client(d.WebhookTimeout, d.WebhookTLS)
+	}
+}
+
+// orDefault sets *v to def unless it holds a positive value.
+func orDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
 	}
 }
 
