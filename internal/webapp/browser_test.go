@@ -108,6 +108,28 @@ func startWorker(t *testing.T, tb *testBundle) {
 	jobstest.StartWorker(t, tb.pool, deps, 2)
 }
 
+// consoleSignInSteps opens /console signed out and signs upn in on the
+// emulator's form, which sends the browser back to the console.
+func consoleSignInSteps(tb *testBundle, upn string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.Navigate(tb.base+"/console"),
+		chromedp.WaitVisible(chromedp.ID("login")),
+		chromedp.SendKeys(chromedp.ID("login"), upn),
+		chromedp.SendKeys(chromedp.ID("password"), tb.emu.Seed().DefaultPassword),
+		chromedp.Click(chromedp.ID("signin-submit")),
+	)
+}
+
+// textOf is the trimmed text of the first element matching sel.
+func textOf(t *testing.T, ctx context.Context, sel string) string {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		t.Fatalf("text of %s: %v", sel, err)
+	}
+	return strings.TrimSpace(s)
+}
+
 func signInSteps(tb *testBundle, upn string) chromedp.Action[chromedp.Void] {
 	return chromedp.Steps(
 		chromedp.Navigate(tb.base+"/"),

@@ -85,11 +85,7 @@ func TestBrowserConsole(t *testing.T) {
 	// Sign in from the console link: the console sends visitors to sign in
 	// and brings them back.
 	if err := chromedp.Do(ctx,
-		chromedp.Navigate(tb.base+"/console"),
-		chromedp.WaitVisible(chromedp.ID("login")),
-		chromedp.SendKeys(chromedp.ID("login"), operatorUPN),
-		chromedp.SendKeys(chromedp.ID("password"), tb.emu.Seed().DefaultPassword),
-		chromedp.Click(chromedp.ID("signin-submit")),
+		consoleSignInSteps(tb, operatorUPN),
 		chromedp.WaitVisible(chromedp.ID("by-status")),
 		chromedp.Click(chromedp.ID("all-tenants")),
 		chromedp.WaitVisible(chromedp.ID("tenant-search")),
@@ -170,11 +166,7 @@ func TestBrowserConsole(t *testing.T) {
 	other, cancel := chromedp.NewContext(ctx, chromedp.WithNewBrowserContext())
 	defer cancel()
 	if err := chromedp.Do(other,
-		chromedp.Navigate(tb.base+"/console"),
-		chromedp.WaitVisible(chromedp.ID("login")),
-		chromedp.SendKeys(chromedp.ID("login"), devUPN),
-		chromedp.SendKeys(chromedp.ID("password"), tb.emu.Seed().DefaultPassword),
-		chromedp.Click(chromedp.ID("signin-submit")),
+		consoleSignInSteps(tb, devUPN),
 		chromedp.WaitVisible(chromedp.ID("console-message")),
 	); err != nil {
 		t.Fatalf("non-operator: %v", err)
@@ -276,23 +268,12 @@ func TestBrowserConsoleOverview(t *testing.T) {
 	ids := seedOverviewFleet(t, tb)
 
 	if err := chromedp.Do(ctx,
-		chromedp.Navigate(tb.base+"/console"),
-		chromedp.WaitVisible(chromedp.ID("login")),
-		chromedp.SendKeys(chromedp.ID("login"), operatorUPN),
-		chromedp.SendKeys(chromedp.ID("password"), tb.emu.Seed().DefaultPassword),
-		chromedp.Click(chromedp.ID("signin-submit")),
+		consoleSignInSteps(tb, operatorUPN),
 		chromedp.WaitVisible(chromedp.ID("by-status")),
 	); err != nil {
 		t.Fatalf("operator sign-in: %v", err)
 	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return strings.TrimSpace(s)
-	}
+	text := func(sel string) string { t.Helper(); return textOf(t, ctx, sel) }
 	if n := text(`#by-status li[data-status="active"] .n`); n != "12" {
 		t.Errorf("%s active tenants on the overview, want 12", n)
 	}

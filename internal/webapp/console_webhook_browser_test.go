@@ -30,11 +30,7 @@ SELECT $1, id, tenant_id, type, xid, seq, 2, 503, 'the endpoint answered 503 Ser
 		t.Fatal(err)
 	}
 	if err := chromedp.Do(ctx,
-		chromedp.Navigate(tb.base+"/console"),
-		chromedp.WaitVisible(chromedp.ID("login")),
-		chromedp.SendKeys(chromedp.ID("login"), operatorUPN),
-		chromedp.SendKeys(chromedp.ID("password"), tb.emu.Seed().DefaultPassword),
-		chromedp.Click(chromedp.ID("signin-submit")),
+		consoleSignInSteps(tb, operatorUPN),
 		chromedp.WaitVisible(chromedp.ID("webhooks-link")),
 		chromedp.Click(chromedp.ID("webhooks-link")),
 		chromedp.WaitVisible(chromedp.CSS(`section[data-endpoint="`+epID+`"]`)),

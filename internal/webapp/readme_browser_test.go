@@ -48,14 +48,7 @@ func TestBrowserREADMEDemo(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
 	ctx := newChrome(t)
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return strings.TrimSpace(s)
-	}
+	text := func(sel string) string { t.Helper(); return textOf(t, ctx, sel) }
 
 	// 1. Sign in with Microsoft as user@litware.example: not connected yet.
 	if err := chromedp.Do(ctx, chromedp.Navigate(tb.base+"/"), chromedp.WaitVisible(chromedp.ID("signin")),
