@@ -232,7 +232,6 @@ func groupData(r string) string {
 	return `jsonb_build_object('id', ` + r + `.id::uuid, 'display_name', ` + r + `.display_name, 'description', ` + r + `.description)`
 }
 
-
 // directoryGroupEvents runs before the upsert, as directoryUserEvents (and
 // probes the copy row by row for the same reason, as groupMemberEvents does).
 var directoryGroupEvents = `
