@@ -35,6 +35,8 @@ type Metrics struct {
 
 	webhookAttempts *prometheus.CounterVec
 	webhookDuration prometheus.Histogram
+
+	graphNotifications *prometheus.CounterVec
 }
 
 // New registers every series on a fresh registry, with the Go and process
@@ -83,10 +85,16 @@ func New() *Metrics {
 			Name: "tenantsync_webhook_attempt_duration_seconds", Help: "Webhook delivery attempt latency, until the response or the failure.",
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15},
 		}),
+		graphNotifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tenantsync_graph_notifications_total",
+			Help: "Microsoft Graph change and lifecycle notifications received, by endpoint (notifications, lifecycle) and result " +
+				"(validation, accepted, reauthorize, ignored, unknown_subscription, bad_client_state, tenant_mismatch, malformed, too_large, error); " +
+				"per notification, or per request for validation, malformed and too_large.",
+		}, []string{"endpoint", "result"}),
 	}
 	r.MustRegister(m.httpRequests, m.httpDuration, m.tokenAcquisitions, m.graphRequests, m.graphDuration,
 		m.throttledWaits, m.throttledSeconds, m.syncDuration, m.syncChanges, m.syncPages, m.webhookAttempts, m.webhookDuration,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		m.graphNotifications, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
@@ -154,6 +162,15 @@ func (m *Metrics) ObserveWebhook(outcome string, d time.Duration) {
 	}
 	m.webhookAttempts.WithLabelValues(outcome).Inc()
 	m.webhookDuration.Observe(d.Seconds())
+}
+
+// ObserveGraphNotifications records n Graph notifications (or one request)
+// received at endpoint (notifications, lifecycle) with the given result.
+func (m *Metrics) ObserveGraphNotifications(endpoint, result string, n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.graphNotifications.WithLabelValues(endpoint, result).Add(float64(n))
 }
 
 // Counter reads a gauge-like count at scrape time, e.g. tenants by status.

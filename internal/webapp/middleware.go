@@ -72,15 +72,21 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Error(err) // write the error page now, so its status is known
 		}
 		s.metrics.ObserveHTTP(c.Path(), c.Request().Method, c.Response().Status, time.Since(start))
+		// A notification body refused for its size never reaches its
+		// handler when its length was declared; it is counted here.
+		if ep, ok := graphEndpoints[c.Path()]; ok && c.Response().Status == http.StatusRequestEntityTooLarge {
+			s.metrics.ObserveGraphNotifications(ep, resultTooLarge, 1)
+		}
 		return err
 	}
 }
 
 // isBare reports requests that need neither a session nor CSRF: health
-// checks and static files.
+// checks, static files, the API and Graph's notifications.
 func isBare(c echo.Context) bool {
 	p := c.Request().URL.Path
-	return p == "/healthz" || p == "/readyz" || p == "/metrics" || strings.HasPrefix(p, "/static/") || strings.HasPrefix(p, "/api/")
+	return p == "/healthz" || p == "/readyz" || p == "/metrics" || strings.HasPrefix(p, "/static/") || strings.HasPrefix(p, "/api/") ||
+		strings.HasPrefix(p, "/graph/")
 }
 
 func (s *Server) skipFor(mw echo.MiddlewareFunc, skip func(echo.Context) bool) echo.MiddlewareFunc {

@@ -52,6 +52,13 @@ func (s *Server) routes() {
 	api.Register(e.Group("/api/v1"), api.Config{Token: s.cfg.APIToken, Store: s.store, Actions: s.actions, Logger: s.log,
 		WebhookAllowPrivate: s.cfg.WebhookAllowPrivate})
 
+	// Microsoft Graph change notifications (docs/protocol.md §7): Graph is
+	// the client, so no session and no CSRF (isBare); each notification is
+	// checked against its subscription's clientState instead.
+	graph := func(r *echo.Route) { s.bodyLimits[r.Method+" "+r.Path] = graphBodyLimit }
+	graph(e.POST("/graph/notifications", s.graphNotificationReceive))
+	graph(e.POST("/graph/lifecycle", s.graphLifecycleReceive))
+
 	// Operations.
 	e.Match(getHead, "/healthz", s.healthz)
 	e.Match(getHead, "/readyz", s.readyz)
