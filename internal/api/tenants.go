@@ -35,9 +35,27 @@ type tenantJSON struct {
 	GroupCount      int        `json:"group_count"`
 	CreatedAt       time.Time  `json:"created_at"`
 	UpdatedAt       time.Time  `json:"updated_at"`
+	// ChangeNotifications says whether the tenant is near-real-time.
+	ChangeNotifications changeNotificationsJSON `json:"change_notifications"`
 }
 
-func toTenantJSON(t domain.Tenant) tenantJSON {
+// changeNotificationsJSON is whether a tenant is near-real-time, subscribed
+// to Graph change notifications (issue 17), or on periodic sync, and why.
+type changeNotificationsJSON struct {
+	State              string     `json:"state"`
+	Reason             string     `json:"reason"`
+	Since              *time.Time `json:"since"`
+	LastNotificationAt *time.Time `json:"last_notification_at"`
+}
+
+func toChangeNotificationsJSON(n postgres.NotificationStatus) changeNotificationsJSON {
+	if n.State == "" { // not asked for: a tenant the store knows nothing of
+		n.State, n.Reason = postgres.NotificationPeriodic, postgres.NotificationReasonOff
+	}
+	return changeNotificationsJSON{State: n.State, Reason: n.Reason, Since: n.Since, LastNotificationAt: n.LastNotificationAt}
+}
+
+func toTenantJSON(t domain.Tenant, n postgres.NotificationStatus) tenantJSON {
 	nonNil := func(s []string) []string {
 		if s == nil {
 			return []string{}
@@ -49,7 +67,7 @@ func toTenantJSON(t domain.Tenant) tenantJSON {
 		DisplayName: t.DisplayName, Domains: nonNil(t.Domains), ConsentedAt: t.ConsentedAt, ConsentedBy: t.ConsentedBy,
 		GrantedRoles: nonNil(t.GrantedRoles), LastSyncedAt: t.LastSyncedAt, NextSyncAt: t.NextSyncAt,
 		FailureCount: t.FailureCount, SyncSuspended: t.SyncSuspended, UserCount: t.UserCount, GroupCount: t.GroupCount,
-		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
+		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, ChangeNotifications: toChangeNotificationsJSON(n),
 	}
 }
 
@@ -114,9 +132,17 @@ func (a *API) tenantList(c echo.Context) error {
 	if err != nil {
 		return a.fail(c, err)
 	}
+	ids := make([]string, len(p.Tenants))
+	for i, t := range p.Tenants {
+		ids[i] = t.ID
+	}
+	notes, err := a.store.TenantNotifications(c.Request().Context(), ids)
+	if err != nil {
+		return a.fail(c, err)
+	}
 	out := page[tenantJSON]{Items: make([]tenantJSON, 0, len(p.Tenants))}
 	for _, t := range p.Tenants {
-		out.Items = append(out.Items, toTenantJSON(t))
+		out.Items = append(out.Items, toTenantJSON(t, notes[t.ID]))
 	}
 	if p.Next != nil {
 		s := a.cursors.Encode(listing, p.Next)
@@ -133,7 +159,11 @@ func (a *API) tenantShow(c echo.Context) error {
 	if err != nil {
 		return a.fail(c, err)
 	}
-	return c.JSON(http.StatusOK, toTenantJSON(t))
+	n, err := a.store.TenantNotificationsOne(c.Request().Context(), t.ID)
+	if err != nil {
+		return a.fail(c, err)
+	}
+	return c.JSON(http.StatusOK, toTenantJSON(t, n))
 }
 
 // syncRequest is the optional body of POST /tenants/{id}/sync.
