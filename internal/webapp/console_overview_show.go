@@ -42,6 +42,19 @@ type consoleOverviewView struct {
 	Chart        *runsChart
 	Queue        []postgres.QueueDepth
 	QueueTotal   postgres.QueueDepth
+	// Notify counts the tenants that sync by change-notification state:
+	// near-real-time first, then periodic by reason (issue 17).
+	Notify       []overviewNotify
+	NotifyTotal  int
+	NearRealTime int
+}
+
+// overviewNotify is how many syncing tenants share one notification state
+// and reason.
+type overviewNotify struct {
+	State, Reason string
+	Label, Class  string
+	N             int
 }
 
 // overviewStatus is one status with its count and filtered list.
@@ -85,11 +98,16 @@ func (s *Server) consoleOverviewShow(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.render(c, http.StatusOK, "console_overview", newOverviewView(o))
+	notify, err := s.store.NotificationCounts(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return s.render(c, http.StatusOK, "console_overview", newOverviewView(o, notify))
 }
 
-// newOverviewView puts the overview into words and links.
-func newOverviewView(o postgres.FleetOverview) *consoleOverviewView {
+// newOverviewView puts the overview and the notification counts into words
+// and links.
+func newOverviewView(o postgres.FleetOverview, notify []postgres.NotificationCount) *consoleOverviewView {
 	v := &consoleOverviewView{Layout: Layout{Title: "Operator console"}, Since: o.Since, Runs: o.Runs,
 		ThrottledNow: o.ThrottledNow, Queue: o.Queue, LagTenants: o.Lag.Tenants}
 	for _, st := range domain.TenantStatuses {
@@ -127,6 +145,21 @@ func newOverviewView(o postgres.FleetOverview) *consoleOverviewView {
 		v.QueueTotal.Running += q.Running
 	}
 	v.Chart = newRunsChart(o.Hours)
+	for _, n := range notify {
+		st := newConsoleNotify(postgres.NotificationStatus{State: n.State, Reason: n.Reason})
+		row := overviewNotify{State: n.State, Reason: n.Reason, Label: st.Label, Class: st.Class, N: n.N}
+		if n.State == postgres.NotificationPeriodic {
+			row.Label = "Periodic: " + notifyReasonLabel[n.Reason]
+			if _, ok := notifyReasonLabel[n.Reason]; !ok {
+				row.Label = "Periodic: " + n.Reason
+			}
+		}
+		if n.State == postgres.NotificationSubscribed {
+			v.NearRealTime += n.N
+		}
+		v.NotifyTotal += n.N
+		v.Notify = append(v.Notify, row)
+	}
 	return v
 }
 

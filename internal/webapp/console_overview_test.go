@@ -35,7 +35,8 @@ func consoleOverviewSamplePages(now time.Time, tn domain.Tenant) map[string][]pa
 	}
 	empty := postgres.FleetOverview{Since: o.Since, Hours: make([]postgres.RunHour, 24)}
 	return map[string][]page{
-		"console_overview": {newOverviewView(o), newOverviewView(empty)},
+		"console_overview": {newOverviewView(o, []postgres.NotificationCount{{State: "subscribed", N: 2}, {State: "periodic", Reason: "quota", N: 1},
+			{State: "periodic", Reason: "off", N: 1}}), newOverviewView(empty, nil)},
 		"console_needs_action": {
 			&consoleNeedsActionView{Layout: Layout{Title: "x"}, Total: 3, Lists: []overviewStatus{{Label: "Consent revoked", N: 3, URL: tenantListURL(domain.TenantConsentRevoked)}},
 				Rows: []needsActionRow{{ID: tn.ID, Name: "Contoso", Status: bad.Status, Label: "Consent revoked", Words: bad.Status.Describe(),

@@ -37,6 +37,8 @@ type consoleTenantView struct {
 	Events       []domain.TenantEvent
 	Jobs         []consoleJobRow
 	JobCounts    []consoleJobCount
+	// Notify says whether the tenant is near-real-time, and why not.
+	Notify consoleNotify
 	// Actions says which actions apply.
 	Actions consoleActions
 }
@@ -140,6 +142,11 @@ func (s *Server) consoleTenantShow(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	notify, err := s.store.TenantNotificationsOne(ctx, t.ID)
+	if err != nil {
+		return err
+	}
+	v.Notify = newConsoleNotify(notify)
 
 	now := s.now()
 	for _, r := range runs {

@@ -59,9 +59,12 @@ func consoleTenantSamplePages(now time.Time, tn domain.Tenant, run domain.SyncRu
 			Events:    []domain.TenantEvent{{At: now, Kind: "status_changed", FromStatus: "pending", ToStatus: "active", Reason: "verified", Actor: "worker"}},
 			Jobs:      []consoleJobRow{{TenantJob: jobsSample(now), State: "failed", StateClass: "bad"}},
 			JobCounts: []consoleJobCount{{Label: "queued", N: 1}},
-			Actions:   consoleActions{CanSync: true, CanSuspend: true, CanDisconnect: true}},
+			Notify: newConsoleNotify(postgres.NotificationStatus{State: "subscribed", Since: &now, LastNotificationAt: &now, Notifications: 3,
+				Subscriptions: []postgres.SubscriptionExpiry{{Resource: "groups", ExpiresAt: now}, {Resource: "users", ExpiresAt: now}}}),
+			Actions: consoleActions{CanSync: true, CanSuspend: true, CanDisconnect: true}},
 		&consoleTenantView{Layout: Layout{Title: "Contoso"}, Tenant: bad, StatusLabel: "Failing", Problem: currentProblem(bad, runs),
 			Roles: []roleCoverage{{Role: "User.Read.All"}}, MissingRoles: true,
+			Notify:  newConsoleNotify(postgres.NotificationStatus{State: "periodic", Reason: "quota", Since: &now}),
 			Actions: consoleActions{CanResume: true, WhyNoSync: "Syncing is suspended; resume it to sync."}},
 		&consoleTenantView{Layout: Layout{Title: "Contoso"}, Tenant: tn},
 	}
