@@ -100,6 +100,7 @@ type Emulator struct {
 	subMu        sync.Mutex // after mu; guards the fields below and notify
 	subs         map[string]*subscription
 	subsByTenant map[string][]*subscription
+	subCount     map[string]int // per quota key (quotaKeys)
 	subQuota     int
 	subSeq       uint64
 	notify       notifier
@@ -123,7 +124,7 @@ func New(cfg Config) (*Emulator, error) {
 		codes: map[string]*authCode{}, refresh: map[string]*refreshGrant{}, jtis: map[string]time.Time{},
 		throttle: map[string]*bucket{}, counters: map[string]*Counters{}, faults: map[string]Faults{},
 		rng:  mrand.New(mrand.NewPCG(1, 2)),
-		subs: map[string]*subscription{}, subsByTenant: map[string][]*subscription{}, subQuota: cfg.SubscriptionQuota,
+		subs: map[string]*subscription{}, subsByTenant: map[string][]*subscription{}, subCount: map[string]int{}, subQuota: cfg.SubscriptionQuota,
 	}
 	e.notify.init(&e.subMu, cfg)
 	if e.now == nil {

@@ -93,45 +93,69 @@ func (e *Emulator) liveSubLocked(id string) *subscription {
 	return s
 }
 
+func (e *Emulator) addSubLocked(s *subscription) {
+	e.subSeq++
+	s.seq = e.subSeq
+	e.subs[s.id] = s
+	e.subsByTenant[s.tid] = append(e.subsByTenant[s.tid], s)
+	for _, k := range quotaKeys(s.tid, s.appID) {
+		e.subCount[k]++
+	}
+}
+
 func (e *Emulator) removeSubLocked(s *subscription) {
+	if s.removed {
+		return
+	}
 	s.removed = true
 	delete(e.subs, s.id)
 	e.subsByTenant[s.tid] = slices.DeleteFunc(e.subsByTenant[s.tid], func(x *subscription) bool { return x == s })
 	if len(e.subsByTenant[s.tid]) == 0 {
 		delete(e.subsByTenant, s.tid)
 	}
+	for _, k := range quotaKeys(s.tid, s.appID) {
+		if e.subCount[k]--; e.subCount[k] == 0 {
+			delete(e.subCount, k)
+		}
+	}
+}
+
+// quotaKeys are the subCount keys of the three quotas: app and tenant,
+// tenant, app.
+func quotaKeys(tid, appID string) [3]string {
+	return [3]string{"at|" + appID + "|" + tid, "t|" + tid, "a|" + appID}
 }
 
 // quotaErrLocked checks the three directory quotas (protocol §7) for one
-// more subscription of appID in tid; "" means within quota. The caller
-// holds e.subMu.
+// more subscription of appID in tid; "" means within quota. Counts are kept
+// per key; expired subscriptions are purged only when a quota seems
+// reached. The caller holds e.subMu.
 func (e *Emulator) quotaErrLocked(tid, appID string) string {
-	now := e.now()
-	perApp, perTenant, perAppTenant := 0, 0, 0
-	for _, s := range e.subs {
-		if !now.Before(s.expires) {
-			continue
-		}
-		if s.appID == appID {
-			perApp++
-			if s.tid == tid {
-				perAppTenant++
+	msg := e.quotaMsgLocked(tid, appID)
+	if msg != "" {
+		now := e.now()
+		for _, s := range e.subs {
+			if !now.Before(s.expires) {
+				e.removeSubLocked(s)
 			}
 		}
-		if s.tid == tid {
-			perTenant++
-		}
+		msg = e.quotaMsgLocked(tid, appID)
 	}
+	return msg
+}
+
+func (e *Emulator) quotaMsgLocked(tid, appID string) string {
+	k := quotaKeys(tid, appID)
 	quota := e.subQuota
 	if quota <= 0 {
 		quota = subQuotaAppDefault
 	}
 	switch {
-	case perAppTenant >= subQuotaAppTenant:
+	case e.subCount[k[0]] >= subQuotaAppTenant:
 		return fmt.Sprintf("Subscription quota exceeded: at most %d subscriptions per application and tenant.", subQuotaAppTenant)
-	case perTenant >= subQuotaTenant:
+	case e.subCount[k[1]] >= subQuotaTenant:
 		return fmt.Sprintf("Subscription quota exceeded: at most %d subscriptions per tenant across all applications.", subQuotaTenant)
-	case perApp >= quota:
+	case e.subCount[k[2]] >= quota:
 		return fmt.Sprintf("Subscription quota exceeded: at most %d subscriptions per application across all tenants.", quota)
 	}
 	return ""

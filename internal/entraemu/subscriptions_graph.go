@@ -213,10 +213,7 @@ func (e *Emulator) createSubscription(gc *graphCtx) {
 	s.lifecycle = &subQueue{sub: s, lifecycle: true}
 	e.subMu.Lock()
 	if quota = e.quotaErrLocked(tid, app); quota == "" { // again: the handshake ran unlocked
-		e.subSeq++
-		s.seq = e.subSeq
-		e.subs[s.id] = s
-		e.subsByTenant[tid] = append(e.subsByTenant[tid], s)
+		e.addSubLocked(s)
 	}
 	j := s.json()
 	e.subMu.Unlock()

@@ -387,6 +387,22 @@ func TestSubscriptionPermissionsAndQuota(t *testing.T) {
 	}
 }
 
+func TestSubscriptionQuotaFreedByExpiry(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	s := StartTest(t, Config{Seed: SmallSeed(), Now: clk.Now, ThrottleScale: 1000, SubscriptionQuota: 1})
+	rc := newReceiver(t)
+	createSub(t, s, secretToken(t, s, ContosoTenantID), subBody(clk, rc, "users"))
+	if status, _ := graphDo(t, s, secretToken(t, s, FabrikamTenantID), "POST", "/v1.0/subscriptions", subBody(clk, rc, "users")); status != 403 {
+		t.Errorf("second subscription with quota 1: %d", status)
+	}
+	clk.Advance(3 * time.Hour) // the first one expired: its quota is free again
+	createSub(t, s, secretToken(t, s, FabrikamTenantID), subBody(clk, rc, "users"))
+	if got := s.Subscriptions(""); len(got) != 1 || got[0].TenantID != FabrikamTenantID {
+		t.Errorf("subscriptions: %+v", got)
+	}
+}
+
 func TestSubscriptionAppTenantQuota(t *testing.T) {
 	t.Parallel()
 	clk := newClock()
