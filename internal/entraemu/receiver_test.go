@@ -2,8 +2,10 @@ package entraemu
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -31,6 +33,21 @@ func newReceiver(t *testing.T) *receiver {
 	t.Helper()
 	rc := &receiver{changed: make(chan struct{}, 1), validate: echoToken}
 	rc.Server = httptest.NewServer(http.HandlerFunc(rc.serve))
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+// newTLSReceiver is a receiver on https with cert (nil: httptest's own,
+// untrusted by the emulator).
+func newTLSReceiver(t *testing.T, cert *tls.Certificate) *receiver {
+	t.Helper()
+	rc := &receiver{changed: make(chan struct{}, 1), validate: echoToken}
+	rc.Server = httptest.NewUnstartedServer(http.HandlerFunc(rc.serve))
+	rc.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are the point
+	if cert != nil {
+		rc.Server.TLS = &tls.Config{Certificates: []tls.Certificate{*cert}}
+	}
+	rc.StartTLS()
 	t.Cleanup(rc.Close)
 	return rc
 }

@@ -1,7 +1,9 @@
 package entraemu
 
 import (
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -556,5 +558,41 @@ func TestDeltaFunctionForm(t *testing.T) {
 	}
 	if resp, _ := graphGet(t, s, tok, "/v1.0/users/delta(x)"); resp.StatusCode == 200 {
 		t.Errorf("users/delta(x) answered 200")
+	}
+}
+
+func TestSubscriptionHTTPSReceiver(t *testing.T) {
+	t.Parallel()
+	authority, err := newCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(authority.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	clk := newClock()
+	s := StartTest(t, Config{Seed: SmallSeed(), Now: clk.Now, ThrottleScale: 1000, CACertPEM: authority.certPEM, CAKeyPEM: keyPEM})
+	leaf, err := authority.leaf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := secretToken(t, s, ContosoTenantID)
+	// A receiver whose certificate the emulator's CA signed is trusted …
+	trusted := newTLSReceiver(t, &leaf)
+	sub := createSub(t, s, tok, subBody(clk, trusted, "users"))
+	u, err := s.CreateUser(ContosoTenantID, User{UserPrincipalName: "tls@contoso.example", DisplayName: "T"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []map[string]any{notification(sub, "updated", "users", u.ID)}
+	if diff := cmp.Diff(want, trusted.waitValues(t, 1)); diff != "" {
+		t.Errorf("over https (-want +got):\n%s", diff)
+	}
+	// … one with an unknown issuer fails validation.
+	untrusted := newTLSReceiver(t, nil)
+	if status, resp := graphDo(t, s, tok, "POST", "/v1.0/subscriptions", subBody(clk, untrusted, "users")); status != 400 || graphErrorCode(resp) != "InvalidRequest" {
+		t.Errorf("untrusted certificate: %d %v", status, resp)
 	}
 }
