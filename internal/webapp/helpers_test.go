@@ -81,6 +81,8 @@ type setupOpts struct {
 	log io.Writer
 	// timeouts are the listener's (httpserver.Defaults where zero).
 	timeouts httpserver.Timeouts
+	// emu adjusts the emulator's configuration.
+	emu func(*entraemu.Config)
 }
 
 // withoutAPI runs the portal with the JSON API off (no OPERATOR_API_TOKEN).
@@ -121,7 +123,11 @@ func setup(t testing.TB, opts ...func(*setupOpts)) *testBundle {
 					DirectoryRoles: []string{entraemu.AppAdminRoleTemplateID}})
 		}
 	}
-	emu := entraemu.StartTest(t, entraemu.Config{Seed: seed})
+	ecfg := entraemu.Config{Seed: seed}
+	if o.emu != nil {
+		o.emu(&ecfg)
+	}
+	emu := entraemu.StartTest(t, ecfg)
 	pool := pgtest.Pool(t)
 	store := postgres.New(pool)
 	app := emu.DefaultApp()
