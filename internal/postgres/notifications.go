@@ -106,7 +106,7 @@ func (s *Store) TenantNotificationsRecord(ctx context.Context, n map[string]int)
 	return nil
 }
 
-const tenantNotificationsGet = `
+const tenantNotificationsStatus = `
 SELECT t.id::text, n.state, n.reason, n.since, n.notified_at, n.notifications,
 	coalesce((SELECT array_agg(s.resource ORDER BY s.resource) FROM graph_subscriptions s WHERE s.tenant_id = t.id), '{}'),
 	coalesce((SELECT array_agg(s.expires_at ORDER BY s.resource) FROM graph_subscriptions s WHERE s.tenant_id = t.id), '{}')
@@ -117,7 +117,7 @@ LEFT JOIN tenant_notifications n ON n.tenant_id = t.id`
 // tenant IDs, by ID; a tenant without a row is periodic for reason "off"
 // (NotificationReasonOff).
 func (s *Store) TenantNotifications(ctx context.Context, ids []string) (map[string]NotificationStatus, error) {
-	rows, err := s.db.Query(ctx, tenantNotificationsGet, ids)
+	rows, err := s.db.Query(ctx, tenantNotificationsStatus, ids)
 	if err != nil {
 		return nil, fmt.Errorf("notification status of %d tenants: %w", len(ids), err)
 	}
