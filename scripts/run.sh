@@ -17,6 +17,7 @@
 #   ENTRAEMU_GRAPH_ADDR   the emulator's Graph listener (default 127.0.0.1:9444)
 #   OPERATOR_API_TOKEN    the JSON API's token (default: generated once into
 #                         $RUN_DIR/operator-api-token and kept across runs)
+#   CHANGE_NOTIFICATIONS  on by default against the emulator (near-real-time sync)
 #   HTTP_ADDR, WORKER_ADMIN_ADDR, PUBLIC_BASE_URL and the rest as documented in
 #   the README.
 set -euo pipefail
@@ -166,6 +167,11 @@ if [[ -z "${ENTRA_CLIENT_ID:-}" ]]; then
 		exit 1
 	fi
 	set -a; source "$state/entraemu.env"; set +a
+fi
+if [[ -n "$emulated" ]]; then
+	# Near-real-time sync (README): the emulator, like Graph, notifies the
+	# server of every change; it accepts the http PUBLIC_BASE_URL on loopback.
+	export CHANGE_NOTIFICATIONS="${CHANGE_NOTIFICATIONS:-on}"
 fi
 export LOG_FORMAT="${LOG_FORMAT:-text}"
 # The demo's webhook receiver (cmd/webhookrecv) listens on this machine.
