@@ -17,7 +17,7 @@ import (
 // set notified_at and add to the count, creating the row a tenant may still
 // lack; the status reads every tenant of a page in one query; the counts
 // cover the tenants that sync (issue 17).
-func TestTenantNotifications(t *testing.T) {
+func TestNotificationStatusAndCounts(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := pgtest.Pool(t)
