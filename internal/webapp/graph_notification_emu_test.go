@@ -166,25 +166,7 @@ func TestGraphNotificationsAfterEndpointOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	pgtest.ActiveTenant(t, tb.store, contosoID)
-	// A gate in front of the server: down answers 503 as a failing load
-	// balancer would.
-	target, _ := url.Parse(tb.base)
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	var down atomic.Bool
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gate := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if down.Load() {
-			http.Error(w, "down", http.StatusServiceUnavailable)
-			return
-		}
-		proxy.ServeHTTP(w, r)
-	}), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = gate.Serve(ln) }()
-	t.Cleanup(func() { _ = gate.Close() })
-	gateBase := "http://" + ln.Addr().String()
+	gateBase, down := gate(t, tb.base)
 
 	id := emuSubscribe(t, tb, contosoID, "users", gateBase, "outage-secret")
 	storeSubscription(t, tb, id, contosoID, "users", "outage-secret")
@@ -204,4 +186,28 @@ func TestGraphNotificationsAfterEndpointOutage(t *testing.T) {
 	down.Store(false)
 	st := waitState(t, tb, contosoID, func(s notificationState) bool { return s.Notified && s.SyncJobs == 1 })
 	t.Logf("after the outage (%d failed attempts): %+v", tb.emu.Counters(contosoID).NotificationsFailed, st)
+}
+
+// gate starts a proxy in front of the server at target and returns its base
+// URL and its switch: while down, it answers 503, as a failing load
+// balancer would.
+func gate(t testing.TB, target string) (string, *atomic.Bool) {
+	t.Helper()
+	u, _ := url.Parse(target)
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	down := new(atomic.Bool)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + ln.Addr().String(), down
 }
