@@ -33,7 +33,7 @@ const eventID = `coalesce(id, change_event_id(xid, seq))`
 var changeEventsAfter = `
 WITH snap AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
 page AS (
-	SELECT xid, seq, `+eventID+` AS id, tenant_id, type, occurred_at, data
+	SELECT xid, seq, ` + eventID + ` AS id, tenant_id, type, occurred_at, data
 	FROM change_events
 	WHERE (xid, seq) > ($1::text::xid8, $2::bigint)
 		AND xid < (SELECT xmin FROM snap)
