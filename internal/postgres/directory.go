@@ -163,7 +163,8 @@ WITH gone AS (
 SELECT count(*) FROM gone`
 
 // DirectoryUsersApply applies one users/delta page in one transaction:
-// upserts (COPY into a temp table, then one INSERT … ON CONFLICT), deletes
+// upserts (COPY into a temp table, then one INSERT … ON CONFLICT; straight
+// COPY in a round that began on an empty copy, directory_bulk.go), deletes
 // of removed users, the checkpoint cp and the page's change-feed events.
 // With sweep (the last page of a full round) it also deletes every user the
 // round did not see. A failed call changes nothing.
@@ -177,14 +178,28 @@ func (s *Store) DirectoryUsersApply(ctx context.Context, tenantID string, p *dom
 	var res domain.SyncApplied
 	cp := c.Checkpoint
 	err := s.Tx(ctx, func(tx pgx.Tx, _ *Store) error {
+		b := &pgx.Batch{}
+		s.queueCommit(b, tenantID, c)
+		bulk, err := bulkPage(ctx, tx, b, directoryBulkUsers, tenantID, c)
+		if err != nil {
+			return err
+		}
+		copied := false
+		if bulk && len(users) > 0 {
+			if copied, err = s.bulkUsers(ctx, tx, tenantID, users, cp.Round); err != nil {
+				return err
+			}
+			if copied {
+				res.Upserts += len(users)
+				users = nil
+			}
+		}
 		if err := stage(ctx, tx, syncUsersTemp, "sync_users", syncUsersColumns, len(users), func(i int) []any {
 			u := &users[i]
 			return []any{u.ID, u.UserPrincipalName, u.DisplayName, u.GivenName, u.Surname, u.Mail, u.JobTitle, u.AccountEnabled}
 		}); err != nil {
 			return err
 		}
-		b := &pgx.Batch{}
-		s.queueCommit(b, tenantID, c)
 		if len(users) > 0 {
 			if events {
 				b.Queue(directoryUserEvents, tenantID)
@@ -313,6 +328,22 @@ func (s *Store) DirectoryGroupsApply(ctx context.Context, tenantID string, p *do
 	var res domain.SyncApplied
 	cp := c.Checkpoint
 	err := s.Tx(ctx, func(tx pgx.Tx, _ *Store) error {
+		b := &pgx.Batch{}
+		s.queueCommit(b, tenantID, c)
+		bulk, err := bulkPage(ctx, tx, b, directoryBulkGroups, tenantID, c)
+		if err != nil {
+			return err
+		}
+		copied := false
+		if bulk && len(groups)+len(members) > 0 {
+			if copied, err = s.bulkGroups(ctx, tx, tenantID, groups, members, cp.Round); err != nil {
+				return err
+			}
+			if copied {
+				res.Upserts += len(groups) + len(members)
+				groups, members = nil, nil
+			}
+		}
 		if err := stage(ctx, tx, syncGroupsTemp, "sync_groups", syncGroupsColumns, len(groups), func(i int) []any {
 			g := &groups[i]
 			return []any{g.ID, g.DisplayName, g.Description}
@@ -324,8 +355,6 @@ func (s *Store) DirectoryGroupsApply(ctx context.Context, tenantID string, p *do
 		}); err != nil {
 			return err
 		}
-		b := &pgx.Batch{}
-		s.queueCommit(b, tenantID, c)
 		count := func(n *int) func(pgconnTag) error {
 			return func(tag pgconnTag) error { *n += int(tag.RowsAffected()); return nil }
 		}
