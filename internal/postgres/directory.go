@@ -180,7 +180,7 @@ func (s *Store) DirectoryUsersApply(ctx context.Context, tenantID string, p *dom
 	err := s.Tx(ctx, func(tx pgx.Tx, _ *Store) error {
 		b := &pgx.Batch{}
 		s.queueCommit(b, tenantID, c)
-		bulk, err := bulkPage(ctx, tx, b, directoryBulkUsers, tenantID, c)
+		roundBulk, bulk, err := bulkRound(ctx, tx, b, directoryBulkUsers, tenantID, c)
 		if err != nil {
 			return err
 		}
@@ -218,7 +218,7 @@ func (s *Store) DirectoryUsersApply(ctx context.Context, tenantID string, p *dom
 				return err
 			})
 		}
-		if c.Sweep {
+		if c.Sweep && !roundBulk {
 			b.Queue(directoryUserSweep, tenantID, cp.Round, events).QueryRow(func(row pgx.Row) error {
 				var n int
 				err := row.Scan(&n)
@@ -330,7 +330,7 @@ func (s *Store) DirectoryGroupsApply(ctx context.Context, tenantID string, p *do
 	err := s.Tx(ctx, func(tx pgx.Tx, _ *Store) error {
 		b := &pgx.Batch{}
 		s.queueCommit(b, tenantID, c)
-		bulk, err := bulkPage(ctx, tx, b, directoryBulkGroups, tenantID, c)
+		roundBulk, bulk, err := bulkRound(ctx, tx, b, directoryBulkGroups, tenantID, c)
 		if err != nil {
 			return err
 		}
@@ -389,7 +389,7 @@ func (s *Store) DirectoryGroupsApply(ctx context.Context, tenantID string, p *do
 			}
 			b.Queue(groupMemberDeleteBatch, tenantID, gids, mids, events).QueryRow(scan(&res.Deletes))
 		}
-		if c.Sweep {
+		if c.Sweep && !roundBulk {
 			// Memberships first, so a reader learns a swept group's members
 			// left before the group went.
 			b.Queue(groupMemberSweep, tenantID, cp.Round, events).QueryRow(scan(&res.Deletes))

@@ -63,20 +63,22 @@ var (
 	bulkEventsColumns  = []string{"tenant_id", "type", "data"}
 )
 
-// bulkPage says whether page c of tenantID's resource is a bulk one (q is
-// directoryBulkUsers or directoryBulkGroups) and queues the round's
-// decision on b, after the checkpoint.
-func bulkPage(ctx context.Context, tx pgx.Tx, b *pgx.Batch, q, tenantID string, c domain.SyncCommit) (bool, error) {
+// bulkRound says whether page c of tenantID's resource belongs to a bulk
+// round, and whether the page itself is to be COPYed (q is
+// directoryBulkUsers or directoryBulkGroups); it queues the round's
+// decision on b, after the checkpoint. Every row of a bulk round's resource
+// was written by the round, so its sweep has nothing to delete and is
+// skipped.
+func bulkRound(ctx context.Context, tx pgx.Tx, b *pgx.Batch, q, tenantID string, c domain.SyncCommit) (round, page bool, err error) {
 	cp := c.Checkpoint
 	if cp.RoundKind != domain.SyncFull {
-		return false, nil
+		return false, false, nil
 	}
-	var round, page bool
 	if err := tx.QueryRow(ctx, q, tenantID, cp.Round).Scan(&round, &page); err != nil {
-		return false, err
+		return false, false, err
 	}
 	b.Queue(syncStateBulk, tenantID, cp.Resource, round)
-	return round && page, nil
+	return round, round && page, nil
 }
 
 // copyAll runs the COPYs of a bulk page in a savepoint: false, with nothing
