@@ -68,35 +68,34 @@ var (
 // directoryBulkUsers or directoryBulkGroups); it queues the round's
 // decision on b, after the checkpoint. Every row of a bulk round's resource
 // was written by the round, so its sweep has nothing to delete and is
-// skipped.
+// skipped. A page of a full round also opens the savepoint copyAll rolls
+// back to, in the same round trip as the question (it is released at the
+// commit; the page's writes, whichever path they take, are made in it).
 func bulkRound(ctx context.Context, tx pgx.Tx, b *pgx.Batch, q, tenantID string, c domain.SyncCommit) (round, page bool, err error) {
 	cp := c.Checkpoint
 	if cp.RoundKind != domain.SyncFull {
 		return false, false, nil
 	}
-	if err := tx.QueryRow(ctx, q, tenantID, cp.Round).Scan(&round, &page); err != nil {
+	qb := &pgx.Batch{}
+	qb.Queue(q, tenantID, cp.Round).QueryRow(func(row pgx.Row) error { return row.Scan(&round, &page) })
+	qb.Queue(`SAVEPOINT bulk_page`)
+	if err := tx.SendBatch(ctx, qb).Close(); err != nil {
 		return false, false, err
 	}
 	b.Queue(syncStateBulk, tenantID, cp.Resource, round)
 	return round, round && page, nil
 }
 
-// copyAll runs the COPYs of a bulk page in a savepoint: false, with nothing
-// written, when a row is already there.
+// copyAll runs the COPYs of a bulk page after bulkRound's savepoint: false,
+// with nothing written, when a row is already there.
 func copyAll(ctx context.Context, tx pgx.Tx, copies func(tx pgx.Tx) error) (bool, error) {
-	sp, err := tx.Begin(ctx)
-	if err != nil {
-		return false, err
-	}
-	err = copies(sp)
+	err := copies(tx)
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "23505" { // unique_violation
-		return false, sp.Rollback(ctx)
-	}
-	if err != nil {
+		_, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT bulk_page`)
 		return false, err
 	}
-	return true, sp.Commit(ctx)
+	return err == nil, err
 }
 
 // bulkUsers writes users, a page of a bulk round, with COPY and their
