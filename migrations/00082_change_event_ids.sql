@@ -1,13 +1,15 @@
--- Cheaper events (issue 14). An event's public id is derived from its
--- position instead of being a stored uuid with a unique index of its own,
--- which cost a full sync into an empty copy most of what the feed adds to
--- it (docs/events.md, Cost): change_event_id(xid, seq) is a version-8 uuid
--- holding both numbers, unique because (xid, seq) is the primary key, and
--- the same every time it is read. Events written before this migration
--- keep the random (version-4) uuid they were given, which readers already
--- hold; they alone are in the partial index, for the lookups by id
--- (a webhook replay). The occurred_at index goes too: retention walks the
--- feed in (xid, seq) order, by the primary key.
+-- Cheaper events (issue 14). The change feed's bulk, the directory's
+-- events, no longer store an id with a unique index of its own, which cost
+-- a full sync into an empty copy most of what the feed adds to it
+-- (docs/events.md, Cost): they are written with a NULL id, and their
+-- public id is change_event_id(xid, seq), a version-8 uuid holding both
+-- numbers — unique because (xid, seq) is the primary key, and the same
+-- every time it is read. Other writers (tenant lifecycle events, a few a
+-- day) still get a random version-4 uuid from the column's default, as did
+-- every event written before this migration, which readers already hold;
+-- only those are in the partial unique index, for lookups by id (a webhook
+-- replay). The occurred_at index goes too: retention walks the feed in
+-- (xid, seq) order, by the primary key.
 --
 -- Layout of a derived id, 32 hex digits: xid's 60 low bits as 12 digits,
 -- the version digit 8, its last 3 digits, the variant digit 8, then seq's
@@ -21,15 +23,15 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
 	FROM (SELECT lpad(to_hex(x::text::bigint), 15, '0') AS h) p
 $$;
 -- +goose StatementEnd
-ALTER TABLE change_events ALTER COLUMN id DROP DEFAULT, ALTER COLUMN id DROP NOT NULL;
-CREATE UNIQUE INDEX change_events_legacy_id_idx ON change_events (id) WHERE id IS NOT NULL;
+ALTER TABLE change_events ALTER COLUMN id DROP NOT NULL;
+CREATE UNIQUE INDEX change_events_stored_id_idx ON change_events (id) WHERE id IS NOT NULL;
 DROP INDEX change_events_id_idx;
 DROP INDEX change_events_occurred_idx;
 
 -- +goose Down
 UPDATE change_events SET id = change_event_id(xid, seq) WHERE id IS NULL;
-ALTER TABLE change_events ALTER COLUMN id SET DEFAULT gen_random_uuid(), ALTER COLUMN id SET NOT NULL;
+ALTER TABLE change_events ALTER COLUMN id SET NOT NULL;
 CREATE UNIQUE INDEX change_events_id_idx ON change_events (id);
 CREATE INDEX change_events_occurred_idx ON change_events (occurred_at);
-DROP INDEX change_events_legacy_id_idx;
+DROP INDEX change_events_stored_id_idx;
 DROP FUNCTION change_event_id(xid8, bigint);

@@ -18,9 +18,10 @@ type EventFilter struct {
 	Types    []domain.EventType
 }
 
-// eventID is an event's public id: the uuid stored with events written
-// before migrations/00082_change_event_ids.sql, else the one derived from
-// its position.
+// eventID is an event's public id: the uuid stored with it (events not
+// written by the directory sync, and all written before
+// migrations/00082_change_event_ids.sql), else the one derived from its
+// position.
 const eventID = `coalesce(id, change_event_id(xid, seq))`
 
 // Only rows whose transaction is older than every transaction still running

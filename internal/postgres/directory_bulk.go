@@ -29,9 +29,27 @@ import (
 // canonical GUIDs takes the staged path too, which reports them.
 //
 // Measured with `go test -p 1 -run '^$' -bench 'BenchmarkFullSync100k$'
-// -benchtime 2x ./internal/dirsync` (ratio-to-raw-copy: the full sync of a
-// 100,000-user tenant, events on, against a raw COPY of its user rows in
-// the same run); see docs/events.md, Cost, for the figures.
+// -benchtime 2x ./internal/dirsync` on the project's 2-core machine, shared
+// with other work while measuring (one figure per run, in the order run):
+// ratio-to-raw-copy is the first sync of a 100,000-user tenant (users,
+// groups, memberships and their creation events) against a raw COPY of its
+// user rows in the same run; -events-off the same sync without directory
+// events (what the write path itself costs; the feed's price is in
+// docs/events.md, Cost). Target 0.8 of raw COPY, not reached:
+//
+//	staged pages (before)                        0.31 0.19 0.25 0.23
+//	COPY, IDs sent as text                       0.41 0.19
+//	COPY, IDs as 16 bytes (pgx's failed text     0.27 0.37 0.31 0.35 0.32 0.40
+//	  encode had cost more than the row)         events off: 0.53 0.49 0.54 0.53
+//	+ bulk round skips its sweep, savepoint      0.40 0.39 ENDFIGURES
+//	  sent with the bulk question                events off: 0.57 0.62 ENDOFF
+//
+// Raw COPY runs at 106,000–118,000 users/s; the sync with events at
+// 35,000–47,000, without at 60,000–70,000. What remains is not the writes:
+// a CPU profile of the sync puts more than half of the process's time in
+// decoding Graph's JSON pages (internal/graph, encoding/json), which a raw
+// COPY does not do, and the creation events are a second row per object
+// (docs/events.md).
 
 // directoryBulkUsers answers, for a page of full round $2: whether the
 // round is a bulk one (saved at its first page, else decided now from an
@@ -60,7 +78,7 @@ var (
 	bulkUsersColumns   = []string{"tenant_id", "id", "user_principal_name", "display_name", "given_name", "surname", "mail", "job_title", "account_enabled", "seen_round"}
 	bulkGroupsColumns  = []string{"tenant_id", "id", "display_name", "description", "seen_round"}
 	bulkMembersColumns = []string{"tenant_id", "group_id", "member_id", "seen_round"}
-	bulkEventsColumns  = []string{"tenant_id", "type", "data"}
+	bulkEventsColumns  = []string{"id", "tenant_id", "type", "data"}
 )
 
 // bulkRound says whether page c of tenantID's resource belongs to a bulk
@@ -123,7 +141,7 @@ func (s *Store) bulkUsers(ctx context.Context, tx pgx.Tx, tenantID string, users
 		var buf []byte
 		_, err = tx.CopyFrom(ctx, pgx.Identifier{"change_events"}, bulkEventsColumns, pgx.CopyFromSlice(len(users), func(i int) ([]any, error) {
 			buf = appendUserData(buf[:0], ids[i].text, &users[i])
-			return []any{tid.uuid, string(domain.UserCreated), buf}, nil
+			return []any{nil, tid.uuid, string(domain.UserCreated), buf}, nil
 		}))
 		return err
 	})
@@ -167,10 +185,10 @@ func (s *Store) bulkGroups(ctx context.Context, tx pgx.Tx, tenantID string, grou
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"change_events"}, bulkEventsColumns, pgx.CopyFromSlice(len(groups)+len(members), func(i int) ([]any, error) {
 			if i < len(groups) {
 				buf = appendGroupData(buf[:0], gids[i].text, &groups[i])
-				return []any{tid.uuid, string(domain.GroupCreated), buf}, nil
+				return []any{nil, tid.uuid, string(domain.GroupCreated), buf}, nil
 			}
 			buf = appendMemberData(buf[:0], mids[i-len(groups)])
-			return []any{tid.uuid, string(domain.GroupMemberAdded), buf}, nil
+			return []any{nil, tid.uuid, string(domain.GroupMemberAdded), buf}, nil
 		}))
 		return err
 	})

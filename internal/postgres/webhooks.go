@@ -406,7 +406,7 @@ func (s *Store) WebhookEndpointSkipPruned(ctx context.Context, id string) error 
 }
 
 // An event is found by its public id: a derived one by the position it
-// holds (eventIDPos), one stored before ids were derived by that id.
+// holds (eventIDPos), a stored one by that id.
 const (
 	webhookReplayEvent        = `SELECT xid::text, seq FROM change_events WHERE id = $1`
 	webhookReplayDerivedEvent = `SELECT xid::text, seq FROM change_events WHERE xid = $1::text::xid8 AND seq = $2 AND id IS NULL`
