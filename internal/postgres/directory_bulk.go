@@ -37,19 +37,21 @@ import (
 // events (what the write path itself costs; the feed's price is in
 // docs/events.md, Cost). Target 0.8 of raw COPY, not reached:
 //
+//	                                             events on   off
 //	staged pages (before)                        0.31 0.19 0.25 0.23
 //	COPY, IDs sent as text                       0.41 0.19
 //	COPY, IDs as 16 bytes (pgx's failed text     0.27 0.37 0.31 0.35 0.32 0.40
-//	  encode had cost more than the row)         events off: 0.53 0.49 0.54 0.53
-//	+ bulk round skips its sweep, savepoint      0.40 0.39 ENDFIGURES
-//	  sent with the bulk question                events off: 0.57 0.62 ENDOFF
+//	  encode had cost more than the row)         0.37 0.36 0.30 0.37   0.53 0.49 0.54 0.53
+//	+ a bulk round skips its sweep, and sends    0.40 0.39             0.57 0.62
+//	  its savepoint with the bulk question
+//	as committed                                 0.29 0.44             0.47 0.60
 //
-// Raw COPY runs at 106,000–118,000 users/s; the sync with events at
-// 35,000–47,000, without at 60,000–70,000. What remains is not the writes:
-// a CPU profile of the sync puts more than half of the process's time in
-// decoding Graph's JSON pages (internal/graph, encoding/json), which a raw
-// COPY does not do, and the creation events are a second row per object
-// (docs/events.md).
+// Raw COPY ran at 86,000–118,000 users/s; the sync with events at
+// 27,000–47,000 (before: 15,000–26,500). What remains: a CPU profile of the
+// sync puts more than half of the process's time in decoding Graph's JSON
+// pages (internal/graph, encoding/json), which a raw COPY does not do, on
+// the same two cores as Postgres; and the creation events are a second,
+// larger row per object (docs/events.md, Cost).
 
 // directoryBulkUsers answers, for a page of full round $2: whether the
 // round is a bulk one (saved at its first page, else decided now from an
