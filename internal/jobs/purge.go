@@ -3,8 +3,10 @@ package jobs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
 	"github.com/tenantsync/tenantsync/internal/domain"
@@ -30,6 +32,13 @@ func (w *purgeWorker) Work(ctx context.Context, job *river.Job[queue.PurgeTenant
 	}
 	if t.Status != domain.TenantDisconnected && t.Status != domain.TenantConsentRevoked {
 		return nil
+	}
+	// The server's disconnect enqueues this job at once: the tenant's
+	// subscriptions go now, whenever its copy is purged.
+	if d.ChangeNotifications {
+		if _, err := river.ClientFromContext[pgx.Tx](ctx).Insert(ctx, queue.EnsureSubscriptionsArgs{TenantID: tid}, nil); err != nil {
+			return fmt.Errorf("enqueue removal of the subscriptions of tenant %s: %w", tid, err)
+		}
 	}
 	if due := t.StatusChangedAt.Add(d.PurgeAfter); d.Now().Before(due) {
 		return river.JobSnooze(due.Sub(d.Now()))

@@ -184,3 +184,24 @@ func (s *Store) TenantNotifiedAfter(ctx context.Context, tenantID string, t time
 	}
 	return after, nil
 }
+
+// SubscriptionLock runs fn while holding the tenant's subscription lock, a
+// transaction-scoped advisory lock, so that two jobs never change one
+// tenant's subscriptions at once (one could take the other's fresh
+// subscription for an orphan). It reports false, without running fn, when
+// another holds the lock. The lock's connection stays open while fn runs;
+// fn uses the store's other connections, so its writes commit at once.
+func (s *Store) SubscriptionLock(ctx context.Context, tenantID string, fn func() error) (bool, error) {
+	held := false
+	err := s.Tx(ctx, func(tx pgx.Tx, _ *Store) error {
+		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtextextended('graph_subscriptions:' || $1, 0))`,
+			tenantID).Scan(&held); err != nil {
+			return fmt.Errorf("lock subscriptions of tenant %s: %w", tenantID, err)
+		}
+		if !held {
+			return nil
+		}
+		return fn()
+	})
+	return held, err
+}
