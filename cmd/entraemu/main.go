@@ -4,6 +4,7 @@
 //	entraemu [-login-addr 127.0.0.1:9443] [-graph-addr 127.0.0.1:9444] [-seed FILE]
 //	         [-ca-out FILE] [-ca-cert FILE -ca-key FILE] [-env-out FILE] [-control]
 //	         [-public-host HOST] [-propagation-delay D] [-throttle-scale F] [-delta-page-size N]
+//	         [-subscription-quota N]
 //
 // The first line on stdout is one JSON object describing the emulator (see
 // internal/entraemu/README.md); human-readable lines follow.
@@ -78,6 +79,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	propagation := fs.Duration("propagation-delay", 0, "answer AADSTS700016 for this long after a consent")
 	throttle := fs.Float64("throttle-scale", 1, "multiply the Graph throttling quotas")
 	pageSize := fs.Int("delta-page-size", 0, "users or groups per delta page (default 200)")
+	subQuota := fs.Int("subscription-quota", 0, "change-notification subscriptions per app across all tenants (default 50000)")
 	logLevel := fs.String("log-level", getenvDefault(getenv, "LOG_LEVEL", "info"), "debug, info, warn or error")
 	health := fs.String("healthcheck", "", "probe a running emulator at this authority URL and exit (for container health checks)")
 	if err := fs.Parse(args); err != nil {
@@ -100,7 +102,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 	}
 	cfg := entraemu.Config{Seed: seed, PropagationDelay: *propagation, ThrottleScale: *throttle, DeltaPageSize: *pageSize,
-		Logger: logger, PublicHost: *publicHost, EnableControl: *control}
+		Logger: logger, PublicHost: *publicHost, EnableControl: *control, SubscriptionQuota: *subQuota}
 	if (*caCert == "") != (*caKey == "") {
 		return errors.New("-ca-cert and -ca-key go together")
 	}

@@ -25,7 +25,7 @@ func TestRunPrintsAndServes(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"-login-addr", "127.0.0.1:0", "-graph-addr", "127.0.0.1:0", "-ca-out", caFile,
-			"-env-out", envFile, "-control", "-seed", "../../internal/entraemu/testdata/seed.example.json"}, func(string) string { return "" }, pw)
+			"-env-out", envFile, "-control", "-subscription-quota", "7", "-seed", "../../internal/entraemu/testdata/seed.example.json"}, func(string) string { return "" }, pw)
 		pw.Close()
 	}()
 	sc := bufio.NewScanner(pr)

@@ -117,6 +117,35 @@ func (e *Emulator) ControlHandler() http.Handler {
 	mux.HandleFunc("DELETE /tenants/{tid}/groups/{gid}/members/{uid}", func(w http.ResponseWriter, r *http.Request) {
 		ctlResult(w, e.RemoveMember(r.PathValue("tid"), r.PathValue("gid"), r.PathValue("uid")), nil)
 	})
+	mux.HandleFunc("GET /subscriptions", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, e.Subscriptions(r.URL.Query().Get("tenant")))
+	})
+	mux.HandleFunc("DELETE /subscriptions/{id}", func(w http.ResponseWriter, r *http.Request) {
+		ctlResult(w, e.DeleteSubscription(r.PathValue("id")), nil)
+	})
+	mux.HandleFunc("POST /subscriptions/{id}/lifecycle", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			LifecycleEvent string `json:"lifecycleEvent"`
+		}
+		if !decodeBody(w, r, &body, false) {
+			return
+		}
+		ctlResult(w, e.SendLifecycle(r.PathValue("id"), body.LifecycleEvent), nil)
+	})
+	mux.HandleFunc("PUT /subscription-quota", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			PerApp *int `json:"per_app"`
+		}
+		if !decodeBody(w, r, &body, false) {
+			return
+		}
+		if body.PerApp == nil || *body.PerApp < 0 {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "per_app: want a number ≥ 0 (0 = 50,000)"})
+			return
+		}
+		e.SetSubscriptionQuota(*body.PerApp)
+		w.WriteHeader(http.StatusNoContent)
+	})
 	return http.StripPrefix(ControlPrefix, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "" {
 			r.URL.Path = "/"

@@ -88,6 +88,8 @@ type tenantState struct {
 	resetBelow   uint64 // tokens of older generations → 410 Gone
 
 	sps map[string]*servicePrincipal // by client ID
+
+	notify func(kind, id string, deleted bool) // queues change notifications
 }
 
 func (t *tenantState) defaultDomain() string { return t.domains[0] }
@@ -261,14 +263,26 @@ func (t *tenantState) setMember(gs, us int, present bool, seq uint64) bool {
 	return true
 }
 
+// touchUser records a change of user slot for delta and change
+// notifications (protocol §7: a hard delete is "deleted", every other
+// change "updated").
 func (t *tenantState) touchUser(slot int, seq uint64) {
-	t.rec(slot).seq = seq
+	r := t.rec(slot)
+	r.seq = seq
 	t.userLog = append(t.userLog, logEntry{seq: seq, slot: int32(slot)})
+	if t.notify != nil {
+		t.notify("users", r.u.ID, r.state == stateHardDeleted)
+	}
 }
 
+// touchGroup records a change of group slot, membership changes included.
 func (t *tenantState) touchGroup(slot int, seq uint64) {
-	t.grec(slot).seq = seq
+	r := t.grec(slot)
+	r.seq = seq
 	t.groupLog = append(t.groupLog, logEntry{seq: seq, slot: int32(slot)})
+	if t.notify != nil {
+		t.notify("groups", r.g.ID, r.state == stateHardDeleted)
+	}
 }
 
 // members lists the current member user slots of a group in page order:

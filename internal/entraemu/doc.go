@@ -1,8 +1,8 @@
 // Package entraemu is a local, faithful emulator of the Microsoft Entra ID
 // login endpoints (discovery, JWKS, authorize, admin consent, token) and of
 // the Microsoft Graph endpoints tenantsync uses (organization, users,
-// users/delta, groups/delta), including their errors, throttling and delta
-// token lifecycle.
+// users/delta, groups/delta, change-notification subscriptions with webhook
+// delivery), including their errors, throttling and delta token lifecycle.
 //
 // It is built from the protocol notes in docs/protocol.md ("protocol §n" in
 // comments) and deliberately imports no tenantsync client package

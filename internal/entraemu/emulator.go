@@ -46,6 +46,22 @@ type Config struct {
 	// EnableControl mounts the control API at /_emu/ on the login listener
 	// in Start (StartTest always enables it).
 	EnableControl bool
+
+	// SubscriptionQuota is the number of change-notification subscriptions
+	// one app may hold across all tenants; 0 means 50,000 (protocol §7).
+	SubscriptionQuota int
+	// SubscriptionValidationTimeout bounds the validation handshake of a
+	// notification URL; 0 means 10s (protocol §7).
+	SubscriptionValidationTimeout time.Duration
+	// NotificationBatchWindow is how long a change waits for others of the
+	// same subscription before a POST (up to 100 values); 0 means 100ms.
+	NotificationBatchWindow time.Duration
+	// NotificationRetryBase is the first retry delay of a failed delivery,
+	// doubling per attempt up to 1h; 0 means 30s.
+	NotificationRetryBase time.Duration
+	// NotificationRetryFor is how long a notification is retried before it
+	// is dropped; 0 means 4h (protocol §7).
+	NotificationRetryFor time.Duration
 }
 
 // Emulator is an in-memory Entra ID and Microsoft Graph. All methods are
@@ -80,6 +96,14 @@ type Emulator struct {
 	counters map[string]*Counters
 	faults   map[string]Faults
 	rng      *mrand.Rand
+
+	subMu        sync.Mutex // after mu; guards the fields below and notify
+	subs         map[string]*subscription
+	subsByTenant map[string][]*subscription
+	subCount     map[string]int // per quota key (quotaKeys)
+	subQuota     int
+	subSeq       uint64
+	notify       notifier
 }
 
 type appState struct {
@@ -99,8 +123,10 @@ func New(cfg Config) (*Emulator, error) {
 		tenants: map[string]*tenantState{}, domains: map[string]string{}, propagation: cfg.PropagationDelay,
 		codes: map[string]*authCode{}, refresh: map[string]*refreshGrant{}, jtis: map[string]time.Time{},
 		throttle: map[string]*bucket{}, counters: map[string]*Counters{}, faults: map[string]Faults{},
-		rng: mrand.New(mrand.NewPCG(1, 2)),
+		rng:  mrand.New(mrand.NewPCG(1, 2)),
+		subs: map[string]*subscription{}, subsByTenant: map[string][]*subscription{}, subCount: map[string]int{}, subQuota: cfg.SubscriptionQuota,
 	}
+	e.notify.init(&e.subMu, cfg)
 	if e.now == nil {
 		e.now = time.Now
 	}
@@ -217,6 +243,7 @@ func (e *Emulator) addTenant(ts Tenant, created time.Time) error {
 		userIdx: map[string]int32{}, upnIdx: map[string]int32{}, groupIdx: map[string]int32{},
 		sps: map[string]*servicePrincipal{}, deltaGen: 1,
 	}
+	t.notify = func(kind, objID string, deleted bool) { e.notifyChange(id, kind, objID, deleted) }
 	t.users = make([]*userRec, t.gen.users, t.gen.users+len(ts.Users))
 	t.live = t.gen.users
 	t.groups = make([]*groupRec, t.gen.groups, t.gen.groups+len(ts.Groups))
@@ -500,6 +527,14 @@ type Counters struct {
 	// EarlyRetries counts requests that arrived inside a Retry-After window
 	// announced for the tenant (429 or 503), however they were answered.
 	EarlyRetries int `json:"earlyRetries"`
+	// SubscriptionRequests counts Graph requests on /subscriptions.
+	SubscriptionRequests int `json:"subscriptionRequests"`
+	// NotificationsDelivered, NotificationsFailed and NotificationsDropped
+	// count notification values (change and lifecycle) delivered, failed per
+	// attempt, and given up on.
+	NotificationsDelivered int `json:"notificationsDelivered"`
+	NotificationsFailed    int `json:"notificationsFailed"`
+	NotificationsDropped   int `json:"notificationsDropped"`
 }
 
 func (e *Emulator) count(tenantID string, fn func(c *Counters)) {
@@ -528,6 +563,10 @@ func (e *Emulator) Counters(tenantID string) Counters {
 		out.GraphRequests += c.GraphRequests
 		out.Throttled += c.Throttled
 		out.EarlyRetries += c.EarlyRetries
+		out.SubscriptionRequests += c.SubscriptionRequests
+		out.NotificationsDelivered += c.NotificationsDelivered
+		out.NotificationsFailed += c.NotificationsFailed
+		out.NotificationsDropped += c.NotificationsDropped
 		for s, n := range c.TokenByStatus {
 			out.TokenByStatus[s] += n
 		}

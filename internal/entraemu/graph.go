@@ -35,8 +35,9 @@ type principal struct {
 //	GET /v1.0/organization
 //	GET /v1.0/users            ($select, $top ≤ 999, @odata.nextLink)
 //	GET /v1.0/users/{id}
-//	GET /v1.0/users/delta      (also /users/microsoft.graph.delta())
-//	GET /v1.0/groups/delta     (also /groups/microsoft.graph.delta())
+//	GET /v1.0/users/delta      (also delta(), microsoft.graph.delta[()])
+//	GET /v1.0/groups/delta     (also delta(), microsoft.graph.delta[()])
+//	/v1.0/subscriptions…       (subscriptions_graph.go)
 //
 // Every request is authenticated (signature, exp/nbf, aud, tenant, service
 // principal), authorised by app role, subject to injected faults and to
@@ -84,7 +85,8 @@ func (e *Emulator) serveGraph(gc *graphCtx) {
 		return
 	}
 	path = strings.TrimSuffix(path, "/")
-	if r.Method != http.MethodGet {
+	isSub := strings.EqualFold(path, "subscriptions") || strings.HasPrefix(strings.ToLower(path), "subscriptions/")
+	if r.Method != http.MethodGet && !isSub {
 		gc.error(http.StatusMethodNotAllowed, "Request_BadRequest", "Specified HTTP method is not allowed for the request target.")
 		return
 	}
@@ -111,10 +113,12 @@ func (e *Emulator) serveGraph(gc *graphCtx) {
 		handler, roles = e.graphOrganization, []string{"Organization.Read.All", "Organization.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
 	case lower == "users":
 		handler, roles, cost = e.graphUsers, userRoles, usersCost(r)
-	case lower == "users/delta" || lower == "users/microsoft.graph.delta()" || lower == "users/microsoft.graph.delta":
+	case isDelta(lower, "users"):
 		handler, roles = e.usersDelta, userRoles
-	case lower == "groups/delta" || lower == "groups/microsoft.graph.delta()" || lower == "groups/microsoft.graph.delta":
+	case isDelta(lower, "groups"):
 		handler, roles = e.groupsDelta, groupRoles
+	case isSub:
+		handler = func(gc *graphCtx) { e.serveSubscriptions(gc, segs) } // authorised per route
 	case len(segs) == 2 && strings.EqualFold(segs[0], "users"):
 		handler, roles, cost = e.graphUser, userRoles, usersCost(r)
 	default:
@@ -153,6 +157,18 @@ func (e *Emulator) serveGraph(gc *graphCtx) {
 		gc.w.Header().Set("x-ms-throttle-limit-percentage", strconv.FormatFloat(res.limitPct, 'f', 1, 64))
 	}
 	handler(gc)
+}
+
+// isDelta reports whether path is the delta function of a collection in
+// any of its spellings: delta, delta() (the official SDKs), and the
+// namespace-qualified microsoft.graph.delta and microsoft.graph.delta().
+func isDelta(path, collection string) bool {
+	fn, ok := strings.CutPrefix(path, collection+"/")
+	if !ok {
+		return false
+	}
+	fn = strings.TrimSuffix(strings.TrimPrefix(fn, "microsoft.graph."), "()")
+	return fn == "delta"
 }
 
 // usersCost is the resource-unit cost of GET users (protocol §5.7): base 2,

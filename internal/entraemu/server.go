@@ -60,6 +60,7 @@ func Start(cfg Config, loginAddr, graphAddr string) (*Server, error) {
 	}
 	s := &Server{Emulator: e, CAPEM: authority.certPEM, CertPool: x509.NewCertPool()}
 	s.CertPool.AddCert(authority.cert)
+	e.notify.setRoots(authority.cert) // notification receivers behind the emulator's CA validate
 
 	lnLogin, err := listen(loginAddr)
 	if err != nil {
@@ -177,6 +178,7 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) shutdown() error {
+	s.Emulator.Close() // stop notification delivery first
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var errs []error
