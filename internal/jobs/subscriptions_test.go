@@ -370,3 +370,58 @@ func TestNotificationDuringARound(t *testing.T) {
 }
 
 func first[A, B any](a A, _ B) A { return a }
+
+// TestSubscriptionsCheck: the leader's periodic check finds subscriptions
+// that expire within the renewal window and tenants left periodic long
+// enough ago, and has them ensured.
+func TestSubscriptionsCheck(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tid := entraemu.ContosoTenantID
+	o, url := notifying(t, func(d *jobs.Deps) { d.SubscriptionCheckInterval = time.Hour })
+	b := setup(t, o)
+	b.activate(t, tid)
+	b.waitNotificationState(t, tid, domain.NotificationsSubscribed, "")
+	check := func() {
+		t.Helper()
+		for {
+			res, err := b.client.Insert(ctx, queue.SubscriptionsCheckArgs{}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.waitJob(t, res.Job.ID, rivertype.JobStateCompleted)
+			if !res.UniqueSkippedAsDuplicate {
+				return
+			}
+		}
+	}
+	rows := b.assertSubscribed(t, tid, url)
+
+	// Expiring within the window: renewed.
+	if _, err := b.pool.Exec(ctx, `UPDATE graph_subscriptions SET expires_at = now() + interval '2 days' WHERE tenant_id = $1 AND id = $2`,
+		tid, rows[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	check()
+	eventually(t, "the expiring subscription renewed", func() bool {
+		rs, err := b.store.SubscriptionList(ctx, tid)
+		return err == nil && len(rs) == 2 && rs[0].RenewedAt != nil
+	})
+	b.assertSubscribed(t, tid, url)
+
+	// Periodic for a while (the quota was reached 7 hours ago): tried again.
+	for _, s := range b.srv.Subscriptions(tid) {
+		if err := b.srv.DeleteSubscription(s.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.pool.Exec(ctx, `DELETE FROM graph_subscriptions WHERE tenant_id = $1`, tid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.pool.Exec(ctx, `UPDATE tenant_notifications SET state = 'periodic', reason = 'quota', since = now() - interval '7 hours' WHERE tenant_id = $1`, tid); err != nil {
+		t.Fatal(err)
+	}
+	check()
+	b.waitNotificationState(t, tid, domain.NotificationsSubscribed, "")
+	b.assertSubscribed(t, tid, url)
+}
