@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/riverqueue/river"
 
 	"github.com/tenantsync/tenantsync/internal/dirsync"
@@ -39,7 +40,7 @@ func (w *ensureSubscriptionsWorker) Timeout(*river.Job[queue.EnsureSubscriptions
 }
 
 // Work brings the tenant's subscriptions in line with its status, under the
-// tenant's subscription lock: an active (or failing) tenant gets one live
+// tenant's lease: an active (or failing) tenant gets one live
 // subscription per resource, every other tenant none.
 func (w *ensureSubscriptionsWorker) Work(ctx context.Context, job *river.Job[queue.EnsureSubscriptionsArgs]) error {
 	ctx = withJobID(ctx, job.ID)
@@ -54,26 +55,49 @@ func (w *ensureSubscriptionsWorker) Work(ctx context.Context, job *river.Job[que
 	if err != nil {
 		return err
 	}
-	var result error
-	held, err := d.Store.SubscriptionLock(ctx, tid, func() error {
-		if t.Status.Syncs() {
-			result = d.subscribe(ctx, tid, job.Args.Reauthorize)
-		} else {
-			result = d.unsubscribe(ctx, tid)
-		}
-		return nil // result is handled below: its notification state is already saved
-	})
+	// The tenant's lease keeps two jobs from changing its subscriptions at
+	// once: one could take the other's fresh subscription for an orphan.
+	// It is the sync's lease, held in the tenant row, so no connection is
+	// held while Graph is called; a sync of the tenant waits a few seconds.
+	run := &ensureRun{Deps: d, tid: tid, lease: domain.SyncLease{Owner: uuid.NewString(), TTL: d.SyncLease}}
+	taken, _, err := d.Store.SyncLeaseTake(ctx, tid, run.lease)
 	if err != nil {
 		return err
 	}
-	if !held {
-		// Another job works on the tenant's subscriptions; look again soon.
-		return river.JobSnooze(5 * time.Second)
+	if !taken {
+		return river.JobSnooze(min(d.SyncLease, leaseBusySnooze))
 	}
-	if result == nil {
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := d.Store.SyncLeaseRelease(rctx, tid, run.lease.Owner); err != nil {
+			d.log(ctx).Warn("tenant lease not released; it lapses by itself", "tenant_id", tid, "error", err.Error())
+		}
+	}()
+	if t.Status.Syncs() {
+		err = run.subscribe(ctx, tid, job.Args.Reauthorize)
+		if err == nil {
+			// The tenant may have left active meanwhile, and the job that
+			// removes its subscriptions been swallowed by this one.
+			if t, err = d.Store.TenantGet(ctx, tid); err == nil && !t.Status.Syncs() {
+				err = run.unsubscribe(ctx, tid)
+			}
+		}
+	} else {
+		err = run.unsubscribe(ctx, tid)
+	}
+	if err == nil {
 		return nil
 	}
-	return d.subscriptionFailure(ctx, tid, job, result)
+	return d.subscriptionFailure(ctx, tid, job, err)
+}
+
+// ensureRun is one run of ensure_subscriptions: the worker's Deps and the
+// tenant's lease, extended before every subscription write.
+type ensureRun struct {
+	*Deps
+	tid   string
+	lease domain.SyncLease
 }
 
 // subscriptionFailure decides what a failed run means: shutdown and
@@ -120,7 +144,7 @@ func (d *Deps) subscriptionFailure(ctx context.Context, tid string, job *river.J
 // orphans of a run that died between Graph's create and our save are
 // deleted, what vanished is created again, what expires within the renewal
 // window is renewed, and everything is reauthorized when Graph asked.
-func (d *Deps) subscribe(ctx context.Context, tid string, reauthorize bool) error {
+func (d *ensureRun) subscribe(ctx context.Context, tid string, reauthorize bool) error {
 	n, err := d.Store.TenantNotificationsGet(ctx, tid)
 	if err != nil && !errors.Is(err, domain.ErrNotFound) {
 		return err
@@ -179,7 +203,7 @@ func (d *Deps) subscribe(ctx context.Context, tid string, reauthorize bool) erro
 // cleanOrphans lists the tenant's subscriptions at Graph, deletes ours (to
 // our notification URL) that Postgres does not know, and returns the IDs of
 // Graph's live subscriptions.
-func (d *Deps) cleanOrphans(ctx context.Context, tid string, rows []domain.Subscription) (map[string]bool, error) {
+func (d *ensureRun) cleanOrphans(ctx context.Context, tid string, rows []domain.Subscription) (map[string]bool, error) {
 	remote, err := d.Graph.Subscriptions(ctx, tid)
 	if err != nil {
 		return nil, err
@@ -204,7 +228,7 @@ func (d *Deps) cleanOrphans(ctx context.Context, tid string, rows []domain.Subsc
 
 // keepSubscription renews r when it expires within the renewal window and
 // reauthorizes it when asked to; a vanished subscription is FaultVanished.
-func (d *Deps) keepSubscription(ctx context.Context, tid string, r domain.Subscription, reauthorize bool) error {
+func (d *ensureRun) keepSubscription(ctx context.Context, tid string, r domain.Subscription, reauthorize bool) error {
 	if reauthorize {
 		if err := d.limitWrite(ctx); err != nil {
 			return err
@@ -228,7 +252,7 @@ func (d *Deps) keepSubscription(ctx context.Context, tid string, r domain.Subscr
 
 // createSubscription creates the tenant's subscription for res with a fresh
 // clientState, of which only the SHA-256 is kept.
-func (d *Deps) createSubscription(ctx context.Context, tid, res string) error {
+func (d *ensureRun) createSubscription(ctx context.Context, tid, res string) error {
 	secret := make([]byte, 32)
 	if _, err := crand.Read(secret); err != nil {
 		return fmt.Errorf("client state: %w", err)
@@ -255,7 +279,7 @@ func (d *Deps) createSubscription(ctx context.Context, tid, res string) error {
 // active, at Graph and in Postgres. A subscription Graph no longer knows,
 // and a tenant whose consent is gone (Graph stops delivering for it), are
 // no reason to keep the rows.
-func (d *Deps) unsubscribe(ctx context.Context, tid string) error {
+func (d *ensureRun) unsubscribe(ctx context.Context, tid string) error {
 	rows, err := d.Store.SubscriptionList(ctx, tid)
 	if err != nil {
 		return err
@@ -308,7 +332,7 @@ func accessGone(err error) bool {
 
 // deleteAtGraph deletes one subscription at Graph; one already gone is
 // deleted.
-func (d *Deps) deleteAtGraph(ctx context.Context, tid, id string) error {
+func (d *ensureRun) deleteAtGraph(ctx context.Context, tid, id string) error {
 	if err := d.limitWrite(ctx); err != nil {
 		return err
 	}
@@ -319,12 +343,14 @@ func (d *Deps) deleteAtGraph(ctx context.Context, tid, id string) error {
 }
 
 // limitWrite waits for the process's share of Graph's subscription write
-// rate (protocol §7: 2,000 per 20 s per app over all tenants).
-func (d *Deps) limitWrite(ctx context.Context) error {
+// rate (protocol §7: 2,000 per 20 s per app over all tenants), then extends
+// the tenant's lease: a run that lost it (it outlived SYNC_LEASE and
+// another job took the tenant) stops before it writes.
+func (d *ensureRun) limitWrite(ctx context.Context) error {
 	if err := d.SubscriptionWrites.Wait(ctx); err != nil {
 		return fmt.Errorf("subscription write rate: %w", err)
 	}
-	return nil
+	return d.Store.SyncLeaseExtend(ctx, d.tid, d.lease)
 }
 
 // subscriptionExpiry is the expiration asked for: Graph's maximum less a

@@ -16,7 +16,8 @@ type subscriptionsCheckWorker struct {
 }
 
 // Work enqueues an EnsureSubscriptions for up to SubscriptionBatch tenants
-// whose subscriptions expire within the renewal window, nearest first, and
+// whose subscriptions expire within the renewal window, nearest first, or
+// that keep subscriptions but are no longer active, and
 // for up to as many active tenants without live subscriptions whose last
 // attempt is older than SubscriptionRetry (or that a dead worker left
 // subscribing). The ensure jobs are unique per tenant, so a tenant still
@@ -24,7 +25,7 @@ type subscriptionsCheckWorker struct {
 func (w *subscriptionsCheckWorker) Work(ctx context.Context, _ *river.Job[queue.SubscriptionsCheckArgs]) error {
 	d := w.d
 	now := d.Now()
-	expiring, err := d.Store.SubscriptionTenantsExpiring(ctx, now.Add(d.SubscriptionRenewWindow), d.SubscriptionBatch)
+	due, err := d.Store.SubscriptionTenantsDue(ctx, now.Add(d.SubscriptionRenewWindow), d.SubscriptionBatch)
 	if err != nil {
 		return err
 	}
@@ -32,7 +33,7 @@ func (w *subscriptionsCheckWorker) Work(ctx context.Context, _ *river.Job[queue.
 	if err != nil {
 		return err
 	}
-	ids := append(expiring, unsubscribed...)
+	ids := append(due, unsubscribed...)
 	if len(ids) == 0 {
 		return nil
 	}
@@ -43,6 +44,6 @@ func (w *subscriptionsCheckWorker) Work(ctx context.Context, _ *river.Job[queue.
 	if _, err := river.ClientFromContext[pgx.Tx](ctx).InsertMany(ctx, params); err != nil {
 		return fmt.Errorf("enqueue subscription upkeep: %w", err)
 	}
-	d.Logger.Info("subscription upkeep enqueued", "expiring", len(expiring), "unsubscribed", len(unsubscribed))
+	d.Logger.Info("subscription upkeep enqueued", "due", len(due), "unsubscribed", len(unsubscribed))
 	return nil
 }

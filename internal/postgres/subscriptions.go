@@ -76,17 +76,22 @@ func (s *Store) SubscriptionDelete(ctx context.Context, tenantID, id string) err
 	return nil
 }
 
-const subscriptionTenantsExpiring = `
-SELECT tenant_id::text FROM graph_subscriptions
-WHERE expires_at < $1
-GROUP BY tenant_id
-ORDER BY min(expires_at), tenant_id
+// A tenant is due when one of its subscriptions expires before $1, or when
+// it keeps subscriptions but is no longer synced (active or failing): a
+// removal whose job was swallowed by one still finishing is caught here.
+const subscriptionTenantsDue = `
+SELECT s.tenant_id::text FROM graph_subscriptions s
+JOIN tenants t ON t.id = s.tenant_id
+WHERE s.expires_at < $1 OR t.status NOT IN ('active', 'failing')
+GROUP BY s.tenant_id
+ORDER BY min(s.expires_at), s.tenant_id
 LIMIT $2`
 
-// SubscriptionTenantsExpiring returns up to limit tenants with a
-// subscription expiring before before, the nearest expiry first.
-func (s *Store) SubscriptionTenantsExpiring(ctx context.Context, before time.Time, limit int) ([]string, error) {
-	return s.tenantIDs(ctx, "list tenants with expiring subscriptions", subscriptionTenantsExpiring, before.UTC(), limit)
+// SubscriptionTenantsDue returns up to limit tenants whose subscriptions
+// need the worker: one expires before before, or the tenant is no longer
+// synced. The nearest expiry first.
+func (s *Store) SubscriptionTenantsDue(ctx context.Context, before time.Time, limit int) ([]string, error) {
+	return s.tenantIDs(ctx, "list tenants with subscriptions due", subscriptionTenantsDue, before.UTC(), limit)
 }
 
 // A tenant that is active and synced once (its first full round done) but
@@ -183,25 +188,4 @@ func (s *Store) TenantNotifiedAfter(ctx context.Context, tenantID string, t time
 		return false, fmt.Errorf("check notifications of tenant %s: %w", tenantID, err)
 	}
 	return after, nil
-}
-
-// SubscriptionLock runs fn while holding the tenant's subscription lock, a
-// transaction-scoped advisory lock, so that two jobs never change one
-// tenant's subscriptions at once (one could take the other's fresh
-// subscription for an orphan). It reports false, without running fn, when
-// another holds the lock. The lock's connection stays open while fn runs;
-// fn uses the store's other connections, so its writes commit at once.
-func (s *Store) SubscriptionLock(ctx context.Context, tenantID string, fn func() error) (bool, error) {
-	held := false
-	err := s.Tx(ctx, func(tx pgx.Tx, _ *Store) error {
-		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtextextended('graph_subscriptions:' || $1, 0))`,
-			tenantID).Scan(&held); err != nil {
-			return fmt.Errorf("lock subscriptions of tenant %s: %w", tenantID, err)
-		}
-		if !held {
-			return nil
-		}
-		return fn()
-	})
-	return held, err
 }

@@ -114,7 +114,7 @@ func TestSubscriptionsOfATenant(t *testing.T) {
 	}
 }
 
-func TestSubscriptionTenantsExpiring(t *testing.T) {
+func TestSubscriptionTenantsDue(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st, now := setup(t)
@@ -131,14 +131,19 @@ func TestSubscriptionTenantsExpiring(t *testing.T) {
 	save("s3", sooner, "groups", 24*time.Hour)
 	save("s4", sooner, "users", 2*24*time.Hour)
 	save("s5", late, "users", 25*24*time.Hour)
-	got, err := st.SubscriptionTenantsExpiring(ctx, now.Add(7*24*time.Hour), 10)
+	gone := activeTenant(t, st, true)
+	save("s6", gone, "users", 26*24*time.Hour)
+	if err := st.TenantSetStatus(ctx, gone, domain.TenantDisconnected, "disconnected", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.SubscriptionTenantsDue(ctx, now.Add(7*24*time.Hour), 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(got, []string{sooner, soon}) {
-		t.Errorf("expiring: %v, want [%s %s]", got, sooner, soon)
+	if !slices.Equal(got, []string{sooner, soon, gone}) {
+		t.Errorf("due: %v, want [%s %s %s] (expiring, nearest first, then no longer active)", got, sooner, soon, gone)
 	}
-	got, err = st.SubscriptionTenantsExpiring(ctx, now.Add(7*24*time.Hour), 1)
+	got, err = st.SubscriptionTenantsDue(ctx, now.Add(7*24*time.Hour), 1)
 	if err != nil || !slices.Equal(got, []string{sooner}) {
 		t.Errorf("expiring, limit 1: %v, %v; want [%s]", got, err, sooner)
 	}
