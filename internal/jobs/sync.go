@@ -134,19 +134,26 @@ func (d *Deps) syncSucceededNotified(ctx context.Context, job *river.Job[queue.S
 			return fmt.Errorf("enqueue subscriptions of tenant %s: %w", tid, err)
 		}
 	}
-	again, err := d.Store.TenantNotifiedAfter(ctx, tid, job.CreatedAt)
-	if err != nil || !again {
-		return err
-	}
-	err = d.Store.Tx(ctx, func(tx pgx.Tx, _ *postgres.Store) error {
+	// The job completes in the transaction that reads notified_at: a
+	// notification committed before it is seen here, and one committed
+	// after it finds this job completed, so its own insert goes through.
+	again := false
+	err = d.Store.Tx(ctx, func(tx pgx.Tx, st *postgres.Store) error {
 		if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
 			return err
 		}
-		_, err := client.InsertTx(ctx, tx, queue.SyncTenantArgs{TenantID: tid}, nil)
+		var err error
+		if again, err = st.TenantNotifiedAfter(ctx, tid, job.CreatedAt); err != nil || !again {
+			return err
+		}
+		_, err = client.InsertTx(ctx, tx, queue.SyncTenantArgs{TenantID: tid}, nil)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("one more round of tenant %s after a notification: %w", tid, err)
+		return fmt.Errorf("complete the round of tenant %s: %w", tid, err)
+	}
+	if !again {
+		return nil
 	}
 	d.log(ctx).Info("notified during the round; one more round", "tenant_id", tid)
 	return nil
