@@ -213,6 +213,10 @@ func (c *Client) send(ctx context.Context, tenantID, method, link string, body [
 			return nil
 		}
 		gerr := readError(resp)
+		if endpointName(req.URL.Path) == "subscriptions" {
+			// Before the switch: a quota 403 must not drop the token.
+			subscriptionKind(gerr)
+		}
 		resp.Body.Close()
 		c.observe(endpointName(req.URL.Path), resp.StatusCode, time.Since(sent))
 		switch {

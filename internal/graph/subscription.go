@@ -138,7 +138,7 @@ func (c *Client) Subscriptions(ctx context.Context, tenantID string) ([]Subscrip
 			return derr
 		})
 		if err != nil {
-			return nil, fmt.Errorf("list subscriptions of tenant %s: %w", tenantID, fault(subscriptionError(err)))
+			return nil, fmt.Errorf("list subscriptions of tenant %s: %w", tenantID, fault(err))
 		}
 		if next == "" {
 			return out, nil
@@ -152,24 +152,20 @@ func (c *Client) subscriptionURL(id string) string {
 	return c.base + "/subscriptions/" + url.PathEscape(id)
 }
 
-// write sends one subscription write and gives its failure the
+// write sends one subscription write; send gives its failure the
 // subscription vocabulary.
 func (c *Client) write(ctx context.Context, tenantID, method, link string, body []byte, decode func(io.Reader) error) error {
 	var st domain.RequestStats
-	return fault(subscriptionError(c.send(ctx, tenantID, method, link, body, &st, decode)))
+	return fault(c.send(ctx, tenantID, method, link, body, &st, decode))
 }
 
-// subscriptionError refines Graph's answer to a subscription call
+// subscriptionKind refines Graph's answer to a subscription call
 // (protocol §7): 404 is a subscription that vanished; 403 is a quota when
 // the message names the limit (Graph gives quota failures no code of their
 // own) and a missing permission otherwise (Authorization_RequestDenied);
 // 400 naming validation is a notification or lifecycle URL that did not
 // answer Graph's handshake.
-func subscriptionError(err error) error {
-	var e *Error
-	if !errors.As(err, &e) {
-		return err
-	}
+func subscriptionKind(e *Error) {
 	msg := strings.ToLower(e.Message)
 	switch {
 	case e.Status == http.StatusNotFound:
@@ -180,7 +176,6 @@ func subscriptionError(err error) error {
 	case e.Status == http.StatusBadRequest && (strings.EqualFold(e.Code, "ValidationError") || strings.Contains(msg, "validation")):
 		e.Kind = ErrValidationFailed
 	}
-	return err
 }
 
 // decodeSubscription reads one subscription: it must have an id and a

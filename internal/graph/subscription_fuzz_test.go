@@ -91,9 +91,10 @@ func TestSubscriptionErrorKinds(t *testing.T) {
 	} {
 		resp := &http.Response{StatusCode: tt.status, Header: http.Header{},
 			Body: io.NopCloser(strings.NewReader(`{"error":{"code":"` + tt.code + `","message":"` + tt.message + `"}}`))}
-		err := subscriptionError(readError(resp))
-		if e, ok := err.(*Error); !ok || e.Kind != tt.want {
-			t.Errorf("%d %s %q: %v, want kind %s", tt.status, tt.code, tt.message, err, tt.want)
+		e := readError(resp)
+		subscriptionKind(e)
+		if e.Kind != tt.want {
+			t.Errorf("%d %s %q: %v, want kind %s", tt.status, tt.code, tt.message, e, tt.want)
 		}
 	}
 }

@@ -114,9 +114,19 @@ func TestSubscriptionFaults(t *testing.T) {
 				before = 1
 			}
 			tt.change(srv)
+			tokens := srv.Counters(tid).TokenRequests
 			_, err := c.CreateSubscription(context.Background(), tid, newSubscription(base, "groups"))
 			if k := domain.FaultKindOf(err); k != tt.want {
 				t.Fatalf("%v: kind %s, want %s", err, k, tt.want)
+			}
+			if tt.want == domain.FaultQuotaExceeded {
+				// The token is fine: a quota must not drop it.
+				if _, err := c.Subscriptions(context.Background(), tid); err != nil {
+					t.Fatal(err)
+				}
+				if n := srv.Counters(tid).TokenRequests - tokens; n != 0 {
+					t.Errorf("%d token requests after a quota refusal, want none", n)
+				}
 			}
 			if err != nil && strings.Contains(err.Error(), "a-client-state-of-the-test") {
 				t.Errorf("the error shows the client state: %v", err)
