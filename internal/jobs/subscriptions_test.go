@@ -19,6 +19,7 @@ import (
 	"github.com/tenantsync/tenantsync/internal/graph"
 	"github.com/tenantsync/tenantsync/internal/jobs"
 	"github.com/tenantsync/tenantsync/internal/jobs/jobstest"
+	"github.com/tenantsync/tenantsync/internal/postgres/pgtest"
 	"github.com/tenantsync/tenantsync/internal/queue"
 )
 
@@ -430,4 +431,33 @@ func TestSubscriptionsCheck(t *testing.T) {
 		return err == nil && n.State == domain.NotificationsSubscribed
 	})
 	b.assertSubscribed(t, tid, url)
+}
+
+// TestSubscriptionsWaitOutTheThrottleWindow: the tenant's Retry-After
+// window, kept in Postgres for every job (protocol §5.7), holds for
+// subscription calls too: the job snoozes without calling Graph.
+func TestSubscriptionsWaitOutTheThrottleWindow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tid := entraemu.ContosoTenantID
+	b := setup(t, first(notifying(t, nil)))
+	pgtest.ActiveTenant(t, b.store, tid)
+	if err := b.store.TenantThrottle(ctx, tid, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	before := b.srv.Counters(tid).GraphRequests
+	res, err := b.client.Insert(ctx, queue.EnsureSubscriptionsArgs{TenantID: tid}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := b.waitJob(t, res.Job.ID, rivertype.JobStateScheduled)
+	if row.ScheduledAt.Before(time.Now().Add(50 * time.Minute)) {
+		t.Errorf("snoozed until %v, want the end of the hour's window", row.ScheduledAt)
+	}
+	if n := b.srv.Counters(tid).GraphRequests - before; n != 0 {
+		t.Errorf("%d Graph requests inside the tenant's throttle window", n)
+	}
+	if n := len(b.srv.Subscriptions(tid)); n != 0 {
+		t.Errorf("%d subscriptions created inside the throttle window", n)
+	}
 }
