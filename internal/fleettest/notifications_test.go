@@ -85,6 +85,81 @@ SELECT coalesce(array_agg(id), '{}') FROM (
 	orphans := h.createOrphans(base, pending)
 	h.startWorker()
 
+	h.waitSubscribed(n)
+	h.assertSubscriptionsExact(base, tids, orphans)
+	if err := h.worker.stop(45 * time.Second); err != nil {
+		t.Errorf("worker stop: %v", err)
+	}
+	if lines := h.errorLines(); len(lines) > 0 {
+		t.Errorf("%d ERROR lines in the worker's log, e.g.:\n%s", len(lines), strings.Join(lines[:min(5, len(lines))], "\n"))
+	}
+}
+
+// TestNotificationsPostgresRestart restarts Postgres (a private cluster)
+// while a fleet's subscriptions are being created: the worker must ride it
+// out and end with every tenant's two subscriptions at the emulator, the
+// same ones Postgres knows, none orphaned by a write the restart cut off.
+func TestNotificationsPostgresRestart(t *testing.T) {
+	pg := startPGCluster(t)
+	n := size(200, 50)
+	seed, tids := fleetSeed(n, 0)
+	h := newHarness(t, seed, tids, pg.URL())
+	h.pg = pg
+	base := handshakeReceiver(t)
+	h.env = maps.Clone(chaosEnv)
+	h.env["CHANGE_NOTIFICATIONS"] = "on"
+	h.env["PUBLIC_BASE_URL"] = base
+	h.migrate()
+	h.insertTenants()
+	h.startWorker()
+
+	h.waitUntil("subscriptions being created", 5*time.Minute, 2*time.Minute, func(snapshot) bool {
+		var subs int
+		err := h.db.QueryRow(context.Background(), `SELECT count(*) FROM graph_subscriptions`).Scan(&subs)
+		return err == nil && subs >= 20 && subs < 2*n
+	})
+	emu, _ := h.subscriptionCounts()
+	pg.restart()
+	t.Logf("postgres restarted with %d of %d subscriptions at the emulator", emu, 2*n)
+
+	h.waitSubscribed(n)
+	if h.worker.exited() {
+		t.Fatalf("the worker exited: %v", h.worker.err)
+	}
+	h.assertSubscriptionsExact(base, tids, nil)
+}
+
+// createOrphans creates a users subscription to our notification URL for
+// each tenant directly at the emulator, as the app, unknown to Postgres.
+func (h *harness) createOrphans(base string, tids []string) []string {
+	t := h.t
+	t.Helper()
+	tokens, err := entra.NewTokenSource(entra.TokenConfig{AuthorityHost: h.emu.info.AuthorityHost, GraphBaseURL: h.emu.info.GraphBaseURL,
+		ClientID: h.emu.info.ClientID, Secret: h.emu.info.ClientSecret, HTTPClient: h.emu.hc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gc, err := graph.New(graph.Config{BaseURL: h.emu.info.GraphBaseURL, HTTPClient: h.emu.hc, Tokens: tokens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, tid := range tids {
+		s, err := gc.CreateSubscription(context.Background(), tid, graph.NewSubscription{Resource: "users", ChangeType: "updated,deleted",
+			NotificationURL: base + "/graph/notifications", LifecycleNotificationURL: base + "/graph/lifecycle",
+			ExpiresAt: time.Now().Add(24 * time.Hour), ClientState: "an-orphans-client-state"})
+		if err != nil {
+			t.Fatalf("orphan for tenant %s: %v", tid, err)
+		}
+		ids = append(ids, s.ID)
+	}
+	return ids
+}
+
+// waitSubscribed waits until every tenant is subscribed, at the emulator
+// and in Postgres.
+func (h *harness) waitSubscribed(n int) {
+	h.t.Helper()
 	h.waitUntil("every tenant subscribed", 5*time.Minute, 2*time.Minute, func(snapshot) bool {
 		var subscribed, rows int
 		err := h.db.QueryRow(context.Background(), `
@@ -95,7 +170,15 @@ SELECT (SELECT count(*) FROM tenant_notifications WHERE state = 'subscribed'), (
 		emu, _ := h.subscriptionCounts()
 		return emu == 2*n
 	})
+}
 
+// assertSubscriptionsExact checks that every tenant has exactly two
+// subscriptions at the emulator, to the receiver at base, the same two
+// Postgres knows, and that none of orphans is left at the emulator.
+func (h *harness) assertSubscriptionsExact(base string, tids, orphans []string) {
+	t := h.t
+	t.Helper()
+	n := len(tids)
 	var subs []entraemu.SubscriptionInfo
 	h.emu.control(t, http.MethodGet, "/subscriptions", nil, &subs)
 	atEmu := map[string][]string{}
@@ -145,37 +228,4 @@ SELECT (SELECT count(*) FROM tenant_notifications WHERE state = 'subscribed'), (
 	if len(atEmu) != n {
 		t.Errorf("subscriptions at the emulator for %d tenants, want %d", len(atEmu), n)
 	}
-	if err := h.worker.stop(45 * time.Second); err != nil {
-		t.Errorf("worker stop: %v", err)
-	}
-	if lines := h.errorLines(); len(lines) > 0 {
-		t.Errorf("%d ERROR lines in the worker's log, e.g.:\n%s", len(lines), strings.Join(lines[:min(5, len(lines))], "\n"))
-	}
-}
-
-// createOrphans creates a users subscription to our notification URL for
-// each tenant directly at the emulator, as the app, unknown to Postgres.
-func (h *harness) createOrphans(base string, tids []string) []string {
-	t := h.t
-	t.Helper()
-	tokens, err := entra.NewTokenSource(entra.TokenConfig{AuthorityHost: h.emu.info.AuthorityHost, GraphBaseURL: h.emu.info.GraphBaseURL,
-		ClientID: h.emu.info.ClientID, Secret: h.emu.info.ClientSecret, HTTPClient: h.emu.hc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gc, err := graph.New(graph.Config{BaseURL: h.emu.info.GraphBaseURL, HTTPClient: h.emu.hc, Tokens: tokens})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	for _, tid := range tids {
-		s, err := gc.CreateSubscription(context.Background(), tid, graph.NewSubscription{Resource: "users", ChangeType: "updated,deleted",
-			NotificationURL: base + "/graph/notifications", LifecycleNotificationURL: base + "/graph/lifecycle",
-			ExpiresAt: time.Now().Add(24 * time.Hour), ClientState: "an-orphans-client-state"})
-		if err != nil {
-			t.Fatalf("orphan for tenant %s: %v", tid, err)
-		}
-		ids = append(ids, s.ID)
-	}
-	return ids
 }
