@@ -95,6 +95,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		SyncInterval: c.SyncInterval, PurgeAfter: c.PurgeAfter, EventsRetention: c.EventsRetention, ConsentPropagationWait: c.ConsentPropagationWait,
 		SyncSlice: c.SyncSlice, SyncLease: c.SyncLease, RescueAfter: c.RescueAfter,
 		Metrics: m, WebhookAllowPrivate: c.WebhookAllowPrivate,
+		ChangeNotifications: c.Notifications(), NotificationURL: c.NotificationURL(), LifecycleURL: c.LifecycleURL(),
+		SyncIntervalSubscribed: c.SyncIntervalSubscribed,
 	}
 	client, err := jobs.NewWorkerClient(pool, deps, jobs.ClientConfig{Concurrency: c.Concurrency})
 	if err != nil {

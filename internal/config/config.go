@@ -161,6 +161,32 @@ type Worker struct {
 	// /api/v1/events; older ones are deleted by a periodic job
 	// (docs/events.md).
 	EventsRetention time.Duration `env:"EVENTS_RETENTION" envDefault:"720h"`
+	// ChangeNotifications is "on" to keep Graph change notification
+	// subscriptions for active tenants (protocol §7, issue 17), "off" to sync
+	// on SYNC_INTERVAL only.
+	ChangeNotifications string `env:"CHANGE_NOTIFICATIONS" envDefault:"off"`
+	// SyncIntervalSubscribed is the periodic interval of a tenant whose
+	// subscriptions are live: notifications trigger its rounds, and the
+	// periodic round is the safety net. At least SYNC_INTERVAL.
+	SyncIntervalSubscribed time.Duration `env:"SYNC_INTERVAL_SUBSCRIBED" envDefault:"6h"`
+	// PublicBaseURL is the server's external URL: the subscriptions'
+	// notificationUrl and lifecycleNotificationUrl derive from it.
+	PublicBaseURL string `env:"PUBLIC_BASE_URL" envDefault:"http://localhost:8080"`
+}
+
+// Notifications reports whether CHANGE_NOTIFICATIONS is on.
+func (c Worker) Notifications() bool { return c.ChangeNotifications == "on" }
+
+// NotificationURL is where Graph posts change notifications: the server's
+// POST /graph/notifications.
+func (c Worker) NotificationURL() string {
+	return strings.TrimRight(c.PublicBaseURL, "/") + "/graph/notifications"
+}
+
+// LifecycleURL is where Graph posts lifecycle notifications: the server's
+// POST /graph/lifecycle.
+func (c Worker) LifecycleURL() string {
+	return strings.TrimRight(c.PublicBaseURL, "/") + "/graph/lifecycle"
 }
 
 // Migrate configures the migrate command: the database only.
@@ -223,6 +249,13 @@ func LoadWorker(getenv func(string) string) (Worker, error) {
 	if c.EventsRetention < time.Hour {
 		p.add("EVENTS_RETENTION must be at least 1h (readers of /api/v1/events need time to catch up)")
 	}
+	if c.ChangeNotifications != "on" && c.ChangeNotifications != "off" {
+		p.add("CHANGE_NOTIFICATIONS must be on or off")
+	}
+	if c.SyncIntervalSubscribed < c.SyncInterval {
+		p.add("SYNC_INTERVAL_SUBSCRIBED must be at least SYNC_INTERVAL (it is the safety net of subscribed tenants)")
+	}
+	p.url("PUBLIC_BASE_URL", c.PublicBaseURL, "http", "https")
 	return c, p.err()
 }
 

@@ -186,3 +186,44 @@ func TestTrustedProxies(t *testing.T) {
 		t.Errorf("a bare address: %v, want an error naming TRUSTED_PROXIES", err)
 	}
 }
+
+func TestChangeNotifications(t *testing.T) {
+	t.Parallel()
+	c, err := LoadWorker(envOf(base()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Notifications() || c.SyncIntervalSubscribed != 6*time.Hour {
+		t.Errorf("defaults: notifications %v, subscribed interval %v; want off, 6h", c.Notifications(), c.SyncIntervalSubscribed)
+	}
+	c, err = LoadWorker(envOf(with(base(), "CHANGE_NOTIFICATIONS", "on", "PUBLIC_BASE_URL", "https://sync.example.com/",
+		"SYNC_INTERVAL_SUBSCRIBED", "12h")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Notifications() || c.SyncIntervalSubscribed != 12*time.Hour {
+		t.Errorf("on: notifications %v, subscribed interval %v", c.Notifications(), c.SyncIntervalSubscribed)
+	}
+	if c.NotificationURL() != "https://sync.example.com/graph/notifications" || c.LifecycleURL() != "https://sync.example.com/graph/lifecycle" {
+		t.Errorf("URLs: %s, %s", c.NotificationURL(), c.LifecycleURL())
+	}
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"neither on nor off", with(base(), "CHANGE_NOTIFICATIONS", "true"), "CHANGE_NOTIFICATIONS must be on or off"},
+		{"subscribed interval below the interval", with(base(), "SYNC_INTERVAL", "2h", "SYNC_INTERVAL_SUBSCRIBED", "1h"), "SYNC_INTERVAL_SUBSCRIBED must be at least SYNC_INTERVAL"},
+		{"public URL with a path", with(base(), "PUBLIC_BASE_URL", "https://sync.example.com/app"), "PUBLIC_BASE_URL must not have a path"},
+		{"public URL not absolute", with(base(), "PUBLIC_BASE_URL", "sync.example.com"), "PUBLIC_BASE_URL must be an absolute URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := LoadWorker(envOf(tt.env))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want one saying %q", err, tt.want)
+			}
+		})
+	}
+}

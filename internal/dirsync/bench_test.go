@@ -105,16 +105,22 @@ func rawCopy(b *testing.B, bd *bundle, users []domain.DirectoryUser) time.Durati
 }
 
 // BenchmarkFullSync100k syncs a 100,000-user tenant from the emulator into
-// Postgres (users, groups, memberships) and compares the users/s with a raw
-// COPY of the same user rows in the same run.
+// Postgres (users, groups, memberships, and their creation events) and
+// compares the users/s with a raw COPY of the same user rows in the same
+// run; ratio-to-raw-copy-events-off is the same sync without directory
+// events (issue 13, internal/postgres/directory_bulk.go).
 func BenchmarkFullSync100k(b *testing.B) {
 	const n = 100_000
 	bd := setupBench(b, n)
 	ctx := context.Background()
+	// The same sync without directory events, to tell the write path's cost
+	// from the change feed's (BenchmarkFullSync100kEvents prices that).
+	_, gc := jobstest.Clients(b, bd.srv, "")
+	noEvents := dirsync.New(gc, bd.store.WithoutDirectoryEvents(), nil)
 	// fullSync runs one full sync from an empty copy and returns its time,
 	// requests and the peak heap while it ran.
 	var job int64
-	fullSync := func(opt dirsync.Options) (time.Duration, int, uint64) {
+	fullSync := func(syncer *dirsync.Syncer, opt dirsync.Options) (time.Duration, int, uint64) {
 		b.StopTimer()
 		if err := bd.store.DirectoryPurge(ctx, bd.tid); err != nil {
 			b.Fatal(err)
@@ -125,7 +131,7 @@ func BenchmarkFullSync100k(b *testing.B) {
 		start := time.Now()
 		job++
 		opt.FullJob = job
-		run, err := bd.syncer.Sync(ctx, bd.tid, opt)
+		run, err := syncer.Sync(ctx, bd.tid, opt)
 		d := time.Since(start)
 		b.StopTimer()
 		peak := h.done()
@@ -134,16 +140,18 @@ func BenchmarkFullSync100k(b *testing.B) {
 		}
 		return d, run.Requests, peak
 	}
-	var total, seq time.Duration
+	var total, seq, quiet time.Duration
 	var requests int
 	var peak uint64
 	for i := 0; i < b.N; i++ {
-		d, r, p := fullSync(dirsync.Options{})
+		d, r, p := fullSync(bd.syncer, dirsync.Options{})
 		total += d
 		requests += r
 		peak = max(peak, p)
-		d, _, _ = fullSync(dirsync.Options{Sequential: true})
+		d, _, _ = fullSync(bd.syncer, dirsync.Options{Sequential: true})
 		seq += d
+		d, _, _ = fullSync(noEvents, dirsync.Options{})
+		quiet += d
 	}
 	users, err := bd.store.DirectoryUsers(ctx, bd.tid)
 	if err != nil || len(users) != n {
@@ -162,6 +170,7 @@ func BenchmarkFullSync100k(b *testing.B) {
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
 	b.ReportMetric(float64(len(users))/raw.Seconds(), "raw-copy-users/s")
 	b.ReportMetric(raw.Seconds()/perSync.Seconds(), "ratio-to-raw-copy")
+	b.ReportMetric(raw.Seconds()/(quiet/time.Duration(b.N)).Seconds(), "ratio-to-raw-copy-events-off")
 	b.ReportMetric(seq.Seconds()/total.Seconds(), "speedup-vs-sequential")
 }
 

@@ -271,10 +271,18 @@ func TestKilledMidPageResumes(t *testing.T) {
 			if page == 3 && counts.Users != 2*7 {
 				t.Errorf("after the kill %d users are stored, want the 14 of the two committed pages", counts.Users)
 			}
+			// The first round of an empty copy writes in bulk (COPY), and
+			// goes on doing so when resumed.
+			if !roundBulk(t, b, dirsync.ResourceUsers) {
+				t.Error("the killed first round does not write in bulk")
+			}
 			k.page = -1
 			run = b.sync(t, dirsync.Options{})
 			if run.Kind != domain.SyncFull {
 				t.Errorf("resumed run kind %s, want full (the round goes on)", run.Kind)
+			}
+			if !roundBulk(t, b, dirsync.ResourceUsers) || !roundBulk(t, b, dirsync.ResourceGroups) {
+				t.Error("the resumed first round does not write in bulk")
 			}
 			jobstest.AssertCopy(t, b.srv, b.store, b.tid)
 			// The killed page's events went with it; none is written twice.
@@ -285,6 +293,18 @@ func TestKilledMidPageResumes(t *testing.T) {
 	}
 }
 
+// roundBulk reads whether the current round of resource writes its pages
+// with COPY (internal/postgres/directory_bulk.go).
+func roundBulk(t *testing.T, b *bundle, resource string) bool {
+	t.Helper()
+	var bulk bool
+	if err := b.pool.QueryRow(context.Background(), `SELECT bulk FROM sync_state WHERE tenant_id = $1 AND resource = $2`,
+		b.tid, resource).Scan(&bulk); err != nil {
+		t.Fatal(err)
+	}
+	return bulk
+}
+
 func TestForcedFullRound(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{tenant: entraemu.ContosoTenantID, pageSize: 20})
@@ -292,6 +312,9 @@ func TestForcedFullRound(t *testing.T) {
 	run := b.sync(t, dirsync.Options{FullJob: 1})
 	if run.Kind != domain.SyncFull || run.Deletes != 0 {
 		t.Errorf("forced full: kind %s, %d deletes", run.Kind, run.Deletes)
+	}
+	if roundBulk(t, b, dirsync.ResourceUsers) || roundBulk(t, b, dirsync.ResourceGroups) {
+		t.Error("a full round over a copy with rows writes in bulk")
 	}
 	jobstest.AssertCopy(t, b.srv, b.store, b.tid)
 	// A later forced round (another job) is a new full round again.

@@ -44,6 +44,16 @@ const (
 	FaultAppCredentialBroken
 	// FaultForeignLink: a nextLink or deltaLink off the configured Graph host.
 	FaultForeignLink
+	// FaultVanished: the Graph object addressed is gone (404), e.g. a change
+	// notification subscription that expired or was removed (protocol §7).
+	FaultVanished
+	// FaultQuotaExceeded: Graph refused to create a subscription beyond one
+	// of its quotas (403 naming the limit, protocol §7).
+	FaultQuotaExceeded
+	// FaultValidationFailed: Graph could not validate a subscription's
+	// notification or lifecycle URL (400): the server's endpoint was not
+	// reachable or did not answer the handshake (protocol §7).
+	FaultValidationFailed
 )
 
 var faultKindNames = [...]string{
@@ -52,7 +62,8 @@ var faultKindNames = [...]string{
 	FaultConsentRevoked: "consent revoked", FaultServicePrincipalDisabled: "service principal disabled",
 	FaultTenantNotFound: "tenant not found", FaultInsufficientPermissions: "insufficient permissions",
 	FaultUnauthorized: "unauthorized", FaultAppCredentialBroken: "app credential broken",
-	FaultForeignLink: "foreign link",
+	FaultForeignLink: "foreign link", FaultVanished: "vanished", FaultQuotaExceeded: "quota exceeded",
+	FaultValidationFailed: "validation failed",
 }
 
 func (k FaultKind) String() string {

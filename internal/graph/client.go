@@ -6,6 +6,7 @@
 package graph
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -141,11 +142,15 @@ func (c *Client) sameOrigin(link string) bool {
 // on every other authorization failure, and maps every other failure to
 // *Error.
 func (c *Client) get(ctx context.Context, tenantID, link string, st *domain.RequestStats, decode func(io.Reader) error) error {
-	return fault(c.send(ctx, tenantID, link, st, decode))
+	return fault(c.send(ctx, tenantID, http.MethodGet, link, nil, st, decode))
 }
 
-// send is get before its errors are given the domain's vocabulary.
-func (c *Client) send(ctx context.Context, tenantID, link string, st *domain.RequestStats, decode func(io.Reader) error) error {
+// send is get for any method, with an optional JSON body, before its errors
+// are given the domain's vocabulary. Any 2xx answer is a success; decode,
+// if set, reads its body. Writes are repeated like reads: a POST repeated
+// after a lost answer may leave a duplicate at Graph, which the
+// subscription job's orphan cleanup deletes.
+func (c *Client) send(ctx context.Context, tenantID, method, link string, body []byte, st *domain.RequestStats, decode func(io.Reader) error) error {
 	if !c.sameOrigin(link) {
 		return &Error{Kind: ErrForeignLink, Status: 0, Code: "foreignLink", Message: "link does not point at GRAPH_BASE_URL"}
 	}
@@ -159,12 +164,19 @@ func (c *Client) send(ctx context.Context, tenantID, link string, st *domain.Req
 		if err != nil {
 			return err
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, link, nil)
+		var rb io.Reader
+		if body != nil {
+			rb = bytes.NewReader(body)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, link, rb)
 		if err != nil {
 			return fmt.Errorf("graph request: %w", err)
 		}
 		req.Header.Set("Authorization", "Bearer "+tok)
 		req.Header.Set("Accept", "application/json")
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
 		st.Requests++
 		sent := time.Now()
 		resp, err := c.hc.Do(req)
@@ -173,7 +185,8 @@ func (c *Client) send(ctx context.Context, tenantID, link string, st *domain.Req
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			// A dropped connection: GET is safe to repeat.
+			// A dropped connection: GET, PATCH and DELETE are safe to
+			// repeat; a repeated POST is cleaned up (see above).
 			if attempt >= c.maxRetries {
 				return &Error{Kind: ErrUnavailable, Code: "connection", Message: "connection failed repeatedly"}
 			}
@@ -183,8 +196,11 @@ func (c *Client) send(ctx context.Context, tenantID, link string, st *domain.Req
 			backoff = min(backoff*2, c.maxWait)
 			continue
 		}
-		if resp.StatusCode == http.StatusOK {
-			err := decode(resp.Body)
+		if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+			var err error
+			if decode != nil {
+				err = decode(resp.Body)
+			}
 			c.observe(endpointName(req.URL.Path), resp.StatusCode, time.Since(sent))
 			io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16)) //nolint:errcheck // drain for reuse
 			resp.Body.Close()
@@ -197,6 +213,10 @@ func (c *Client) send(ctx context.Context, tenantID, link string, st *domain.Req
 			return nil
 		}
 		gerr := readError(resp)
+		if endpointName(req.URL.Path) == "subscriptions" {
+			// Before the switch: a quota 403 must not drop the token.
+			subscriptionKind(gerr)
+		}
 		resp.Body.Close()
 		c.observe(endpointName(req.URL.Path), resp.StatusCode, time.Since(sent))
 		switch {
@@ -289,6 +309,8 @@ func endpointName(path string) string {
 		return "groups_delta"
 	case strings.HasPrefix(p, "organization"):
 		return "organization"
+	case strings.HasPrefix(p, "subscriptions"):
+		return "subscriptions"
 	case strings.HasPrefix(p, "users"):
 		return "users"
 	case strings.HasPrefix(p, "groups"):

@@ -41,12 +41,20 @@ const (
 	ErrResyncRequired
 	// ErrForeignLink is a nextLink or deltaLink off GRAPH_BASE_URL.
 	ErrForeignLink
+	// ErrVanished is 404 on a subscription: it expired or was removed.
+	ErrVanished
+	// ErrQuotaExceeded is 403 on creating a subscription beyond a quota.
+	ErrQuotaExceeded
+	// ErrValidationFailed is 400 on creating a subscription whose
+	// notification or lifecycle URL failed Graph's validation handshake.
+	ErrValidationFailed
 )
 
 var errorKindNames = map[ErrorKind]string{
 	ErrOther: "error", ErrThrottled: "throttled", ErrUnavailable: "unavailable", ErrUnauthorized: "unauthorized",
 	ErrConsentRevoked: "consent revoked", ErrInsufficientPermissions: "insufficient permissions",
-	ErrResyncRequired: "resync required", ErrForeignLink: "foreign link",
+	ErrResyncRequired: "resync required", ErrForeignLink: "foreign link", ErrVanished: "vanished",
+	ErrQuotaExceeded: "quota exceeded", ErrValidationFailed: "validation failed",
 }
 
 func (k ErrorKind) String() string { return errorKindNames[k] }
@@ -72,7 +80,8 @@ var faultKinds = map[ErrorKind]domain.FaultKind{
 	ErrOther: domain.FaultOther, ErrThrottled: domain.FaultThrottled, ErrUnavailable: domain.FaultUnavailable,
 	ErrUnauthorized: domain.FaultUnauthorized, ErrConsentRevoked: domain.FaultConsentRevoked,
 	ErrInsufficientPermissions: domain.FaultInsufficientPermissions, ErrResyncRequired: domain.FaultResyncRequired,
-	ErrForeignLink: domain.FaultForeignLink,
+	ErrForeignLink: domain.FaultForeignLink, ErrVanished: domain.FaultVanished, ErrQuotaExceeded: domain.FaultQuotaExceeded,
+	ErrValidationFailed: domain.FaultValidationFailed,
 }
 
 // fault gives err the domain's vocabulary at the client's boundary: a

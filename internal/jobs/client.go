@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"golang.org/x/time/rate"
 
 	"github.com/tenantsync/tenantsync/internal/dirsync"
 	"github.com/tenantsync/tenantsync/internal/entra"
@@ -100,6 +101,38 @@ type Deps struct {
 	// older ones in batches.
 	WebhookHistoryRetention time.Duration
 
+	// ChangeNotifications keeps Graph change notification subscriptions for
+	// active tenants (CHANGE_NOTIFICATIONS=on; default off, issue 17).
+	ChangeNotifications bool
+	// NotificationURL and LifecycleURL are the server's
+	// PUBLIC_BASE_URL/graph/notifications and /graph/lifecycle.
+	NotificationURL, LifecycleURL string
+	// SyncIntervalSubscribed is how often a subscribed tenant is synced
+	// periodically (SYNC_INTERVAL_SUBSCRIBED; default 6h, at least SyncInterval).
+	SyncIntervalSubscribed time.Duration
+	// SubscriptionRenewWindow: a subscription expiring within it is renewed
+	// (default 7 days).
+	SubscriptionRenewWindow time.Duration
+	// SubscriptionSpread is the largest random amount taken off a
+	// subscription's expiration, so that renewals spread out (default 3 days).
+	SubscriptionSpread time.Duration
+	// SubscriptionRetry is how long a tenant left periodic (quota,
+	// permission, unreachable, error) waits before the next attempt
+	// (default 6h).
+	SubscriptionRetry time.Duration
+	// SubscriptionCheckInterval is how often the leader enqueues the upkeep
+	// of expiring and missing subscriptions (default 10m).
+	SubscriptionCheckInterval time.Duration
+	// SubscriptionBatch bounds the tenants one check enqueues, of each kind
+	// (default 500).
+	SubscriptionBatch int
+	// SubscriptionWrites paces this process's subscription writes (POST,
+	// PATCH, DELETE). Graph allows 2,000 per 20 s per app over all tenants
+	// (protocol §7); the default, 50/s with a burst of 50, leaves room for
+	// two worker processes. It is per process: more processes need a lower
+	// rate each.
+	SubscriptionWrites *rate.Limiter
+
 	credBroken       atomic.Bool
 	webhookClient    *http.Client
 	lastWebhookSweep atomic.Int64 // UnixNano
@@ -131,6 +164,18 @@ func (d *Deps) defaults() {
 	orDefault(&d.EventsPruneBatch, 5000)
 	orDefault(&d.CredentialBrokenSnooze, 5*time.Minute)
 	orDefault(&d.MaxSnoozes, 50)
+	orDefault(&d.SyncIntervalSubscribed, 6*time.Hour)
+	d.SyncIntervalSubscribed = max(d.SyncIntervalSubscribed, d.SyncInterval)
+	orDefault(&d.SubscriptionRenewWindow, 7*24*time.Hour)
+	if d.SubscriptionSpread == 0 {
+		d.SubscriptionSpread = 3 * 24 * time.Hour
+	}
+	orDefault(&d.SubscriptionRetry, 6*time.Hour)
+	orDefault(&d.SubscriptionCheckInterval, 10*time.Minute)
+	orDefault(&d.SubscriptionBatch, 500)
+	if d.SubscriptionWrites == nil {
+		d.SubscriptionWrites = rate.NewLimiter(50, 50)
+	}
 	if d.Syncer == nil {
 		d.Syncer = dirsync.New(d.Graph, d.Store, nil)
 	}
@@ -195,6 +240,10 @@ func NewWorkerClient(pool *pgxpool.Pool, d *Deps, cc ClientConfig) (*river.Clien
 	river.AddWorker(workers, &webhookDispatchWorker{d: d})
 	river.AddWorker(workers, &webhookDeliverWorker{d: d})
 	river.AddWorker(workers, &eventsPruneWorker{d: d})
+	if d.ChangeNotifications {
+		river.AddWorker(workers, &ensureSubscriptionsWorker{d: d})
+		river.AddWorker(workers, &subscriptionsCheckWorker{d: d})
+	}
 	if cc.Concurrency <= 0 {
 		cc.Concurrency = 8
 	}
@@ -222,6 +271,11 @@ func NewWorkerClient(pool *pgxpool.Pool, d *Deps, cc ClientConfig) (*river.Clien
 		// the default concurrency, however short the syncs are
 		// (docs/libraries.md §3, "Fetch cadence"). A fleet round is many short jobs.
 		FetchCooldown: fetchCooldown,
+	}
+	if d.ChangeNotifications {
+		cfg.PeriodicJobs = append(cfg.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(d.SubscriptionCheckInterval),
+			func() (river.JobArgs, *river.InsertOpts) { return queue.SubscriptionsCheckArgs{}, nil },
+			&river.PeriodicJobOpts{ID: "subscriptions_check", RunOnStart: true}))
 	}
 	if cc.Tune != nil {
 		cc.Tune(cfg)

@@ -118,8 +118,10 @@ func (d *Deps) revoke(ctx context.Context, tid string, seen domain.TenantStatus,
 		}
 		opts := queue.PurgeTenantArgs{}.InsertOpts()
 		opts.ScheduledAt = d.Now().Add(d.PurgeAfter)
-		_, err = client.InsertTx(ctx, tx, queue.PurgeTenantArgs{TenantID: tid}, &opts)
-		return err
+		if _, err = client.InsertTx(ctx, tx, queue.PurgeTenantArgs{TenantID: tid}, &opts); err != nil {
+			return err
+		}
+		return d.unsubscribeTx(ctx, tx, tid)
 	})
 	if err != nil {
 		return err
@@ -161,8 +163,16 @@ func (d *Deps) insufficient(ctx context.Context, tid string, seen domain.TenantS
 			reason += "; missing application permissions: " + strings.Join(missing, ", ")
 		}
 	}
-	moved, err := d.Store.TenantTransition(ctx, tid, domain.Transition{From: []domain.TenantStatus{seen},
-		To: domain.TenantInsufficientPermissions, Reason: reason, Actor: "worker"})
+	moved := false
+	err := d.Store.Tx(ctx, func(tx pgx.Tx, st *postgres.Store) error {
+		var err error
+		moved, err = st.TenantTransition(ctx, tid, domain.Transition{From: []domain.TenantStatus{seen},
+			To: domain.TenantInsufficientPermissions, Reason: reason, Actor: "worker"})
+		if err != nil || !moved {
+			return err
+		}
+		return d.unsubscribeTx(ctx, tx, tid)
+	})
 	if err != nil {
 		return err
 	}
@@ -176,4 +186,16 @@ func (d *Deps) credentialOK() {
 	if d.credBroken.CompareAndSwap(true, false) {
 		d.Logger.Info("Microsoft Entra ID accepts the app's credential again")
 	}
+}
+
+// unsubscribeTx enqueues, in tx, the removal of the subscriptions of a
+// tenant that leaves active, when change notifications are on (issue 17).
+func (d *Deps) unsubscribeTx(ctx context.Context, tx pgx.Tx, tid string) error {
+	if !d.ChangeNotifications {
+		return nil
+	}
+	if _, err := river.ClientFromContext[pgx.Tx](ctx).InsertTx(ctx, tx, queue.EnsureSubscriptionsArgs{TenantID: tid}, nil); err != nil {
+		return fmt.Errorf("enqueue removal of the subscriptions of tenant %s: %w", tid, err)
+	}
+	return nil
 }

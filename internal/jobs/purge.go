@@ -3,9 +3,13 @@ package jobs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/queue"
@@ -30,6 +34,20 @@ func (w *purgeWorker) Work(ctx context.Context, job *river.Job[queue.PurgeTenant
 	}
 	if t.Status != domain.TenantDisconnected && t.Status != domain.TenantConsentRevoked {
 		return nil
+	}
+	// The server's disconnect enqueues this job at once: the tenant's
+	// subscriptions go now, whenever its copy is purged.
+	if d.ChangeNotifications {
+		res, err := river.ClientFromContext[pgx.Tx](ctx).Insert(ctx, queue.EnsureSubscriptionsArgs{TenantID: tid}, nil)
+		if err != nil {
+			return fmt.Errorf("enqueue removal of the subscriptions of tenant %s: %w", tid, err)
+		}
+		if res.UniqueSkippedAsDuplicate && res.Job.State == rivertype.JobStateRunning {
+			// A job that read the tenant before the disconnect is still
+			// finishing (or just finished, and River has not recorded it
+			// yet): it swallowed this one. Enqueue again in a moment.
+			return river.JobSnooze(time.Second)
+		}
 	}
 	if due := t.StatusChangedAt.Add(d.PurgeAfter); d.Now().Before(due) {
 		return river.JobSnooze(due.Sub(d.Now()))

@@ -4,14 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/tenantsync/tenantsync/internal/dirsync"
 	"github.com/tenantsync/tenantsync/internal/domain"
+	"github.com/tenantsync/tenantsync/internal/postgres"
 	"github.com/tenantsync/tenantsync/internal/queue"
 )
 
@@ -97,7 +101,62 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[queue.SyncTenantAr
 	d.credentialOK()
 	d.log(ctx).Info("tenant synced", "tenant_id", tid, "sync_run_id", run.ID, "kind", run.Kind, "pages", run.Pages,
 		"upserts", run.Upserts, "deletes", run.Deletes, "requests", run.Requests)
-	return d.Store.TenantSyncSucceeded(ctx, tid, d.Now().Add(d.SyncInterval))
+	if !d.ChangeNotifications {
+		return d.Store.TenantSyncSucceeded(ctx, tid, d.Now().Add(d.SyncInterval))
+	}
+	return d.syncSucceededNotified(ctx, job, tid, run)
+}
+
+// syncSucceededNotified ends a round of a tenant when change notifications
+// are on (issue 17). A subscribed tenant's next periodic round is
+// SyncIntervalSubscribed away: notifications bring the changes, the
+// periodic round is the safety net. A full round of a tenant that is not
+// subscribed (its first, or a resync) asks for its subscriptions. And when
+// a notification came after the job was created, the server's unique sync
+// insert was swallowed by this job: the job completes and a new delta job
+// is inserted in one transaction, so the change is never lost and a burst
+// of notifications makes one or two rounds.
+func (d *Deps) syncSucceededNotified(ctx context.Context, job *river.Job[queue.SyncTenantArgs], tid string, run domain.SyncRun) error {
+	n, err := d.Store.TenantNotificationsGet(ctx, tid)
+	if err != nil && !errors.Is(err, domain.ErrNotFound) {
+		return err
+	}
+	interval := d.SyncInterval
+	if n.State == domain.NotificationsSubscribed {
+		interval = d.SyncIntervalSubscribed
+	}
+	if err := d.Store.TenantSyncSucceeded(ctx, tid, d.Now().Add(interval)); err != nil {
+		return err
+	}
+	client := river.ClientFromContext[pgx.Tx](ctx)
+	if run.Kind == domain.SyncFull && n.State != domain.NotificationsSubscribed {
+		if _, err := client.Insert(ctx, queue.EnsureSubscriptionsArgs{TenantID: tid}, nil); err != nil {
+			return fmt.Errorf("enqueue subscriptions of tenant %s: %w", tid, err)
+		}
+	}
+	// The job completes in the transaction that reads notified_at: a
+	// notification committed before it is seen here, and one committed
+	// after it finds this job completed, so its own insert goes through.
+	again := false
+	err = d.Store.Tx(ctx, func(tx pgx.Tx, st *postgres.Store) error {
+		if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
+			return err
+		}
+		var err error
+		if again, err = st.TenantNotifiedAfter(ctx, tid, job.CreatedAt); err != nil || !again {
+			return err
+		}
+		_, err = client.InsertTx(ctx, tx, queue.SyncTenantArgs{TenantID: tid}, nil)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("complete the round of tenant %s: %w", tid, err)
+	}
+	if !again {
+		return nil
+	}
+	d.log(ctx).Info("notified during the round; one more round", "tenant_id", tid)
+	return nil
 }
 
 // leaseBusySnooze is how long a sync job waits when another job holds its

@@ -18,6 +18,12 @@ type EventFilter struct {
 	Types    []domain.EventType
 }
 
+// eventID is an event's public id: the uuid stored with it (events not
+// written by the directory sync, and all written before
+// migrations/00082_change_event_ids.sql), else the one derived from its
+// position.
+const eventID = `coalesce(id, change_event_id(xid, seq))`
+
 // Only rows whose transaction is older than every transaction still running
 // (the snapshot's xmin) are handed out, ordered by (xid, seq): a row
 // committing later has a larger xid than anything returned, so a reader that
@@ -25,10 +31,10 @@ type EventFilter struct {
 // docs/events.md). The statement also returns that xmin, even with no row:
 // every event still to come sorts after (xmin, 0), which lets a reader whose
 // filter matched nothing move on past the events it skipped.
-const changeEventsAfter = `
+var changeEventsAfter = `
 WITH snap AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
 page AS (
-	SELECT xid, seq, id, tenant_id, type, occurred_at, data
+	SELECT xid, seq, ` + eventID + ` AS id, tenant_id, type, occurred_at, data
 	FROM change_events
 	WHERE (xid, seq) > ($1::text::xid8, $2::bigint)
 		AND xid < (SELECT xmin FROM snap)

@@ -65,7 +65,9 @@ ON CONFLICT (tenant_id, id) DO UPDATE SET
 // or a full round over an unchanged directory therefore adds nothing, and a
 // page that fails adds nothing either. The last parameter of each delete
 // below is false for a store built WithoutDirectoryEvents, which skips the
-// event statements before the upserts too.
+// event statements before the upserts too. Directory events are written
+// with a NULL id: their public id is derived from their position
+// (migrations/00082_change_event_ids.sql).
 
 // userData is a user's event payload, from a row of sync_users,
 // directory_users or RETURNING with the same columns.
@@ -86,8 +88,8 @@ const memberData = `jsonb_build_object('group_id', group_id, 'member_id', member
 // became a scan of the tenant's whole copy for every page, quadratic in its
 // size.
 var directoryUserEvents = `
-INSERT INTO change_events (tenant_id, type, data)
-SELECT $1, CASE
+INSERT INTO change_events (id, tenant_id, type, data)
+SELECT NULL::uuid, $1, CASE
 		WHEN d.id IS NULL AND EXISTS (SELECT FROM directory_user_tombstones t WHERE t.tenant_id = $1 AND t.id = s.id::uuid)
 			THEN 'user.restored'
 		WHEN d.id IS NULL THEN 'user.created'
@@ -133,14 +135,14 @@ WITH gone AS (
 		AND NOT id = ANY($3::uuid[]) AND id NOT IN (SELECT id FROM gone)
 	RETURNING data
 ), events AS (
-	INSERT INTO change_events (tenant_id, type, data)
-	SELECT $1, 'group.member_removed', ` + memberData + `
+	INSERT INTO change_events (id, tenant_id, type, data)
+	SELECT NULL::uuid, $1, 'group.member_removed', ` + memberData + `
 	FROM left_groups WHERE $4
 	UNION ALL
-	SELECT $1, CASE WHEN gone.id = ANY($3::uuid[]) THEN 'user.deleted' ELSE 'user.removed' END, ` + userData("gone") + `
+	SELECT NULL::uuid, $1, CASE WHEN gone.id = ANY($3::uuid[]) THEN 'user.deleted' ELSE 'user.removed' END, ` + userData("gone") + `
 	FROM gone WHERE $4
 	UNION ALL
-	SELECT $1, 'user.removed', data FROM forgotten WHERE $4
+	SELECT NULL::uuid, $1, 'user.removed', data FROM forgotten WHERE $4
 )
 SELECT count(*) FROM gone`
 
@@ -154,16 +156,17 @@ WITH gone AS (
 	DELETE FROM group_members g USING gone WHERE g.tenant_id = $1 AND g.member_id = gone.id
 	RETURNING g.group_id, g.member_id
 ), events AS (
-	INSERT INTO change_events (tenant_id, type, data)
-	SELECT $1, 'group.member_removed', ` + memberData + `
+	INSERT INTO change_events (id, tenant_id, type, data)
+	SELECT NULL::uuid, $1, 'group.member_removed', ` + memberData + `
 	FROM left_groups WHERE $3
 	UNION ALL
-	SELECT $1, 'user.removed', ` + userData("gone") + ` FROM gone WHERE $3
+	SELECT NULL::uuid, $1, 'user.removed', ` + userData("gone") + ` FROM gone WHERE $3
 )
 SELECT count(*) FROM gone`
 
 // DirectoryUsersApply applies one users/delta page in one transaction:
-// upserts (COPY into a temp table, then one INSERT … ON CONFLICT), deletes
+// upserts (COPY into a temp table, then one INSERT … ON CONFLICT; straight
+// COPY in a round that began on an empty copy, directory_bulk.go), deletes
 // of removed users, the checkpoint cp and the page's change-feed events.
 // With sweep (the last page of a full round) it also deletes every user the
 // round did not see. A failed call changes nothing.
@@ -177,14 +180,28 @@ func (s *Store) DirectoryUsersApply(ctx context.Context, tenantID string, p *dom
 	var res domain.SyncApplied
 	cp := c.Checkpoint
 	err := s.Tx(ctx, func(tx pgx.Tx, _ *Store) error {
+		b := &pgx.Batch{}
+		s.queueCommit(b, tenantID, c)
+		roundBulk, bulk, err := bulkRound(ctx, tx, b, directoryBulkUsers, tenantID, c)
+		if err != nil {
+			return err
+		}
+		copied := false
+		if bulk && len(users) > 0 {
+			if copied, err = s.bulkUsers(ctx, tx, tenantID, users, cp.Round); err != nil {
+				return err
+			}
+			if copied {
+				res.Upserts += len(users)
+				users = nil
+			}
+		}
 		if err := stage(ctx, tx, syncUsersTemp, "sync_users", syncUsersColumns, len(users), func(i int) []any {
 			u := &users[i]
 			return []any{u.ID, u.UserPrincipalName, u.DisplayName, u.GivenName, u.Surname, u.Mail, u.JobTitle, u.AccountEnabled}
 		}); err != nil {
 			return err
 		}
-		b := &pgx.Batch{}
-		s.queueCommit(b, tenantID, c)
 		if len(users) > 0 {
 			if events {
 				b.Queue(directoryUserEvents, tenantID)
@@ -203,7 +220,7 @@ func (s *Store) DirectoryUsersApply(ctx context.Context, tenantID string, p *dom
 				return err
 			})
 		}
-		if c.Sweep {
+		if c.Sweep && !roundBulk {
 			b.Queue(directoryUserSweep, tenantID, cp.Round, events).QueryRow(func(row pgx.Row) error {
 				var n int
 				err := row.Scan(&n)
@@ -235,8 +252,8 @@ func groupData(r string) string {
 // directoryGroupEvents runs before the upsert, as directoryUserEvents (and
 // probes the copy row by row for the same reason, as groupMemberEvents does).
 var directoryGroupEvents = `
-INSERT INTO change_events (tenant_id, type, data)
-SELECT $1, CASE WHEN d.id IS NULL THEN 'group.created' ELSE 'group.updated' END,
+INSERT INTO change_events (id, tenant_id, type, data)
+SELECT NULL::uuid, $1, CASE WHEN d.id IS NULL THEN 'group.created' ELSE 'group.updated' END,
 	` + groupData("s") + ` || CASE WHEN d.id IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('previous_attributes',
 		jsonb_strip_nulls(jsonb_build_object(
 			'display_name', nullif(d.display_name, s.display_name),
@@ -253,17 +270,17 @@ WITH gone AS (
 ), members AS (
 	DELETE FROM group_members WHERE tenant_id = $1 AND group_id = ANY($2::uuid[]) RETURNING group_id, member_id
 ), events AS (
-	INSERT INTO change_events (tenant_id, type, data)
-	SELECT $1, 'group.member_removed', ` + memberData + ` FROM members WHERE $3
+	INSERT INTO change_events (id, tenant_id, type, data)
+	SELECT NULL::uuid, $1, 'group.member_removed', ` + memberData + ` FROM members WHERE $3
 	UNION ALL
-	SELECT $1, 'group.deleted', ` + groupData("gone") + ` FROM gone WHERE $3
+	SELECT NULL::uuid, $1, 'group.deleted', ` + groupData("gone") + ` FROM gone WHERE $3
 )
 SELECT count(*) FROM gone`
 
 const (
 	groupMemberEvents = `
-INSERT INTO change_events (tenant_id, type, data)
-SELECT $1, 'group.member_added', jsonb_build_object('group_id', s.group_id::uuid, 'member_id', s.member_id::uuid)
+INSERT INTO change_events (id, tenant_id, type, data)
+SELECT NULL::uuid, $1, 'group.member_added', jsonb_build_object('group_id', s.group_id::uuid, 'member_id', s.member_id::uuid)
 FROM sync_members s
 LEFT JOIN LATERAL (SELECT true AS found FROM group_members g
 	WHERE g.tenant_id = $1 AND g.group_id = s.group_id::uuid AND g.member_id = s.member_id::uuid LIMIT 1) g ON true
@@ -279,16 +296,16 @@ WITH gone AS (
 	WHERE g.tenant_id = $1 AND g.group_id = r.group_id AND g.member_id = r.member_id
 	RETURNING g.group_id, g.member_id
 ), events AS (
-	INSERT INTO change_events (tenant_id, type, data)
-	SELECT $1, 'group.member_removed', ` + memberData + ` FROM gone WHERE $4
+	INSERT INTO change_events (id, tenant_id, type, data)
+	SELECT NULL::uuid, $1, 'group.member_removed', ` + memberData + ` FROM gone WHERE $4
 )
 SELECT count(*) FROM gone`
 	groupMemberSweep = `
 WITH gone AS (
 	DELETE FROM group_members WHERE tenant_id = $1 AND seen_round < $2 RETURNING group_id, member_id
 ), events AS (
-	INSERT INTO change_events (tenant_id, type, data)
-	SELECT $1, 'group.member_removed', ` + memberData + ` FROM gone WHERE $3
+	INSERT INTO change_events (id, tenant_id, type, data)
+	SELECT NULL::uuid, $1, 'group.member_removed', ` + memberData + ` FROM gone WHERE $3
 )
 SELECT count(*) FROM gone`
 )
@@ -297,8 +314,8 @@ var directoryGroupSweep = `
 WITH gone AS (
 	DELETE FROM directory_groups WHERE tenant_id = $1 AND seen_round < $2 RETURNING *
 ), events AS (
-	INSERT INTO change_events (tenant_id, type, data)
-	SELECT $1, 'group.deleted', ` + groupData("gone") + ` FROM gone WHERE $3
+	INSERT INTO change_events (id, tenant_id, type, data)
+	SELECT NULL::uuid, $1, 'group.deleted', ` + groupData("gone") + ` FROM gone WHERE $3
 )
 SELECT count(*) FROM gone`
 
@@ -313,6 +330,22 @@ func (s *Store) DirectoryGroupsApply(ctx context.Context, tenantID string, p *do
 	var res domain.SyncApplied
 	cp := c.Checkpoint
 	err := s.Tx(ctx, func(tx pgx.Tx, _ *Store) error {
+		b := &pgx.Batch{}
+		s.queueCommit(b, tenantID, c)
+		roundBulk, bulk, err := bulkRound(ctx, tx, b, directoryBulkGroups, tenantID, c)
+		if err != nil {
+			return err
+		}
+		copied := false
+		if bulk && len(groups)+len(members) > 0 {
+			if copied, err = s.bulkGroups(ctx, tx, tenantID, groups, members, cp.Round); err != nil {
+				return err
+			}
+			if copied {
+				res.Upserts += len(groups) + len(members)
+				groups, members = nil, nil
+			}
+		}
 		if err := stage(ctx, tx, syncGroupsTemp, "sync_groups", syncGroupsColumns, len(groups), func(i int) []any {
 			g := &groups[i]
 			return []any{g.ID, g.DisplayName, g.Description}
@@ -324,8 +357,6 @@ func (s *Store) DirectoryGroupsApply(ctx context.Context, tenantID string, p *do
 		}); err != nil {
 			return err
 		}
-		b := &pgx.Batch{}
-		s.queueCommit(b, tenantID, c)
 		count := func(n *int) func(pgconnTag) error {
 			return func(tag pgconnTag) error { *n += int(tag.RowsAffected()); return nil }
 		}
@@ -360,7 +391,7 @@ func (s *Store) DirectoryGroupsApply(ctx context.Context, tenantID string, p *do
 			}
 			b.Queue(groupMemberDeleteBatch, tenantID, gids, mids, events).QueryRow(scan(&res.Deletes))
 		}
-		if c.Sweep {
+		if c.Sweep && !roundBulk {
 			// Memberships first, so a reader learns a swept group's members
 			// left before the group went.
 			b.Queue(groupMemberSweep, tenantID, cp.Round, events).QueryRow(scan(&res.Deletes))
@@ -425,8 +456,8 @@ func (s *Store) DirectoryMemberships(ctx context.Context, tenantID string) ([]do
 
 // tenantPurgedEvent is tenant.purged, with the tenant's payload
 // (docs/events.md).
-var tenantPurgedEvent = `INSERT INTO change_events (tenant_id, type, data)
-SELECT id, 'tenant.purged', ` + tenantData + ` FROM tenants WHERE id = $1`
+var tenantPurgedEvent = `INSERT INTO change_events (id, tenant_id, type, data)
+SELECT NULL::uuid, id, 'tenant.purged', ` + tenantData + ` FROM tenants WHERE id = $1`
 
 // DirectoryPurge deletes a tenant's directory copy and its sync
 // checkpoints (the history in sync_runs stays), in one transaction, with a

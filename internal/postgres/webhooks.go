@@ -294,8 +294,8 @@ func (s *Store) WebhookDeliveryList(ctx context.Context, endpointID string, limi
 // The event is joined, not copied: it is immutable, and one whose
 // retention ran out comes back without it (the delivery then expires).
 const webhookDeliveryNext = `SELECT ` + webhookDeliveryColumns + `,
-	ev.id::text, ev.type, ev.tenant_id::text, ev.occurred_at, ev.data
-FROM webhook_deliveries d LEFT JOIN change_events ev ON ev.id = d.event_id
+	ev.xid::text, ev.type, ev.tenant_id::text, ev.occurred_at, ev.data
+FROM webhook_deliveries d LEFT JOIN change_events ev ON ev.xid = d.event_xid AND ev.seq = d.event_seq
 WHERE d.endpoint_id = $1 AND d.tenant_id = $2 AND d.status = 'pending'
 ORDER BY d.event_xid, d.event_seq
 LIMIT 1`
@@ -309,14 +309,14 @@ func (s *Store) WebhookDeliveryNext(ctx context.Context, p WebhookPair) (domain.
 		return domain.WebhookDelivery{}, fmt.Errorf("next delivery to webhook endpoint %s: %w", p.EndpointID, err)
 	}
 	out, err := pgx.CollectExactlyOneRow(rows, func(r pgx.CollectableRow) (domain.WebhookDelivery, error) {
-		var id, typ, tenant *string
+		var xid, typ, tenant *string
 		var at *time.Time
 		var data []byte
-		d, err := scanWebhookDelivery(r, &id, &typ, &tenant, &at, &data)
-		if err != nil || id == nil {
+		d, err := scanWebhookDelivery(r, &xid, &typ, &tenant, &at, &data)
+		if err != nil || xid == nil {
 			return d, err
 		}
-		d.Event = &domain.Event{ID: *id, Type: domain.EventType(*typ), TenantID: *tenant, OccurredAt: at.UTC(), Data: data, Pos: d.Pos}
+		d.Event = &domain.Event{ID: d.EventID, Type: domain.EventType(*typ), TenantID: *tenant, OccurredAt: at.UTC(), Data: data, Pos: d.Pos}
 		return d, nil
 	})
 	if err != nil {
@@ -405,7 +405,12 @@ func (s *Store) WebhookEndpointSkipPruned(ctx context.Context, id string) error 
 	return nil
 }
 
-const webhookReplayEvent = `SELECT xid::text, seq FROM change_events WHERE id = $1`
+// An event is found by its public id: a derived one by the position it
+// holds (eventIDPos), a stored one by that id.
+const (
+	webhookReplayEvent        = `SELECT xid::text, seq FROM change_events WHERE id = $1`
+	webhookReplayDerivedEvent = `SELECT xid::text, seq FROM change_events WHERE xid = $1::text::xid8 AND seq = $2 AND id IS NULL`
+)
 
 const webhookReplayDropPending = `
 DELETE FROM webhook_deliveries
@@ -420,7 +425,13 @@ func (s *Store) WebhookEndpointReplayFrom(ctx context.Context, id, eventID strin
 	return s.Tx(ctx, func(_ pgx.Tx, st *Store) error {
 		var xid string
 		var seq int64
-		if err := st.db.QueryRow(ctx, webhookReplayEvent, eventID).Scan(&xid, &seq); err != nil {
+		var row pgx.Row
+		if pos, ok := eventIDPos(eventID); ok {
+			row = st.db.QueryRow(ctx, webhookReplayDerivedEvent, strconv.FormatUint(pos.Xid, 10), pos.Seq)
+		} else {
+			row = st.db.QueryRow(ctx, webhookReplayEvent, eventID)
+		}
+		if err := row.Scan(&xid, &seq); err != nil {
 			return fmt.Errorf("replay event %s: %w", eventID, notFound(err))
 		}
 		tag, err := st.db.Exec(ctx, `UPDATE webhook_endpoints SET pos_xid = $2::text::xid8, pos_seq = $3, updated_at = now() WHERE id = $1`,

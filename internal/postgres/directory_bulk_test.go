@@ -1,0 +1,183 @@
+package postgres_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tenantsync/tenantsync/internal/domain"
+	"github.com/tenantsync/tenantsync/internal/postgres"
+	"github.com/tenantsync/tenantsync/internal/postgres/pgtest"
+)
+
+// fullPage is the commit of page n of full round 1 of resource.
+func fullPage(resource string, n int) domain.SyncCommit {
+	return domain.SyncCommit{Checkpoint: domain.SyncCheckpoint{Resource: resource, Link: "page" + string(rune('0'+n)),
+		LinkKind: domain.LinkNext, Round: 1, RoundKind: domain.SyncFull}}
+}
+
+// roundBulk reads whether resource's current round of tid writes in bulk.
+func roundBulk(t *testing.T, st *postgres.Store, tid, resource string) bool {
+	t.Helper()
+	var bulk bool
+	err := st.Tx(context.Background(), func(tx pgx.Tx, _ *postgres.Store) error {
+		return tx.QueryRow(context.Background(), `SELECT bulk FROM sync_state WHERE tenant_id = $1 AND resource = $2`, tid, resource).Scan(&bulk)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bulk
+}
+
+// feedOf is tid's directory events after the first skip, as "type data"
+// sorted (the order within one page is not part of the contract).
+func feedOf(t *testing.T, pool *pgxpool.Pool, tid string, skip int) []string {
+	t.Helper()
+	var out []string
+	for _, ev := range pgtest.Events(t, pool, tid)[skip:] {
+		out = append(out, string(ev.Type)+" "+string(ev.Data))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestBulkPagesWriteWhatStagedPagesWrite: the first full round of an empty
+// copy COPYs its pages (issue 13); its rows and events are exactly those
+// the staged path writes for the same pages, awkward strings and
+// upper-case GUIDs included.
+func TestBulkPagesWriteWhatStagedPagesWrite(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.Pool(t)
+	st := postgres.New(pool)
+	g1, g2 := uuid.NewString(), strings.ToUpper(uuid.NewString())
+	users := []domain.DirectoryUser{
+		{ID: uuid.NewString(), UserPrincipalName: "ada@x.example", DisplayName: "Ada", AccountEnabled: true},
+		{ID: strings.ToUpper(uuid.NewString()), UserPrincipalName: "b@x.example", DisplayName: `quote " back \ tab 	 é ✓ <&>`,
+			GivenName: "line\nbreak", Surname: "\x01", Mail: "", JobTitle: "\u2028", AccountEnabled: false},
+	}
+	groups := &domain.GroupsPage{
+		Groups:  []domain.Group{{ID: g1, DisplayName: "G1", Description: `"d"`}, {ID: g2, DisplayName: "G2"}},
+		Members: []domain.Membership{{GroupID: g1, MemberID: users[0].ID}, {GroupID: g2, MemberID: strings.ToUpper(users[1].ID)}},
+	}
+	apply := func(tid string) {
+		t.Helper()
+		if _, err := st.DirectoryUsersApply(ctx, tid, &domain.UsersPage{Users: users}, fullPage("users", 1)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.DirectoryGroupsApply(ctx, tid, groups, fullPage("groups", 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bulk, staged := uuid.NewString(), uuid.NewString()
+	pgtest.ActiveTenant(t, st, bulk)
+	pgtest.ActiveTenant(t, st, staged)
+	// A copy that is not empty takes the staged path; these rows are in no
+	// page, and no sweep runs, so they add no event.
+	for _, q := range []string{`INSERT INTO directory_users (tenant_id, id) VALUES ($1, gen_random_uuid())`,
+		`INSERT INTO directory_groups (tenant_id, id) VALUES ($1, gen_random_uuid())`} {
+		if _, err := pool.Exec(ctx, q, staged); err != nil {
+			t.Fatal(err)
+		}
+	}
+	skip := map[string]int{bulk: len(pgtest.Events(t, pool, bulk)), staged: len(pgtest.Events(t, pool, staged))}
+	apply(bulk)
+	apply(staged)
+	if !roundBulk(t, st, bulk, "users") || !roundBulk(t, st, bulk, "groups") {
+		t.Error("the first round of an empty copy does not write in bulk")
+	}
+	if roundBulk(t, st, staged, "users") || roundBulk(t, st, staged, "groups") {
+		t.Error("the round of a copy with rows writes in bulk")
+	}
+	want := feedOf(t, pool, staged, skip[staged])
+	if len(want) != 6 {
+		t.Fatalf("staged pages wrote %d events, want 6: %v", len(want), want)
+	}
+	if diff := cmp.Diff(want, feedOf(t, pool, bulk, skip[bulk])); diff != "" {
+		t.Errorf("bulk events (-staged +bulk):\n%s", diff)
+	}
+	for _, tid := range []string{bulk, staged} {
+		u, err := st.DirectoryUsers(ctx, tid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u = slices.DeleteFunc(u, func(x domain.DirectoryUser) bool { return x.UserPrincipalName == "" })
+		want := slices.Clone(users)
+		for i := range want {
+			want[i].TenantID, want[i].ID = tid, strings.ToLower(want[i].ID)
+		}
+		slices.SortFunc(want, func(a, b domain.DirectoryUser) int { return strings.Compare(a.ID, b.ID) })
+		if diff := cmp.Diff(want, u); diff != "" {
+			t.Errorf("users of the %s tenant (-want +got):\n%s", map[bool]string{true: "bulk", false: "staged"}[tid == bulk], diff)
+		}
+		m, err := st.DirectoryMemberships(ctx, tid)
+		if err != nil || len(m) != 2 {
+			t.Errorf("memberships %+v, %v; want 2", m, err)
+		}
+	}
+}
+
+// TestBulkRoundRepeatsAndFailures: in a bulk round, a page repeating an
+// object of an earlier page is applied as a staged page (an update, not a
+// second row or a second creation); a malformed page leaves nothing; the
+// round stays a bulk one from page to page, as its resumption would.
+func TestBulkRoundRepeatsAndFailures(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.Pool(t)
+	st := postgres.New(pool)
+	tid := uuid.NewString()
+	pgtest.ActiveTenant(t, st, tid)
+	skip := len(pgtest.Events(t, pool, tid))
+	u := func(name string) domain.DirectoryUser {
+		return domain.DirectoryUser{ID: uuid.NewString(), UserPrincipalName: name + "@x.example", DisplayName: name, AccountEnabled: true}
+	}
+	u1, u2, u3, u4 := u("u1"), u("u2"), u("u3"), u("u4")
+	page := func(n int, users ...domain.DirectoryUser) error {
+		_, err := st.DirectoryUsersApply(ctx, tid, &domain.UsersPage{Users: users}, fullPage("users", n))
+		return err
+	}
+	if err := page(1, u1, u2); err != nil {
+		t.Fatal(err)
+	}
+	renamed := u2
+	renamed.DisplayName = "u2 renamed"
+	if err := page(2, renamed, u3); err != nil {
+		t.Fatal(err)
+	}
+	bad := u("bad")
+	bad.DisplayName = "nul \x00 byte"
+	if err := page(3, u4, bad); err == nil {
+		t.Fatal("a page with a NUL in a name applied")
+	}
+	if !roundBulk(t, st, tid, "users") {
+		t.Error("the round is no longer a bulk one after a repeated object")
+	}
+	if err := page(3, u4); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ev := range pgtest.Events(t, pool, tid)[skip:] {
+		var name string
+		for _, x := range []domain.DirectoryUser{u1, u2, u3, u4} {
+			if strings.Contains(string(ev.Data), x.ID) {
+				name = x.UserPrincipalName
+			}
+		}
+		got = append(got, string(ev.Type)+" "+name)
+	}
+	want := []string{"user.created u1@x.example", "user.created u2@x.example", "user.updated u2@x.example",
+		"user.created u3@x.example", "user.created u4@x.example"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("events of the round (-want +got):\n%s", diff)
+	}
+	if c, err := st.DirectoryCounts(ctx, tid); err != nil || c.Users != 4 {
+		t.Errorf("%d users stored, %v; want 4", c.Users, err)
+	}
+}
