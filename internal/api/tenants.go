@@ -50,9 +50,9 @@ type changeNotificationsJSON struct {
 
 func toChangeNotificationsJSON(n postgres.NotificationStatus) changeNotificationsJSON {
 	if n.State == "" { // not asked for: a tenant the store knows nothing of
-		n.State, n.Reason = postgres.NotificationPeriodic, postgres.NotificationReasonOff
+		n.State, n.Reason = domain.NotificationsPeriodic, postgres.NotificationReasonOff
 	}
-	return changeNotificationsJSON{State: n.State, Reason: n.Reason, Since: n.Since, LastNotificationAt: n.LastNotificationAt}
+	return changeNotificationsJSON{State: string(n.State), Reason: n.Reason, Since: n.Since, LastNotificationAt: n.LastNotificationAt}
 }
 
 func toTenantJSON(t domain.Tenant, n postgres.NotificationStatus) tenantJSON {

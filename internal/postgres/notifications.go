@@ -7,36 +7,19 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/tenantsync/tenantsync/internal/domain"
 )
 
-// GraphSubscription is one live Graph change-notification subscription as
-// the server checks an incoming notification against it (docs/protocol.md
-// §7, migrations/00095_change_notifications.sql).
-type GraphSubscription struct {
-	ID       string `db:"id"`
-	TenantID string `db:"tenant_id"`
-	Resource string `db:"resource"` // users or groups
-	// ClientStateHash is the SHA-256 of the subscription's clientState.
-	ClientStateHash []byte    `db:"client_state_hash"`
-	ExpiresAt       time.Time `db:"expires_at"`
-}
-
-// Notification states and the reason shown for a tenant without a
-// tenant_notifications row.
-const (
-	NotificationSubscribing = "subscribing"
-	NotificationSubscribed  = "subscribed"
-	NotificationPeriodic    = "periodic"
-	// NotificationReasonOff is the reason of a tenant the worker keeps no
-	// subscriptions for: CHANGE_NOTIFICATIONS is off, or the worker has not
-	// come to the tenant yet.
-	NotificationReasonOff = "off"
-)
+// NotificationReasonOff is the reason shown for a tenant without a
+// tenant_notifications row, one the worker keeps no subscriptions for:
+// CHANGE_NOTIFICATIONS is off, or the worker has not come to the tenant yet.
+const NotificationReasonOff = "off"
 
 // NotificationStatus says whether a tenant is near-real-time (subscribed
 // to Graph change notifications) or on periodic sync, and why.
 type NotificationStatus struct {
-	State  string // subscribing, subscribed or periodic
+	State  domain.NotificationState
 	Reason string // why periodic: quota, permission, unreachable, error, disabled or off
 	// Since is when the state last changed; nil for a tenant without a row.
 	Since *time.Time
@@ -56,21 +39,21 @@ type SubscriptionExpiry struct {
 
 // notificationsOff is the status of a tenant without a row.
 func notificationsOff() NotificationStatus {
-	return NotificationStatus{State: NotificationPeriodic, Reason: NotificationReasonOff}
+	return NotificationStatus{State: domain.NotificationsPeriodic, Reason: NotificationReasonOff}
 }
 
-const graphSubscriptionsByID = `SELECT id, tenant_id::text AS tenant_id, resource, client_state_hash, expires_at
+const graphSubscriptionsByID = `SELECT id, tenant_id::text AS tenant_id, resource, client_state_hash, expires_at, created_at, renewed_at
 FROM graph_subscriptions WHERE id = ANY($1::text[])`
 
 // GraphSubscriptionsByID returns the subscriptions among ids, in one query
 // for a whole batch of notifications; unknown IDs are left out. The
 // subscription's tenant is what scopes everything the caller does next.
-func (s *Store) GraphSubscriptionsByID(ctx context.Context, ids []string) ([]GraphSubscription, error) {
+func (s *Store) GraphSubscriptionsByID(ctx context.Context, ids []string) ([]domain.Subscription, error) {
 	rows, err := s.db.Query(ctx, graphSubscriptionsByID, ids)
 	if err != nil {
 		return nil, fmt.Errorf("graph subscriptions by id: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[GraphSubscription])
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[domain.Subscription])
 	if err != nil {
 		return nil, fmt.Errorf("graph subscriptions by id: %w", err)
 	}
@@ -133,7 +116,7 @@ func (s *Store) TenantNotifications(ctx context.Context, ids []string) (map[stri
 	_, err = pgx.ForEachRow(rows, []any{&id, &state, &reason, &since, &at, &count, &resources, &expiries}, func() error {
 		st := notificationsOff()
 		if state != nil {
-			st = NotificationStatus{State: *state, Reason: *reason, Since: since, LastNotificationAt: at, Notifications: *count}
+			st = NotificationStatus{State: domain.NotificationState(*state), Reason: *reason, Since: since, LastNotificationAt: at, Notifications: *count}
 		}
 		for i, r := range resources {
 			st.Subscriptions = append(st.Subscriptions, SubscriptionExpiry{Resource: r, ExpiresAt: expiries[i]})
@@ -158,7 +141,7 @@ func (s *Store) TenantNotificationsOne(ctx context.Context, id string) (Notifica
 
 // NotificationCount is how many tenants share one state and reason.
 type NotificationCount struct {
-	State  string
+	State  domain.NotificationState
 	Reason string
 	N      int
 }

@@ -1,6 +1,7 @@
 package webapp
 
 import (
+	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 )
 
@@ -14,12 +15,12 @@ type consoleNotify struct {
 }
 
 // notifyStateWords label the states.
-var notifyStateWords = map[string]struct{ label, class, words string }{
-	postgres.NotificationSubscribed: {"Near-real-time", "ok",
+var notifyStateWords = map[domain.NotificationState]struct{ label, class, words string }{
+	domain.NotificationsSubscribed: {"Near-real-time", "ok",
 		"Microsoft Graph notifies tenantsync of every user and group change; the change reaches the copy within about a minute. The periodic sync still runs as a safety net."},
-	postgres.NotificationSubscribing: {"Subscribing", "pending",
+	domain.NotificationsSubscribing: {"Subscribing", "pending",
 		"The worker is creating the tenant's Microsoft Graph subscriptions; until then it syncs periodically."},
-	postgres.NotificationPeriodic: {"Periodic sync", "off", "The tenant is synced every SYNC_INTERVAL only."},
+	domain.NotificationsPeriodic: {"Periodic sync", "off", "The tenant is synced every SYNC_INTERVAL only."},
 }
 
 // notifyReasonWords explain why a tenant is on periodic sync; the keys are
@@ -46,14 +47,14 @@ var notifyReasonLabel = map[string]string{
 func newConsoleNotify(n postgres.NotificationStatus) consoleNotify {
 	st, ok := notifyStateWords[n.State]
 	if !ok {
-		st = notifyStateWords[postgres.NotificationPeriodic]
+		st = notifyStateWords[domain.NotificationsPeriodic]
 	}
 	v := consoleNotify{NotificationStatus: n, Label: st.label, Class: st.class, Words: st.words}
-	if n.State == postgres.NotificationPeriodic {
+	if n.State == domain.NotificationsPeriodic {
 		if w, ok := notifyReasonWords[n.Reason]; ok {
 			v.Words = w + " " + st.words
 		}
-		if n.Reason != postgres.NotificationReasonOff && n.Reason != "disabled" {
+		if n.Reason != postgres.NotificationReasonOff && n.Reason != domain.NotificationReasonDisabled {
 			v.Class = "warn"
 		}
 	}

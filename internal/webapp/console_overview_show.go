@@ -52,9 +52,10 @@ type consoleOverviewView struct {
 // overviewNotify is how many syncing tenants share one notification state
 // and reason.
 type overviewNotify struct {
-	State, Reason string
-	Label, Class  string
-	N             int
+	State        domain.NotificationState
+	Reason       string
+	Label, Class string
+	N            int
 }
 
 // overviewStatus is one status with its count and filtered list.
@@ -148,13 +149,13 @@ func newOverviewView(o postgres.FleetOverview, notify []postgres.NotificationCou
 	for _, n := range notify {
 		st := newConsoleNotify(postgres.NotificationStatus{State: n.State, Reason: n.Reason})
 		row := overviewNotify{State: n.State, Reason: n.Reason, Label: st.Label, Class: st.Class, N: n.N}
-		if n.State == postgres.NotificationPeriodic {
+		if n.State == domain.NotificationsPeriodic {
 			row.Label = "Periodic: " + notifyReasonLabel[n.Reason]
 			if _, ok := notifyReasonLabel[n.Reason]; !ok {
 				row.Label = "Periodic: " + n.Reason
 			}
 		}
-		if n.State == postgres.NotificationSubscribed {
+		if n.State == domain.NotificationsSubscribed {
 			v.NearRealTime += n.N
 		}
 		v.NotifyTotal += n.N

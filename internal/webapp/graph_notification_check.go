@@ -13,7 +13,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/tenantsync/tenantsync/internal/postgres"
+	"github.com/tenantsync/tenantsync/internal/domain"
 )
 
 // Microsoft Graph change notifications (issue 17, docs/protocol.md §7).
@@ -131,7 +131,7 @@ func (s *Server) verifyNotifications(ctx context.Context, c echo.Context, endpoi
 		s.metrics.ObserveGraphNotifications(endpoint, resultStoreFailure, len(ns))
 		return nil, err
 	}
-	byID := make(map[string]postgres.GraphSubscription, len(subs))
+	byID := make(map[string]domain.Subscription, len(subs))
 	for _, sub := range subs {
 		byID[sub.ID] = sub
 	}

@@ -46,6 +46,9 @@ func (s *Server) graphNotificationReceive(c echo.Context) error {
 	for id := range perTenant {
 		jobs = append(jobs, river.InsertManyParams{Args: queue.SyncTenantArgs{TenantID: id}})
 	}
+	// notified_at first, then the job: a sync job of the tenant still
+	// running swallows the unique insert, and then finds notified_at later
+	// than its start when it completes, and runs once more (§7.1).
 	err = s.store.Tx(ctx, func(tx pgx.Tx, st *postgres.Store) error {
 		if err := st.TenantNotificationsRecord(ctx, perTenant); err != nil {
 			return err
