@@ -134,16 +134,17 @@ func (d *Deps) syncSucceededNotified(ctx context.Context, job *river.Job[queue.S
 			return fmt.Errorf("enqueue subscriptions of tenant %s: %w", tid, err)
 		}
 	}
-	// The job completes in the transaction that reads notified_at: a
-	// notification committed before it is seen here, and one committed
-	// after it finds this job completed, so its own insert goes through.
+	// The job completes in the transaction that reads notified_at, after
+	// the read locked the tenant's row: a notification being recorded is
+	// waited for and seen here, and one recorded after it finds this job
+	// completed, so its own insert goes through.
 	again := false
 	err = d.Store.Tx(ctx, func(tx pgx.Tx, st *postgres.Store) error {
-		if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
+		var err error
+		if again, err = st.TenantNotifiedAfter(ctx, tid, job.CreatedAt); err != nil {
 			return err
 		}
-		var err error
-		if again, err = st.TenantNotifiedAfter(ctx, tid, job.CreatedAt); err != nil || !again {
+		if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil || !again {
 			return err
 		}
 		_, err = client.InsertTx(ctx, tx, queue.SyncTenantArgs{TenantID: tid}, nil)

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -180,12 +181,21 @@ func (s *Store) TenantNotificationsSet(ctx context.Context, tenantID string, sta
 // TenantNotifiedAfter reports whether a notification asked for a round of
 // the tenant after t (tenant_notifications.notified_at > t): a sync round
 // that started at t then runs once more, so that no notification is lost.
+// It locks the tenant's row FOR SHARE until the transaction ends: a
+// notification being recorded (the server updates the row, then inserts its
+// sync job) is waited for and seen, and one recorded later waits for this
+// transaction, so it finds the round's job completed and its own insert
+// goes through. Call it before completing the job in the same transaction;
+// completing first could deadlock with the server's insert.
 func (s *Store) TenantNotifiedAfter(ctx context.Context, tenantID string, t time.Time) (bool, error) {
-	var after bool
-	err := s.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM tenant_notifications WHERE tenant_id = $1 AND notified_at > $2)`,
+	var after *bool
+	err := s.db.QueryRow(ctx, `SELECT notified_at > $2 FROM tenant_notifications WHERE tenant_id = $1 FOR SHARE`,
 		tenantID, t.UTC()).Scan(&after)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("check notifications of tenant %s: %w", tenantID, err)
 	}
-	return after, nil
+	return after != nil && *after, nil
 }
