@@ -4,7 +4,6 @@ import (
 	"context"
 	"maps"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -13,25 +12,9 @@ import (
 	"github.com/tenantsync/tenantsync/internal/entra"
 	"github.com/tenantsync/tenantsync/internal/entraemu"
 	"github.com/tenantsync/tenantsync/internal/graph"
+	"github.com/tenantsync/tenantsync/internal/jobs/jobstest"
 	"github.com/tenantsync/tenantsync/internal/postgres/pgtest"
 )
-
-// handshakeReceiver stands in for the server's /graph endpoints: it answers
-// the validation handshake Graph (the emulator process) sends when a
-// subscription is created (protocol §7) and accepts notifications.
-func handshakeReceiver(t *testing.T) string {
-	t.Helper()
-	rs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if tok := r.URL.Query().Get("validationToken"); tok != "" {
-			w.Header().Set("Content-Type", "text/plain")
-			_, _ = w.Write([]byte(tok))
-			return
-		}
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	t.Cleanup(rs.Close)
-	return rs.URL
-}
 
 // subscriptionCounts is how many subscriptions the emulator and Postgres hold.
 func (h *harness) subscriptionCounts() (emu, pg int) {
@@ -54,7 +37,7 @@ func TestNotificationsChaosKill(t *testing.T) {
 	n := size(300, 60)
 	seed, tids := fleetSeed(n, 0)
 	h := newHarness(t, seed, tids, pgtest.URL(t))
-	base := handshakeReceiver(t)
+	base := jobstest.NotificationReceiver(t)
 	h.env = maps.Clone(chaosEnv)
 	h.env["CHANGE_NOTIFICATIONS"] = "on"
 	h.env["PUBLIC_BASE_URL"] = base
@@ -105,7 +88,7 @@ func TestNotificationsPostgresRestart(t *testing.T) {
 	seed, tids := fleetSeed(n, 0)
 	h := newHarness(t, seed, tids, pg.URL())
 	h.pg = pg
-	base := handshakeReceiver(t)
+	base := jobstest.NotificationReceiver(t)
 	h.env = maps.Clone(chaosEnv)
 	h.env["CHANGE_NOTIFICATIONS"] = "on"
 	h.env["PUBLIC_BASE_URL"] = base

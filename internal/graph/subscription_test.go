@@ -2,8 +2,6 @@ package graph_test
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -11,23 +9,8 @@ import (
 	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/entraemu"
 	"github.com/tenantsync/tenantsync/internal/graph"
+	"github.com/tenantsync/tenantsync/internal/jobs/jobstest"
 )
-
-// handshake is a loopback receiver that answers Graph's validation
-// handshake (protocol §7) and accepts notifications.
-func handshake(t *testing.T) string {
-	t.Helper()
-	rs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if tok := r.URL.Query().Get("validationToken"); tok != "" {
-			w.Header().Set("Content-Type", "text/plain")
-			_, _ = w.Write([]byte(tok))
-			return
-		}
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	t.Cleanup(rs.Close)
-	return rs.URL
-}
 
 func newSubscription(base, res string) graph.NewSubscription {
 	return graph.NewSubscription{Resource: res, ChangeType: "updated,deleted", NotificationURL: base + "/graph/notifications",
@@ -40,7 +23,7 @@ func TestSubscriptionRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	srv, c := setup(t)
 	tid := entraemu.ContosoTenantID
-	base := handshake(t)
+	base := jobstest.NotificationReceiver(t)
 	s, err := c.CreateSubscription(ctx, tid, newSubscription(base, "users"))
 	if err != nil {
 		t.Fatal(err)
@@ -94,12 +77,12 @@ func TestSubscriptionFaults(t *testing.T) {
 	for _, tt := range []struct {
 		name   string
 		change func(*entraemu.Server)
-		base   func(t *testing.T) string
+		base   func(t testing.TB) string
 		want   domain.FaultKind
 	}{
-		{"quota", func(s *entraemu.Server) { s.SetSubscriptionQuota(1) }, handshake, domain.FaultQuotaExceeded},
-		{"missing permission", func(s *entraemu.Server) { _ = s.RemoveRoles(tid) }, handshake, domain.FaultInsufficientPermissions},
-		{"unreachable endpoint", func(*entraemu.Server) {}, func(*testing.T) string { return "http://127.0.0.1:1" }, domain.FaultValidationFailed},
+		{"quota", func(s *entraemu.Server) { s.SetSubscriptionQuota(1) }, jobstest.NotificationReceiver, domain.FaultQuotaExceeded},
+		{"missing permission", func(s *entraemu.Server) { _ = s.RemoveRoles(tid) }, jobstest.NotificationReceiver, domain.FaultInsufficientPermissions},
+		{"unreachable endpoint", func(*entraemu.Server) {}, func(testing.TB) string { return "http://127.0.0.1:1" }, domain.FaultValidationFailed},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

@@ -3,8 +3,6 @@ package jobs_test
 import (
 	"context"
 	"crypto/sha256"
-	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -23,27 +21,11 @@ import (
 	"github.com/tenantsync/tenantsync/internal/queue"
 )
 
-// receiver is a loopback stand-in for the server's /graph endpoints: it
-// answers Graph's validation handshake and accepts every notification.
-func receiver(t *testing.T) string {
-	t.Helper()
-	rs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if tok := r.URL.Query().Get("validationToken"); tok != "" {
-			w.Header().Set("Content-Type", "text/plain")
-			_, _ = w.Write([]byte(tok))
-			return
-		}
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	t.Cleanup(rs.Close)
-	return rs.URL
-}
-
 // notifying is the worker with CHANGE_NOTIFICATIONS=on and the receiver as
 // its public base URL.
 // It returns the notification URL the worker subscribes with.
 func notifying(t *testing.T, more func(*jobs.Deps)) (opts, string) {
-	base := receiver(t)
+	base := jobstest.NotificationReceiver(t)
 	return opts{deps: func(d *jobs.Deps) {
 		d.ChangeNotifications = true
 		d.NotificationURL = base + "/graph/notifications"

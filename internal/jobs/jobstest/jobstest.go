@@ -7,6 +7,8 @@ import (
 	"cmp"
 	"context"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -129,4 +131,21 @@ func AssertCopy(t testing.TB, emu *entraemu.Server, store *postgres.Store, tid s
 	if d := gocmp.Diff(wantMembers, members); d != "" {
 		t.Errorf("memberships of %s differ (-emulator +postgres):\n%s", tid, d)
 	}
+}
+
+// NotificationReceiver is a loopback stand-in for the server's /graph
+// endpoints: it answers Graph's validation handshake (docs/protocol.md §7)
+// and accepts every notification. It returns the receiver's base URL.
+func NotificationReceiver(t testing.TB) string {
+	t.Helper()
+	rs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if tok := r.URL.Query().Get("validationToken"); tok != "" {
+			w.Header().Set("Content-Type", "text/plain")
+			_, _ = w.Write([]byte(tok))
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(rs.Close)
+	return rs.URL
 }
