@@ -294,7 +294,7 @@ func BenchmarkFullSync100kEvents(b *testing.B) {
 			want = n
 		}
 		var created int
-		if err := bd.pool.QueryRow(ctx, `SELECT count(*) FROM change_events WHERE type = 'user.created'`).Scan(&created); err != nil {
+		if err := bd.pool.QueryRow(ctx, `SELECT coalesce(sum(coalesce(n, 1)), 0) FROM change_events WHERE type = 'user.created'`).Scan(&created); err != nil {
 			b.Fatal(err)
 		}
 		if created != want {

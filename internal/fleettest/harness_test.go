@@ -640,7 +640,7 @@ func (h *harness) assertEvents(small int, gone string) {
 	var tenant, typ, object, upn string
 	rows, err := h.db.Query(ctx, `SELECT tenant_id::text, type,
 		coalesce(data->>'id', (data->>'group_id') || '/' || (data->>'member_id')), coalesce(data->>'user_principal_name', '')
-		FROM change_events WHERE type NOT LIKE 'tenant.%'`)
+		FROM change_feed WHERE type NOT LIKE 'tenant.%'`)
 	if err != nil {
 		t.Fatalf("events: %v", err)
 	}

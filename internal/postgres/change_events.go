@@ -18,12 +18,6 @@ type EventFilter struct {
 	Types    []domain.EventType
 }
 
-// eventID is an event's public id: the uuid stored with it (events not
-// written by the directory sync, and all written before
-// migrations/00082_change_event_ids.sql), else the one derived from its
-// position.
-const eventID = `coalesce(id, change_event_id(xid, seq))`
-
 // Only rows whose transaction is older than every transaction still running
 // (the snapshot's xmin) are handed out, ordered by (xid, seq): a row
 // committing later has a larger xid than anything returned, so a reader that
@@ -31,21 +25,28 @@ const eventID = `coalesce(id, change_event_id(xid, seq))`
 // docs/events.md). The statement also returns that xmin, even with no row:
 // every event still to come sorts after (xmin, 0), which lets a reader whose
 // filter matched nothing move on past the events it skipped.
+//
+// It reads change_feed, one event per row (a bulk page's events share a
+// row of change_events, migrations/00096_change_event_batches.sql): the
+// bound on row_seq — an event at (x, p) is in the row at (x, s) with
+// p - 1024 < s <= p — and the order by (xid, row_seq) let the indexes of
+// change_events find the first row and give the order.
 var changeEventsAfter = `
 WITH snap AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
 page AS (
-	SELECT xid, seq, ` + eventID + ` AS id, tenant_id, type, occurred_at, data
-	FROM change_events
-	WHERE (xid, seq) > ($1::text::xid8, $2::bigint)
+	SELECT xid, row_seq, seq, id, tenant_id, type, occurred_at, data
+	FROM change_feed
+	WHERE (xid, row_seq) > ($1::text::xid8, $2::bigint - 1024)
+		AND (xid, seq) > ($1::text::xid8, $2::bigint)
 		AND xid < (SELECT xmin FROM snap)
 		AND ($3::uuid IS NULL OR tenant_id = $3::uuid)
 		AND (cardinality($4::text[]) = 0 OR type = ANY($4::text[]))
-	ORDER BY xid, seq
+	ORDER BY xid, row_seq, seq
 	LIMIT $5
 )
 SELECT snap.xmin::text, page.xid::text, page.seq, page.id::text, page.tenant_id::text, page.type, page.occurred_at, page.data
 FROM snap LEFT JOIN page ON true
-ORDER BY page.xid, page.seq`
+ORDER BY page.xid, page.row_seq, page.seq`
 
 const changeEventsPruned = `SELECT upto_xid::text, upto_seq FROM change_events_pruned`
 
@@ -165,7 +166,9 @@ func (s *Store) EventsStart(ctx context.Context) (domain.EventPos, error) {
 // changeEventsPrune deletes, in feed order, up to $2 of the oldest events
 // that every reader can already have been handed out, stopping at the first
 // one not older than $1: only a prefix of the feed goes, so the horizon it
-// records says exactly which cursors lost events (docs/events.md).
+// records — the last position of the last row deleted, a batch row holding
+// n events (migrations/00096_change_event_batches.sql) — says exactly which
+// cursors lost events (docs/events.md).
 const changeEventsPrune = `
 WITH head AS (
 	SELECT xid, seq, bool_and(occurred_at < $1) OVER (ORDER BY xid, seq) AS old
@@ -178,10 +181,10 @@ WITH head AS (
 ), gone AS (
 	DELETE FROM change_events e USING head
 	WHERE head.old AND e.xid = head.xid AND e.seq = head.seq
-	RETURNING e.xid, e.seq
+	RETURNING e.xid, e.seq + coalesce(e.n, 1) - 1 AS last
 ), horizon AS (
 	INSERT INTO change_events_pruned (upto_xid, upto_seq)
-	SELECT xid, seq FROM gone ORDER BY xid DESC, seq DESC LIMIT 1
+	SELECT xid, last FROM gone ORDER BY xid DESC, last DESC LIMIT 1
 	ON CONFLICT (one) DO UPDATE SET upto_xid = EXCLUDED.upto_xid, upto_seq = EXCLUDED.upto_seq
 )
 SELECT count(*) FROM gone`

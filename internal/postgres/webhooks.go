@@ -293,9 +293,16 @@ func (s *Store) WebhookDeliveryList(ctx context.Context, endpointID string, limi
 
 // The event is joined, not copied: it is immutable, and one whose
 // retention ran out comes back without it (the delivery then expires).
+// An event of a batch row (migrations/00096_change_event_batches.sql) is
+// the element of its array at its offset from the row's seq.
 const webhookDeliveryNext = `SELECT ` + webhookDeliveryColumns + `,
-	ev.xid::text, ev.type, ev.tenant_id::text, ev.occurred_at, ev.data
-FROM webhook_deliveries d LEFT JOIN change_events ev ON ev.xid = d.event_xid AND ev.seq = d.event_seq
+	ev.xid::text, ev.type, ev.tenant_id::text, ev.occurred_at,
+	CASE WHEN ev.batch IS NULL THEN ev.data ELSE (ev.batch -> (d.event_seq - ev.seq)::int)::jsonb END
+FROM webhook_deliveries d LEFT JOIN LATERAL (
+	SELECT xid, seq, n, type, tenant_id, occurred_at, data, batch FROM change_events
+	WHERE xid = d.event_xid AND seq <= d.event_seq AND seq > d.event_seq - 1024
+	ORDER BY seq DESC LIMIT 1
+) ev ON ev.seq + coalesce(ev.n, 1) > d.event_seq
 WHERE d.endpoint_id = $1 AND d.tenant_id = $2 AND d.status = 'pending'
 ORDER BY d.event_xid, d.event_seq
 LIMIT 1`
@@ -409,7 +416,8 @@ func (s *Store) WebhookEndpointSkipPruned(ctx context.Context, id string) error 
 // holds (eventIDPos), a stored one by that id.
 const (
 	webhookReplayEvent        = `SELECT xid::text, seq FROM change_events WHERE id = $1`
-	webhookReplayDerivedEvent = `SELECT xid::text, seq FROM change_events WHERE xid = $1::text::xid8 AND seq = $2 AND id IS NULL`
+	webhookReplayDerivedEvent = `SELECT xid::text, $2::bigint FROM change_events
+		WHERE xid = $1::text::xid8 AND seq <= $2 AND seq > $2 - 1024 AND seq + coalesce(n, 1) > $2 AND id IS NULL`
 )
 
 const webhookReplayDropPending = `

@@ -224,8 +224,8 @@ func Events(tb testing.TB, db interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }, tid string) []domain.Event {
 	tb.Helper()
-	rows, err := db.Query(context.Background(), `SELECT xid::text, seq, coalesce(id, change_event_id(xid, seq))::text, tenant_id::text, type, occurred_at, data
-		FROM change_events WHERE $1 = '' OR tenant_id::text = $1 ORDER BY xid, seq`, tid)
+	rows, err := db.Query(context.Background(), `SELECT xid::text, seq, id::text, tenant_id::text, type, occurred_at, data
+		FROM change_feed WHERE $1 = '' OR tenant_id::text = $1 ORDER BY xid, seq`, tid)
 	if err != nil {
 		tb.Fatalf("pgtest: events: %v", err)
 	}
