@@ -23,19 +23,14 @@ const lifecycleReauthorize = "reauthorizationRequired"
 // 202 whatever happens behind it.
 func (s *Server) graphLifecycleReceive(c echo.Context) error {
 	const endpoint = "lifecycle"
-	if ok, err := s.answerValidation(c, endpoint); ok {
-		return err
-	}
-	ns, err := s.readNotifications(c, endpoint)
-	if err != nil || ns == nil {
-		return s.acceptNotifications(c, err)
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), graphWorkTimeout)
-	defer cancel()
-	verified, err := s.verifyNotifications(ctx, c, endpoint, ns)
-	if err != nil {
-		return s.acceptNotifications(c, s.notificationsLost(c, endpoint, err))
-	}
+	return s.receiveNotifications(c, endpoint, func(ctx context.Context, verified []verifiedNotification) error {
+		return s.reauthorizeSubscriptions(ctx, c, endpoint, verified)
+	})
+}
+
+// reauthorizeSubscriptions is graphLifecycleReceive's work on the verified
+// lifecycle notifications of one request.
+func (s *Server) reauthorizeSubscriptions(ctx context.Context, c echo.Context, endpoint string, verified []verifiedNotification) error {
 	tenants := map[string]bool{}
 	reauthorize, ignored := 0, 0
 	var jobs []river.InsertManyParams

@@ -112,6 +112,30 @@ func (s *Server) readNotifications(c echo.Context, endpoint string) ([]graphNoti
 	return batch.Value, nil
 }
 
+// receiveNotifications is the part both Graph endpoints share
+// (docs/protocol.md §7): the validation handshake, or a bounded body of
+// notifications verified one by one (clientState, tenant); work then gets
+// the verified ones. Malformed and unverifiable requests are answered 202
+// and counted here; work answers the rest.
+func (s *Server) receiveNotifications(c echo.Context, endpoint string, work func(ctx context.Context, verified []verifiedNotification) error) error {
+	if ok, err := s.answerValidation(c, endpoint); ok {
+		return err
+	}
+	ns, err := s.readNotifications(c, endpoint)
+	if err != nil || ns == nil {
+		return s.acceptNotifications(c, err)
+	}
+	// Bounded and detached from the client: Graph wants its answer within 3
+	// seconds, and a client that hangs up does not undo what was accepted.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), graphWorkTimeout)
+	defer cancel()
+	verified, err := s.verifyNotifications(ctx, c, endpoint, ns)
+	if err != nil {
+		return s.acceptNotifications(c, s.notificationsLost(c, endpoint, err))
+	}
+	return work(ctx, verified)
+}
+
 // verifyNotifications checks each notification against its subscription,
 // looked up for the whole batch in one query: the subscription must exist,
 // the SHA-256 of the clientState must match in constant time, and the

@@ -20,21 +20,14 @@ import (
 // 00095). The answer is 202 whatever happens behind it.
 func (s *Server) graphNotificationReceive(c echo.Context) error {
 	const endpoint = "notifications"
-	if ok, err := s.answerValidation(c, endpoint); ok {
-		return err
-	}
-	ns, err := s.readNotifications(c, endpoint)
-	if err != nil || ns == nil {
-		return s.acceptNotifications(c, err)
-	}
-	// Bounded and detached from the client: Graph wants its answer within 3
-	// seconds, and a client that hangs up does not undo what was accepted.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), graphWorkTimeout)
-	defer cancel()
-	verified, err := s.verifyNotifications(ctx, c, endpoint, ns)
-	if err != nil {
-		return s.acceptNotifications(c, s.notificationsLost(c, endpoint, err))
-	}
+	return s.receiveNotifications(c, endpoint, func(ctx context.Context, verified []verifiedNotification) error {
+		return s.recordNotifications(ctx, c, endpoint, verified)
+	})
+}
+
+// recordNotifications is graphNotificationReceive's work on the verified
+// notifications of one request.
+func (s *Server) recordNotifications(ctx context.Context, c echo.Context, endpoint string, verified []verifiedNotification) error {
 	perTenant := map[string]int{}
 	for _, v := range verified {
 		perTenant[v.TenantID]++
@@ -49,7 +42,7 @@ func (s *Server) graphNotificationReceive(c echo.Context) error {
 	// notified_at first, then the job: a sync job of the tenant still
 	// running swallows the unique insert, and then finds notified_at later
 	// than its start when it completes, and runs once more (§7.1).
-	err = s.store.Tx(ctx, func(tx pgx.Tx, st *postgres.Store) error {
+	err := s.store.Tx(ctx, func(tx pgx.Tx, st *postgres.Store) error {
 		if err := st.TenantNotificationsRecord(ctx, perTenant); err != nil {
 			return err
 		}
