@@ -1,10 +1,12 @@
--- Creation events of a bulk page in one row (issue 14, docs/events.md,
+-- Creation events of a bulk page, 128 to a row (issue 14, docs/events.md,
 -- Cost). A first sync writes one creation event per user, group and
 -- membership; one row each made the feed cost more than the copy it
 -- describes (a parsed jsonb value and two index entries per event). A bulk
 -- page (internal/postgres/directory_bulk.go) now writes its events as rows
--- of up to 1,024 events each: batch holds them as a json array, stored as
--- written and compressed (lz4 where the server has it), n says how many.
+-- of 128 (a row may hold up to 1,024): batch holds them as a json array,
+-- stored as written and compressed (lz4 where the server has it), n says
+-- how many. Every element must also be valid jsonb (no \u0000, no lone
+-- surrogate): readers cast each one, so the writer guarantees it.
 -- Every other event stays one row with its object in data.
 --
 -- Positions stay (xid, seq) pairs, one per event: seq now steps by 1,024,
@@ -15,12 +17,18 @@
 -- row; readers that need the indexes (internal/postgres/change_events.go)
 -- bound the row's seq as well: an event at (x, p) is in the row at
 -- (x, s) with p - 1024 < s <= p.
+--
+-- Upgrading: a server or worker from before this migration reads
+-- change_events directly and would misread batch rows (one event, no
+-- object); upgrade every process before a first sync writes one.
 -- +goose Up
 ALTER TABLE change_events ALTER COLUMN data DROP NOT NULL;
 ALTER TABLE change_events ADD COLUMN n integer, ADD COLUMN batch json;
+-- A batch row has no stored id (its events' ids are derived) and an array.
 ALTER TABLE change_events ADD CONSTRAINT change_events_one_form CHECK (
     CASE WHEN batch IS NULL THEN n IS NULL AND data IS NOT NULL
-    ELSE data IS NULL AND n BETWEEN 1 AND 1024 END);
+    ELSE data IS NULL AND id IS NULL AND n IS NOT NULL AND n BETWEEN 1 AND 1024
+        AND json_typeof(batch) = 'array' END);
 -- +goose StatementBegin
 DO $$
 BEGIN

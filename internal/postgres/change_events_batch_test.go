@@ -256,3 +256,28 @@ func TestBatchEventsAcrossTheMigration(t *testing.T) {
 	}
 	same("up again", pgtest.Events(t, pool, tid))
 }
+
+// TestBatchEventsRefuseNUL: a string holding U+0000 would make a batch row
+// no reader can cast to jsonb; its page takes the staged path instead,
+// which Postgres refuses as a whole: no rows, no events, no batch row.
+func TestBatchEventsRefuseNUL(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.Pool(t)
+	st := postgres.New(pool)
+	tid := uuid.NewString()
+	pgtest.ActiveTenant(t, st, tid)
+	before := len(pgtest.Events(t, pool, tid))
+	users := []domain.DirectoryUser{{ID: uuid.NewString(), DisplayName: "fine"}, {ID: uuid.NewString(), DisplayName: "nul \x00 inside"}}
+	if _, err := st.DirectoryUsersApply(ctx, tid, &domain.UsersPage{Users: users}, fullPage("users", 1)); err == nil {
+		t.Fatal("a page with U+0000 in a name was applied")
+	}
+	var rows, batches int
+	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM directory_users WHERE tenant_id = $1),
+		(SELECT count(*) FROM change_events WHERE tenant_id = $1 AND batch IS NOT NULL)`, tid).Scan(&rows, &batches); err != nil {
+		t.Fatal(err)
+	}
+	if after := len(pgtest.Events(t, pool, tid)); rows != 0 || batches != 0 || after != before {
+		t.Fatalf("after the refused page: %d users, %d batch rows, %d events (%d before)", rows, batches, after, before)
+	}
+}

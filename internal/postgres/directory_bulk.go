@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -130,7 +131,8 @@ func (s *Store) bulkUsers(ctx context.Context, tx pgx.Tx, tenantID string, users
 	}
 	ids := make([]guid, len(users))
 	for i := range users {
-		if ids[i], ok = parseGUID(users[i].ID); !ok {
+		u := &users[i]
+		if ids[i], ok = parseGUID(u.ID); !ok || hasNUL(u.UserPrincipalName, u.DisplayName, u.GivenName, u.Surname, u.Mail, u.JobTitle) {
 			return false, nil
 		}
 	}
@@ -158,7 +160,7 @@ func (s *Store) bulkGroups(ctx context.Context, tx pgx.Tx, tenantID string, grou
 	}
 	gids := make([]guid, len(groups))
 	for i := range groups {
-		if gids[i], ok = parseGUID(groups[i].ID); !ok {
+		if gids[i], ok = parseGUID(groups[i].ID); !ok || hasNUL(groups[i].DisplayName, groups[i].Description) {
 			return false, nil
 		}
 	}
@@ -236,4 +238,19 @@ func copyEvents(ctx context.Context, tx pgx.Tx, tid guid, runs ...eventRun) erro
 		return []any{nil, tid.uuid, string(ch.run.typ), ch.hi - ch.lo, buf}, nil
 	}))
 	return err
+}
+
+// hasNUL says whether a string holds U+0000. A batch row's objects are
+// stored as json, which takes "\u0000", and read as jsonb, which refuses
+// it: one such row would break every read of the feed past it. Postgres
+// text refuses the byte too, so the staged path, which such a page takes,
+// fails it as a whole, as it always did. (appendJSONString writes nothing
+// else jsonb refuses: encoding/json never writes a lone surrogate.)
+func hasNUL(ss ...string) bool {
+	for _, s := range ss {
+		if strings.IndexByte(s, 0) >= 0 {
+			return true
+		}
+	}
+	return false
 }
