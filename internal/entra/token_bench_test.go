@@ -2,14 +2,11 @@ package entra
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-
-	"github.com/tenantsync/tenantsync/internal/entraemu"
 )
 
 // BenchmarkTokenCacheHit100k measures the hit path with 100,000 tenants
@@ -37,24 +34,12 @@ func BenchmarkTokenCacheHit100k(b *testing.B) {
 // token requests the emulator saw: exactly one per tenant.
 func BenchmarkTokens10kTenantsThreeSyncs(b *testing.B) {
 	const n = 10_000
-	seed := entraemu.SmallSeed()
-	var ids []string
-	for i := range n {
-		id := uuid.NewSHA1(uuid.NameSpaceOID, fmt.Appendf(nil, "bench-tenant-%d", i)).String()
-		ids = append(ids, id)
-		seed.Tenants = append(seed.Tenants, entraemu.Tenant{ID: id, DisplayName: fmt.Sprintf("T%05d", i), Consented: true})
-	}
-	srv := entraemu.StartTest(b, entraemu.Config{Seed: seed, ThrottleScale: 1e6})
-	app := srv.DefaultApp()
+	srv, ids := tokenTenants(b, n)
 	ctx := context.Background()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		before := srv.Counters("").TokenRequests
-		s, err := NewTokenSource(TokenConfig{AuthorityHost: srv.AuthorityHost, GraphBaseURL: srv.GraphBaseURL,
-			ClientID: app.ClientID, Secret: app.Secrets[0].Value, HTTPClient: srv.HTTPClient()})
-		if err != nil {
-			b.Fatal(err)
-		}
+		s := tokenSourceFor(b, srv, false)
 		b.StartTimer()
 		for round := range 3 {
 			work := make(chan string)
