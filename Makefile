@@ -39,9 +39,9 @@ TENANTS ?= 3000
 USERS ?= 50
 ROUNDS ?= 1
 .PHONY: bench-fleet
-bench-fleet: ## whole sync rounds of TENANTS (3000) x USERS (50) with the real worker: first sync, then ROUNDS steady rounds; WORKER=/abs/path measures another worker binary
+bench-fleet: ## whole sync rounds of TENANTS (3000) x USERS (50) with the real worker: first sync, then ROUNDS steady rounds; WORKER=/abs/path measures another worker binary; PPROF=/abs/dir saves CPU profiles of the worker
 	@./scripts/with-test-db.sh $(GO) test -run '^$$' -bench BenchmarkFleetRound -benchtime $(ROUNDS)x -timeout 3h ./internal/fleettest \
-		-args -fleet.tenants=$(TENANTS) -fleet.users=$(USERS) $(if $(WORKER),-fleet.worker=$(WORKER))
+		-args -fleet.tenants=$(TENANTS) -fleet.users=$(USERS) $(if $(WORKER),-fleet.worker=$(WORKER)) $(if $(PPROF),-fleet.pprof=$(PPROF))
 
 # The fuzz targets, as package:Func; their seeds run in `make test` as ordinary tests.
 FUZZ_TARGETS := \

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -111,7 +112,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer ready.Close() //nolint:errcheck // a handle over the pool
-	admin, err := startAdmin(c.AdminAddr, ready, m, logger)
+	admin, err := startAdmin(c.AdminAddr, c.Pprof, ready, m, logger)
 	if err != nil {
 		return err
 	}
@@ -151,8 +152,16 @@ func registerGauges(m *metrics.Metrics, store *postgres.Store) error {
 
 // startAdmin serves /healthz (the process is up), /readyz (the database
 // answers and its schema is current) and /metrics.
-func startAdmin(addr string, ready *health.Checker, m *metrics.Metrics, logger *slog.Logger) (io.Closer, error) {
+func startAdmin(addr string, profiles bool, ready *health.Checker, m *metrics.Metrics, logger *slog.Logger) (io.Closer, error) {
 	mux := http.NewServeMux()
+	timeouts := httpserver.Timeouts{}
+	if profiles {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		// A CPU profile or trace lasts ?seconds= (30 by default).
+		timeouts.Write = 10 * time.Minute
+	}
 	mux.Handle("GET /metrics", m.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n") //nolint:errcheck
@@ -169,7 +178,7 @@ func startAdmin(addr string, ready *health.Checker, m *metrics.Metrics, logger *
 	if err != nil {
 		return nil, fmt.Errorf("admin listener on %s: %w", addr, err)
 	}
-	srv := httpserver.New(mux, httpserver.Timeouts{})
+	srv := httpserver.New(mux, timeouts)
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("admin listener stopped", "error", err.Error())

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/tenantsync/tenantsync/internal/entraemu"
+	"github.com/tenantsync/tenantsync/internal/health"
+	"github.com/tenantsync/tenantsync/internal/metrics"
 	"github.com/tenantsync/tenantsync/internal/postgres/pgtest"
 )
 
@@ -82,5 +85,35 @@ func TestHealthcheckNeedsAPort(t *testing.T) {
 	}, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), `WORKER_ADMIN_ADDR "localhost" has no port`) {
 		t.Fatalf("healthcheck with no port: %v", err)
+	}
+}
+
+// TestAdminProfilesOnlyWhenAsked: Go's profiles are on the admin listener
+// with WORKER_PPROF=true only.
+func TestAdminProfilesOnlyWhenAsked(t *testing.T) {
+	ready, err := health.NewChecker(pgtest.Pool(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ready.Close()
+	logger := slog.New(slog.DiscardHandler)
+	for _, on := range []bool{false, true} {
+		addr := freeAddr(t)
+		admin, err := startAdmin(addr, on, ready, metrics.New(), logger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/profile?seconds=1"} {
+			resp, err := http.Get("http://" + addr + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if want := map[bool]int{false: http.StatusNotFound, true: http.StatusOK}[on]; resp.StatusCode != want || on && len(body) == 0 {
+				t.Errorf("WORKER_PPROF=%v: GET %s: %s with %d bytes, want %d", on, path, resp.Status, len(body), want)
+			}
+		}
+		admin.Close()
 	}
 }

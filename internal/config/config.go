@@ -148,6 +148,11 @@ type Worker struct {
 	ConsentPropagationWait time.Duration `env:"CONSENT_PROPAGATION_WAIT" envDefault:"2m"`
 	// AdminAddr serves /healthz, /readyz and /metrics of the worker.
 	AdminAddr string `env:"WORKER_ADMIN_ADDR" envDefault:":8081"`
+	// Pprof adds Go's profiles (net/http/pprof) under /debug/pprof/ on the
+	// admin listener: CPU and heap profiles of a running worker, for a
+	// fleet that is slow or large. Off by default; the admin listener must
+	// not be reachable from outside when it is on.
+	Pprof bool `env:"WORKER_PPROF" envDefault:"false"`
 	// SyncSlice is how long one sync job fetches pages before it continues
 	// in a follow-up run from its checkpoint.
 	SyncSlice time.Duration `env:"SYNC_SLICE" envDefault:"1m"`

@@ -4,8 +4,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,7 +24,42 @@ var (
 	benchTenants = flag.Int("fleet.tenants", 1000, "BenchmarkFleetRound: consented tenants, all due at once")
 	benchUsers   = flag.Int("fleet.users", 50, "BenchmarkFleetRound: users per tenant")
 	benchWorker  = flag.String("fleet.worker", "", "BenchmarkFleetRound: a worker binary to measure instead of this tree's (a baseline built from another commit)")
+	benchPprof   = flag.String("fleet.pprof", "", "BenchmarkFleetRound: a directory for CPU profiles of the worker, one per round, each of the round's first -fleet.pprofsec seconds (WORKER_PPROF)")
+	benchPprofS  = flag.Int("fleet.pprofsec", 10, "BenchmarkFleetRound: seconds of each round that -fleet.pprof profiles")
 )
+
+// profileWorker saves a CPU profile of the worker's next seconds to
+// dir/name.pprof, in the background; wait waits for it.
+func profileWorker(b *testing.B, addr, dir, name string, seconds int) (wait func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// The worker may be starting still: its listener comes up first.
+		var resp *http.Response
+		var err error
+		for range 100 {
+			if resp, err = http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, seconds)); err == nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err != nil {
+			b.Errorf("profile %s: %v", name, err)
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(filepath.Join(dir, name+".pprof"))
+		if err != nil {
+			b.Errorf("profile %s: %v", name, err)
+			return
+		}
+		defer f.Close()
+		if _, err := io.Copy(f, resp.Body); err != nil || resp.StatusCode != http.StatusOK {
+			b.Errorf("profile %s: %s %v", name, resp.Status, err)
+		}
+	}()
+	return func() { <-done }
+}
 
 // BenchmarkFleetRound measures whole sync rounds of a fleet of small
 // tenants with the real worker process (default configuration) against the
@@ -59,12 +96,20 @@ func BenchmarkFleetRound(b *testing.B) {
 	}
 	ctx := context.Background()
 
+	profile := func(string) func() { return func() {} }
+	if dir := *benchPprof; dir != "" {
+		addr := freeAddr(b)
+		h.env["WORKER_ADMIN_ADDR"], h.env["WORKER_PPROF"] = addr, "true"
+		profile = func(name string) func() { return profileWorker(b, addr, dir, name, *benchPprofS) }
+	}
 	var before roundCost
 	h.startWorker()
 	before.read(h, proxy)
 	start := h.dbNow()
+	profiled := profile("first")
 	h.waitRound("first sync of every tenant", start)
 	first := h.roundCost(proxy, start, before)
+	profiled()
 
 	b.ResetTimer()
 	var steady roundCost
@@ -77,11 +122,13 @@ func BenchmarkFleetRound(b *testing.B) {
 		}
 		// The fan-out runs every minute; start it now rather than measure
 		// the wait for its tick.
+		profiled := profile("steady")
 		if _, err := inserter.Insert(ctx, queue.SyncFanoutArgs{}, nil); err != nil {
 			b.Fatal(err)
 		}
 		h.waitRound("a steady round", start)
 		steady.add(h.roundCost(proxy, start, c))
+		profiled()
 	}
 	b.StopTimer()
 	// Reported after the loop: ResetTimer deletes metrics reported before it.
@@ -100,6 +147,7 @@ type roundCost struct {
 	wall                     time.Duration
 	roundTrips, graph, token int64
 	workerCPU, emuCPU        time.Duration
+	machineCPU, postgresCPU  time.Duration
 }
 
 func (c *roundCost) read(h *harness, p *pgProxy) {
@@ -108,6 +156,7 @@ func (c *roundCost) read(h *harness, p *pgProxy) {
 	h.emu.control(h.t, http.MethodGet, "/counters", nil, &cnt)
 	c.roundTrips, c.graph, c.token = p.roundTrip.Load(), int64(cnt.GraphRequests), int64(cnt.TokenRequests)
 	c.workerCPU, c.emuCPU = procCPU(h.t, h.worker.cmd.Process.Pid), procCPU(h.t, h.emu.proc.cmd.Process.Pid)
+	c.machineCPU, c.postgresCPU = machineCPU(h.t), postgresCPU(h.t)
 }
 
 func (c *roundCost) add(d roundCost) {
@@ -117,6 +166,8 @@ func (c *roundCost) add(d roundCost) {
 	c.token += d.token
 	c.workerCPU += d.workerCPU
 	c.emuCPU += d.emuCPU
+	c.machineCPU += d.machineCPU
+	c.postgresCPU += d.postgresCPU
 }
 
 // roundCost is the round since start: its wall time as Postgres recorded
@@ -131,12 +182,14 @@ func (h *harness) roundCost(p *pgProxy, start time.Time, before roundCost) round
 	var after roundCost
 	after.read(h, p)
 	return roundCost{
-		wall:       last.Sub(first),
-		roundTrips: after.roundTrips - before.roundTrips,
-		graph:      after.graph - before.graph,
-		token:      after.token - before.token,
-		workerCPU:  after.workerCPU - before.workerCPU,
-		emuCPU:     after.emuCPU - before.emuCPU,
+		wall:        last.Sub(first),
+		roundTrips:  after.roundTrips - before.roundTrips,
+		graph:       after.graph - before.graph,
+		token:       after.token - before.token,
+		workerCPU:   after.workerCPU - before.workerCPU,
+		emuCPU:      after.emuCPU - before.emuCPU,
+		machineCPU:  after.machineCPU - before.machineCPU,
+		postgresCPU: after.postgresCPU - before.postgresCPU,
 	}
 }
 
@@ -148,6 +201,10 @@ func (c roundCost) report(b *testing.B, round string, tenants int) {
 	b.ReportMetric(float64(c.token)/t, round+"-token-requests/tenant")
 	b.ReportMetric(float64(c.workerCPU.Microseconds())/t, round+"-worker-cpu-µs/tenant")
 	b.ReportMetric(float64(c.emuCPU.Microseconds())/t, round+"-emulator-cpu-µs/tenant")
+	// The whole machine's: mostly Postgres beside the two above (and
+	// whatever else runs meanwhile, so a quiet machine is wanted).
+	b.ReportMetric(float64(c.machineCPU.Microseconds())/t, round+"-machine-cpu-µs/tenant")
+	b.ReportMetric(float64(c.postgresCPU.Microseconds())/t, round+"-postgres-cpu-µs/tenant")
 }
 
 func (h *harness) dbNow() time.Time {
@@ -178,14 +235,81 @@ func procCPU(t testing.TB, pid int) time.Duration {
 	if err != nil {
 		t.Fatal(err)
 	}
+	d := statCPU(b)
+	if d < 0 {
+		t.Fatalf("/proc/%d/stat: %q", pid, b)
+	}
+	return d
+}
+
+// statCPU reads utime and stime out of a /proc/pid/stat line; -1 when it
+// does not parse.
+func statCPU(b []byte) time.Duration {
 	// The command name (field 2) may hold spaces; count from after it.
 	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return -1
+	}
 	utime, err1 := strconv.ParseInt(f[11], 10, 64)
 	stime, err2 := strconv.ParseInt(f[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		t.Fatalf("/proc/%d/stat: %q", pid, b)
+		return -1
 	}
 	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// machineCPU is the CPU time all cores have spent busy so far (proc(5):
+// the cpu line of /proc/stat, every field but idle and iowait, in ticks of
+// 1/100 s).
+func machineCPU(t testing.TB) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		t.Fatalf("/proc/stat: %q", line)
+	}
+	var busy int64
+	for i, v := range f[1:8] { // user nice system idle iowait irq softirq
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			t.Fatalf("/proc/stat: %q", line)
+		}
+		if i != 3 && i != 4 {
+			busy += n
+		}
+	}
+	return time.Duration(busy) * 10 * time.Millisecond
+}
+
+// postgresCPU is the CPU time the machine's running postgres processes
+// have used so far: the worker's connections live through a round, so
+// their backends' growth is what the round cost Postgres (a process that
+// exits within the round takes its share along).
+func postgresCPU(t testing.TB) time.Duration {
+	t.Helper()
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total time.Duration
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err != nil || strings.TrimSpace(string(comm)) != "postgres" {
+			continue
+		}
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+			total += max(statCPU(b), 0)
+		}
+	}
+	return total
 }
 
 // procPeakRSS is a process's peak resident set size in bytes (proc(5):
