@@ -39,8 +39,10 @@ type Store interface {
 	// rows whose seen_round < c.Checkpoint.Round.
 	DirectoryUsersApply(ctx context.Context, tenantID string, p *domain.UsersPage, c domain.SyncCommit) (domain.SyncApplied, error)
 	DirectoryGroupsApply(ctx context.Context, tenantID string, p *domain.GroupsPage, c domain.SyncCommit) (domain.SyncApplied, error)
-	SyncRunStart(ctx context.Context, tenantID string, kind domain.SyncKind) (int64, error)
-	SyncRunFinish(ctx context.Context, run domain.SyncRun) error
+	SyncRunStart(ctx context.Context, tenantID string, kind domain.SyncKind, startedAt time.Time) (int64, error)
+	// SyncRunFinish records how run ended, writing it whole when it was
+	// never started (ID 0), and returns its ID.
+	SyncRunFinish(ctx context.Context, run domain.SyncRun) (int64, error)
 }
 
 // Syncer syncs tenants. It is safe for concurrent use on different tenants;
@@ -93,6 +95,14 @@ func (s *Syncer) Sync(ctx context.Context, tenantID string, opt Options) (domain
 	if err != nil {
 		return domain.SyncRun{}, err
 	}
+	return s.SyncFrom(ctx, tenantID, state, opt)
+}
+
+// SyncFrom is Sync from the checkpoints state, which the caller has read
+// under the tenant's lease (the worker reads them with the lease, in one
+// round trip: postgres.Store.SyncBegin).
+func (s *Syncer) SyncFrom(ctx context.Context, tenantID string, state []domain.SyncCheckpoint, opt Options) (domain.SyncRun, error) {
+	var err error
 	cps := map[string]domain.SyncCheckpoint{}
 	for _, cp := range state {
 		cps[cp.Resource] = cp
@@ -103,9 +113,11 @@ func (s *Syncer) Sync(ctx context.Context, tenantID string, opt Options) (domain
 			run.Kind = domain.SyncFull
 		}
 	}
-	if run.ID, err = s.store.SyncRunStart(ctx, tenantID, run.Kind); err != nil {
-		return run, err
-	}
+	// The run's row is written when it ends, or before the first page that
+	// leaves more pages of a resource to fetch (syncResource): a run of
+	// one page per resource, a small tenant's round, writes sync_runs once,
+	// in one statement. A longer run shows as running while it goes, and
+	// is closed as abandoned if its worker dies.
 	for _, res := range []string{ResourceUsers, ResourceGroups} {
 		cp := cps[res]
 		cp.Resource = res
@@ -122,8 +134,12 @@ func (s *Syncer) Sync(ctx context.Context, tenantID string, opt Options) (domain
 	// Record the run even when ctx was cancelled by shutdown.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if ferr := s.store.SyncRunFinish(fctx, run); ferr != nil && err == nil {
+	id, ferr := s.store.SyncRunFinish(fctx, run)
+	if ferr != nil && err == nil {
 		err = ferr
+	}
+	if ferr == nil {
+		run.ID = id
 	}
 	return run, err
 }
@@ -200,7 +216,7 @@ func (s *Syncer) syncResource(ctx context.Context, tenantID string, cp domain.Sy
 			}
 			return f.err
 		}
-		c := domain.SyncCommit{Checkpoint: cp, Lease: opt.Lease}
+		c := domain.SyncCommit{Checkpoint: cp, Lease: opt.Lease, First: cp.LinkKind != domain.LinkNext}
 		if f.delta != "" {
 			c.Checkpoint.Link, c.Checkpoint.LinkKind = f.delta, domain.LinkDelta
 			c.Sweep = cp.RoundKind == domain.SyncFull
@@ -241,6 +257,16 @@ func (s *Syncer) syncResource(ctx context.Context, tenantID string, cp domain.Sy
 		if last {
 			cancel()
 			return ErrSliceEnded
+		}
+		if run.ID == 0 {
+			// More pages to come: the run shows as running from now on.
+			if run.ID, err = s.store.SyncRunStart(ctx, tenantID, run.Kind, run.StartedAt); err != nil {
+				cancel()
+				if prefetch != nil {
+					count(<-prefetch)
+				}
+				return err
+			}
 		}
 		if prefetch == nil {
 			cancel()

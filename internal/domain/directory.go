@@ -131,6 +131,8 @@ type SyncCommit struct {
 	// Sweep (the last page of a full round) also deletes every row the
 	// round did not see.
 	Sweep bool
+	// First says the page is the first of its round.
+	First bool
 	// Lease, when its Owner is set, must still be held; the commit extends it.
 	Lease SyncLease
 }
@@ -145,6 +147,20 @@ var ErrSyncLeaseLost = errors.New("sync lease lost to another worker")
 type SyncLease struct {
 	Owner string // a UUID chosen per job attempt
 	TTL   time.Duration
+}
+
+// SyncStart is what a sync job reads as it begins (postgres.Store.SyncBegin).
+type SyncStart struct {
+	Tenant Tenant
+	// Taken reports whether the lease was taken: false when another job
+	// holds it, the tenant does not sync, or it is unknown.
+	Taken bool
+	// Abandoned is how many runs of a dead holder taking the lease closed.
+	Abandoned int
+	// Checkpoints are the tenant's checkpoints, read with the lease.
+	Checkpoints []SyncCheckpoint
+	// ThrottledUntil is the end of the tenant's Graph throttle window, or zero.
+	ThrottledUntil time.Time
 }
 
 // SyncRun is one sync of one tenant's directory.

@@ -250,3 +250,53 @@ func TestRetryAfterBecomesTheTenantsWindow(t *testing.T) {
 		t.Errorf("%d early requests", n)
 	}
 }
+
+// TestKnownThrottleWindow: a window the caller has just read from the gate
+// (the worker reads it with the sync's lease) stands in for the gate's read
+// before a request for that tenant; after waiting out a short known window
+// the gate is read again, and a window known for another tenant is ignored.
+func TestKnownThrottleWindow(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	srv, dbURL := throttleSetup(t, clk)
+	tid := entraemu.ContosoTenantID
+	a, b := newProcess(t, srv, clk, dbURL, true), newProcess(t, srv, clk, dbURL, true)
+	ctx := context.Background()
+	if _, _, err := b.client.Organization(ctx, tid); err != nil {
+		t.Fatal(err)
+	}
+	sent := srv.Counters(tid).GraphRequests
+	start := clk.Now()
+	if err := a.store.TenantThrottle(ctx, tid, start.Add(30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+
+	// Known closed (read before another process recorded its window): the
+	// request goes out without a read of the gate.
+	if _, _, err := b.client.Organization(graph.WithThrottleWindow(ctx, tid, time.Time{}), tid); err != nil {
+		t.Fatalf("with a closed window known: %v", err)
+	}
+	if n := srv.Counters(tid).GraphRequests; n != sent+1 {
+		t.Fatalf("%d requests sent with a closed window known, want 1", n-sent)
+	}
+
+	// Known for another tenant: the gate is read, and the window holds.
+	_, _, err := b.client.Organization(graph.WithThrottleWindow(ctx, entraemu.FabrikamTenantID, time.Time{}), tid)
+	var ge *graph.Error
+	if !errors.As(err, &ge) || ge.Kind != graph.ErrThrottled || ge.RetryAfter != 30*time.Second {
+		t.Fatalf("with another tenant's window known: %v, want throttled with RetryAfter 30s", err)
+	}
+
+	// Known open for 3 s more: waited out, then the gate is read again and
+	// its longer window sends the job away without a request.
+	_, st, err := b.client.Organization(graph.WithThrottleWindow(ctx, tid, start.Add(3*time.Second)), tid)
+	if !errors.As(err, &ge) || ge.Kind != graph.ErrThrottled || ge.RetryAfter != 27*time.Second {
+		t.Fatalf("with a 3 s window known: %v, want throttled with RetryAfter 27s", err)
+	}
+	if st.ThrottledWaits != 1 || st.ThrottledFor != 3*time.Second {
+		t.Errorf("waited %d times for %v, want once for 3s", st.ThrottledWaits, st.ThrottledFor)
+	}
+	if n := srv.Counters(tid).GraphRequests; n != sent+1 {
+		t.Errorf("%d requests sent in all, want 1", n-sent)
+	}
+}

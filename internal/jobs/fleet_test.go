@@ -93,7 +93,7 @@ func TestDeadWorkersSyncIsTakenOver(t *testing.T) {
 	if taken, _, err := store.SyncLeaseTake(ctx, tid, dead); err != nil || !taken {
 		t.Fatalf("dead lease: %v %v", taken, err)
 	}
-	runID, err := store.SyncRunStart(ctx, tid, domain.SyncFull)
+	runID, err := store.SyncRunStart(ctx, tid, domain.SyncFull, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tenantsync/tenantsync/internal/dirsync"
 	"github.com/tenantsync/tenantsync/internal/domain"
+	"github.com/tenantsync/tenantsync/internal/graph"
 	"github.com/tenantsync/tenantsync/internal/postgres"
 	"github.com/tenantsync/tenantsync/internal/queue"
 )
@@ -37,31 +38,32 @@ func (w *syncWorker) Timeout(*river.Job[queue.SyncTenantArgs]) time.Duration { r
 func (w *syncWorker) Work(ctx context.Context, job *river.Job[queue.SyncTenantArgs]) error {
 	ctx = withJobID(ctx, job.ID)
 	d, tid := w.d, strings.ToLower(job.Args.TenantID)
-	t, err := d.Store.TenantGet(ctx, tid)
+	lease := domain.SyncLease{Owner: uuid.NewString(), TTL: d.SyncLease}
+	begun, err := d.Store.SyncBegin(ctx, tid, lease)
 	if errors.Is(err, domain.ErrNotFound) {
 		return river.JobCancel(err)
 	}
 	if err != nil {
 		return err
 	}
+	t := begun.Tenant
 	if !t.Status.Syncs() || t.SyncSuspended {
-		return nil
+		return nil // SyncBegin takes no lease for such a tenant
 	}
-	lease := domain.SyncLease{Owner: uuid.NewString(), TTL: d.SyncLease}
-	taken, abandoned, err := d.Store.SyncLeaseTake(ctx, tid, lease)
-	if err != nil {
-		return err
-	}
-	if !taken {
+	if !begun.Taken {
 		// Another job syncs the tenant now (a forced full round beside a
 		// periodic delta one). Look again soon: a live holder is usually
 		// done in seconds, a dead one's lease lapses within SyncLease.
 		return river.JobSnooze(min(d.SyncLease, leaseBusySnooze))
 	}
-	if abandoned > 0 {
-		d.log(ctx).Warn("closed sync runs of a worker that stopped", "tenant_id", tid, "abandoned", abandoned)
+	if begun.Abandoned > 0 {
+		d.log(ctx).Warn("closed sync runs of a worker that stopped", "tenant_id", tid, "abandoned", begun.Abandoned)
 	}
+	released := false
 	defer func() {
+		if released {
+			return
+		}
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		if err := d.Store.SyncLeaseRelease(rctx, tid, lease.Owner); err != nil {
@@ -72,7 +74,7 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[queue.SyncTenantAr
 	if job.Args.Full {
 		opt.FullJob = job.ID
 	}
-	run, err := d.Syncer.Sync(ctx, tid, opt)
+	run, err := d.Syncer.SyncFrom(graph.WithThrottleWindow(ctx, tid, begun.ThrottledUntil), tid, begun.Checkpoints, opt)
 	if run.ID != 0 {
 		outcome := domain.SyncSucceeded
 		if err != nil {
@@ -101,10 +103,12 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[queue.SyncTenantAr
 	d.credentialOK()
 	d.log(ctx).Info("tenant synced", "tenant_id", tid, "sync_run_id", run.ID, "kind", run.Kind, "pages", run.Pages,
 		"upserts", run.Upserts, "deletes", run.Deletes, "requests", run.Requests)
+	// The round's end and the lease's release are one statement.
+	released = true
 	if !d.ChangeNotifications {
-		return d.Store.TenantSyncSucceeded(ctx, tid, d.Now().Add(d.SyncInterval))
+		return d.Store.TenantSyncSucceeded(ctx, tid, d.Now().Add(d.SyncInterval), lease.Owner)
 	}
-	return d.syncSucceededNotified(ctx, job, tid, run)
+	return d.syncSucceededNotified(ctx, job, tid, lease.Owner, run)
 }
 
 // syncSucceededNotified ends a round of a tenant when change notifications
@@ -116,7 +120,7 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[queue.SyncTenantAr
 // insert was swallowed by this job: the job completes and a new delta job
 // is inserted in one transaction, so the change is never lost and a burst
 // of notifications makes one or two rounds.
-func (d *Deps) syncSucceededNotified(ctx context.Context, job *river.Job[queue.SyncTenantArgs], tid string, run domain.SyncRun) error {
+func (d *Deps) syncSucceededNotified(ctx context.Context, job *river.Job[queue.SyncTenantArgs], tid, leaseOwner string, run domain.SyncRun) error {
 	n, err := d.Store.TenantNotificationsGet(ctx, tid)
 	if err != nil && !errors.Is(err, domain.ErrNotFound) {
 		return err
@@ -125,7 +129,7 @@ func (d *Deps) syncSucceededNotified(ctx context.Context, job *river.Job[queue.S
 	if n.State == domain.NotificationsSubscribed {
 		interval = d.SyncIntervalSubscribed
 	}
-	if err := d.Store.TenantSyncSucceeded(ctx, tid, d.Now().Add(interval)); err != nil {
+	if err := d.Store.TenantSyncSucceeded(ctx, tid, d.Now().Add(interval), leaseOwner); err != nil {
 		return err
 	}
 	client := river.ClientFromContext[pgx.Tx](ctx)

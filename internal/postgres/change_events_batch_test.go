@@ -182,15 +182,7 @@ func TestBatchEventsReadOneByOne(t *testing.T) {
 func TestBatchEventsAcrossTheMigration(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := emptyPool(t)
-	m, err := postgres.NewMigrator(pool, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	if _, err := m.Up(ctx); err != nil {
-		t.Fatal(err)
-	}
+	pool, m := migrated(t)
 	st := postgres.New(pool)
 	tid := uuid.NewString()
 	pgtest.ActiveTenant(t, st, tid)

@@ -21,15 +21,7 @@ import (
 func TestEventIDsAcrossTheMigration(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := emptyPool(t)
-	m, err := postgres.NewMigrator(pool, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	if _, err := m.Up(ctx); err != nil {
-		t.Fatal(err)
-	}
+	pool, m := migrated(t)
 	if err := m.DownTo(ctx, 81); err != nil {
 		t.Fatal(err)
 	}

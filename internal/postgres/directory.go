@@ -12,64 +12,26 @@ import (
 
 type pgconnTag = pgconn.CommandTag
 
-// Temp tables live per connection and empty at every commit, so a page's
-// rows never leak into the next transaction on that connection.
-const (
-	syncUsersTemp = `CREATE TEMP TABLE IF NOT EXISTS sync_users (
-	id text NOT NULL, user_principal_name text NOT NULL, display_name text NOT NULL, given_name text NOT NULL,
-	surname text NOT NULL, mail text NOT NULL, job_title text NOT NULL, account_enabled boolean NOT NULL
-) ON COMMIT DELETE ROWS`
-	syncGroupsTemp = `CREATE TEMP TABLE IF NOT EXISTS sync_groups (
-	id text NOT NULL, display_name text NOT NULL, description text NOT NULL
-) ON COMMIT DELETE ROWS`
-	syncMembersTemp = `CREATE TEMP TABLE IF NOT EXISTS sync_members (
-	group_id text NOT NULL, member_id text NOT NULL
-) ON COMMIT DELETE ROWS`
-)
-
-var (
-	syncUsersColumns   = []string{"id", "user_principal_name", "display_name", "given_name", "surname", "mail", "job_title", "account_enabled"}
-	syncGroupsColumns  = []string{"id", "display_name", "description"}
-	syncMembersColumns = []string{"group_id", "member_id"}
-)
-
-// stage copies n rows into the transaction's temp table (created by create
-// if this connection has none yet) for one INSERT … ON CONFLICT from it;
-// nothing is done for no rows.
-func stage(ctx context.Context, tx pgx.Tx, create, table string, columns []string, n int, row func(i int) []any) error {
-	if n == 0 {
-		return nil
-	}
-	if _, err := tx.Exec(ctx, create); err != nil {
-		return err
-	}
-	_, err := tx.CopyFrom(ctx, pgx.Identifier{table}, columns, pgx.CopyFromSlice(n, func(i int) ([]any, error) { return row(i), nil }))
-	return err
-}
-
-const directoryUserUpsertBatch = `
-INSERT INTO directory_users (tenant_id, id, user_principal_name, display_name, given_name, surname, mail, job_title,
-	account_enabled, seen_round, updated_at)
-SELECT $1, id::uuid, user_principal_name, display_name, given_name, surname, mail, job_title, account_enabled, $2, now()
-FROM sync_users
-ON CONFLICT (tenant_id, id) DO UPDATE SET
-	user_principal_name = EXCLUDED.user_principal_name, display_name = EXCLUDED.display_name,
-	given_name = EXCLUDED.given_name, surname = EXCLUDED.surname, mail = EXCLUDED.mail,
-	job_title = EXCLUDED.job_title, account_enabled = EXCLUDED.account_enabled,
-	seen_round = EXCLUDED.seen_round, updated_at = EXCLUDED.updated_at`
-
+// A page's rows reach Postgres as one array per column, inside the
+// statement that writes them (unnest): no temp table is COPYed first, so a
+// page is one batch of statements, and a page that is not COPYed in bulk is
+// one round trip (applyPage). The staging temp tables this replaced cost a
+// COPY round trip per table and a truncation at every commit of every
+// connection that had one (issue 13).
+//
 // The change feed (docs/events.md) is written in the page's transaction, and
-// only for rows that change: the event statements compare the staged page
-// with the copy before the upsert runs, and deletes hand their rows to the
-// events through RETURNING. A replayed object (protocol §5.2), a retried page
-// or a full round over an unchanged directory therefore adds nothing, and a
-// page that fails adds nothing either. The last parameter of each delete
-// below is false for a store built WithoutDirectoryEvents, which skips the
-// event statements before the upserts too. Directory events are written
-// with a NULL id: their public id is derived from their position
+// only for rows that change: each write statement compares the page with
+// the copy, inserts the events and upserts in one statement, whose parts
+// all read the copy as it was before it (the CTEs of one statement share
+// its snapshot); deletes hand their rows to the events through RETURNING.
+// A replayed object (protocol §5.2), a retried page or a full round over an
+// unchanged directory therefore adds nothing, and a page that fails adds
+// nothing either. The events parameter of each statement is false for a
+// store built WithoutDirectoryEvents. Directory events are written with a
+// NULL id: their public id is derived from their position
 // (migrations/00082_change_event_ids.sql).
 
-// userData is a user's event payload, from a row of sync_users,
+// userData is a user's event payload, from a row of the page,
 // directory_users or RETURNING with the same columns.
 func userData(r string) string {
 	return `jsonb_build_object('id', ` + r + `.id::uuid, 'user_principal_name', ` + r + `.user_principal_name,
@@ -79,41 +41,71 @@ func userData(r string) string {
 
 const memberData = `jsonb_build_object('group_id', group_id, 'member_id', member_id)`
 
-// directoryUserEvents runs before the upsert: a staged user missing from the
-// copy is created, or restored when a soft delete was remembered; one whose
-// attributes differ is updated, or enabled/disabled when account_enabled
-// flips, with previous_attributes holding the old value of each changed one.
-// The copy is read one index probe per staged row (LATERAL … LIMIT 1): the
-// temp table has no statistics, and a join the planner is free to choose
-// became a scan of the tenant's whole copy for every page, quadratic in its
-// size.
-var directoryUserEvents = `
-INSERT INTO change_events (id, tenant_id, type, data)
-SELECT NULL::uuid, $1, CASE
-		WHEN d.id IS NULL AND EXISTS (SELECT FROM directory_user_tombstones t WHERE t.tenant_id = $1 AND t.id = s.id::uuid)
-			THEN 'user.restored'
-		WHEN d.id IS NULL THEN 'user.created'
-		WHEN d.account_enabled <> s.account_enabled THEN
-			CASE WHEN s.account_enabled THEN 'user.enabled' ELSE 'user.disabled' END
-		ELSE 'user.updated' END,
-	` + userData("s") + ` || CASE WHEN d.id IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('previous_attributes',
-		jsonb_strip_nulls(jsonb_build_object(
-			'user_principal_name', nullif(d.user_principal_name, s.user_principal_name),
-			'display_name', nullif(d.display_name, s.display_name),
-			'given_name', nullif(d.given_name, s.given_name),
-			'surname', nullif(d.surname, s.surname),
-			'mail', nullif(d.mail, s.mail),
-			'job_title', nullif(d.job_title, s.job_title),
-			'account_enabled', nullif(d.account_enabled, s.account_enabled)))) END
-FROM sync_users s
-LEFT JOIN LATERAL (SELECT * FROM directory_users d WHERE d.tenant_id = $1 AND d.id = s.id::uuid LIMIT 1) d ON true
-WHERE d.id IS NULL
-	OR (d.user_principal_name, d.display_name, d.given_name, d.surname, d.mail, d.job_title, d.account_enabled)
-	<> (s.user_principal_name, s.display_name, s.given_name, s.surname, s.mail, s.job_title, s.account_enabled)`
+// directoryUserWrite writes a page's users ($3–$10, one array per column;
+// $11 false leaves the feed out). Events: a user missing from the copy is
+// created, or restored when a soft delete was remembered (which is then
+// forgotten); one whose attributes differ is updated, or enabled/disabled
+// when account_enabled flips, with previous_attributes holding the old
+// value of each changed one. The copy is read one index probe per page row
+// (LATERAL … LIMIT 1): the page has no statistics, and a join the planner
+// is free to choose became a scan of the tenant's whole copy for every
+// page, quadratic in its size.
+var directoryUserWrite = `
+WITH s AS (
+	SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::boolean[])
+		AS s(id, user_principal_name, display_name, given_name, surname, mail, job_title, account_enabled)
+), events AS (
+	INSERT INTO change_events (id, tenant_id, type, data)
+	SELECT NULL::uuid, $1, CASE
+			WHEN d.id IS NULL AND EXISTS (SELECT FROM directory_user_tombstones t WHERE t.tenant_id = $1 AND t.id = s.id::uuid)
+				THEN 'user.restored'
+			WHEN d.id IS NULL THEN 'user.created'
+			WHEN d.account_enabled <> s.account_enabled THEN
+				CASE WHEN s.account_enabled THEN 'user.enabled' ELSE 'user.disabled' END
+			ELSE 'user.updated' END,
+		` + userData("s") + ` || CASE WHEN d.id IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('previous_attributes',
+			jsonb_strip_nulls(jsonb_build_object(
+				'user_principal_name', nullif(d.user_principal_name, s.user_principal_name),
+				'display_name', nullif(d.display_name, s.display_name),
+				'given_name', nullif(d.given_name, s.given_name),
+				'surname', nullif(d.surname, s.surname),
+				'mail', nullif(d.mail, s.mail),
+				'job_title', nullif(d.job_title, s.job_title),
+				'account_enabled', nullif(d.account_enabled, s.account_enabled)))) END
+	FROM s
+	LEFT JOIN LATERAL (SELECT * FROM directory_users d WHERE d.tenant_id = $1 AND d.id = s.id::uuid LIMIT 1) d ON true
+	WHERE $11 AND (d.id IS NULL
+		OR (d.user_principal_name, d.display_name, d.given_name, d.surname, d.mail, d.job_title, d.account_enabled)
+		<> (s.user_principal_name, s.display_name, s.given_name, s.surname, s.mail, s.job_title, s.account_enabled))
+), unburied AS (
+	DELETE FROM directory_user_tombstones t USING s WHERE $11 AND t.tenant_id = $1 AND t.id = s.id::uuid
+), up AS (
+	INSERT INTO directory_users (tenant_id, id, user_principal_name, display_name, given_name, surname, mail, job_title,
+		account_enabled, seen_round, updated_at)
+	SELECT $1, id::uuid, user_principal_name, display_name, given_name, surname, mail, job_title, account_enabled, $2, now()
+	FROM s
+	ON CONFLICT (tenant_id, id) DO UPDATE SET
+		user_principal_name = EXCLUDED.user_principal_name, display_name = EXCLUDED.display_name,
+		given_name = EXCLUDED.given_name, surname = EXCLUDED.surname, mail = EXCLUDED.mail,
+		job_title = EXCLUDED.job_title, account_enabled = EXCLUDED.account_enabled,
+		seen_round = EXCLUDED.seen_round, updated_at = EXCLUDED.updated_at
+	RETURNING 1
+)
+SELECT count(*) FROM up`
 
-// directoryUserUnbury forgets the soft deletes of users that came back.
-const directoryUserUnbury = `
-DELETE FROM directory_user_tombstones t USING sync_users s WHERE t.tenant_id = $1 AND t.id = s.id::uuid`
+// usersArgs are directoryUserWrite's column arrays.
+func usersArgs(users []domain.DirectoryUser) []any {
+	n := len(users)
+	id, upn, name, given, sur, mail, job := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n), make([]string, n)
+	enabled := make([]bool, n)
+	for i := range users {
+		u := &users[i]
+		id[i], upn[i], name[i], given[i], sur[i], mail[i], job[i] = u.ID, u.UserPrincipalName, u.DisplayName, u.GivenName, u.Surname, u.Mail, u.JobTitle
+		enabled[i] = u.AccountEnabled
+	}
+	return []any{id, upn, name, given, sur, mail, job, enabled}
+}
 
 // directoryUserDelete deletes the removed users ($2; $3 the soft-deleted
 // ones) and their memberships: a removed user leaves every group too
@@ -165,11 +157,11 @@ WITH gone AS (
 SELECT count(*) FROM gone`
 
 // DirectoryUsersApply applies one users/delta page in one transaction:
-// upserts (COPY into a temp table, then one INSERT … ON CONFLICT; straight
-// COPY in a round that began on an empty copy, directory_bulk.go), deletes
-// of removed users, the checkpoint cp and the page's change-feed events.
-// With sweep (the last page of a full round) it also deletes every user the
-// round did not see. A failed call changes nothing.
+// upserts, deletes of removed users, the checkpoint cp and the page's
+// change-feed events; in a round that began on an empty copy, pages are
+// COPYed instead (directory_bulk.go). With sweep (the last page of a full
+// round) it also deletes every user the round did not see. A failed call
+// changes nothing.
 func (s *Store) DirectoryUsersApply(ctx context.Context, tenantID string, p *domain.UsersPage, c domain.SyncCommit) (domain.SyncApplied, error) {
 	users, removed := p.Users, p.Removed
 	soft := p.SoftDeleted
@@ -179,56 +171,36 @@ func (s *Store) DirectoryUsersApply(ctx context.Context, tenantID string, p *dom
 	events := !s.noEvents
 	var res domain.SyncApplied
 	cp := c.Checkpoint
-	err := s.Tx(ctx, func(tx pgx.Tx, _ *Store) error {
-		b := &pgx.Batch{}
-		s.queueCommit(b, tenantID, c)
-		roundBulk, bulk, err := bulkRound(ctx, tx, b, directoryBulkUsers, tenantID, c)
-		if err != nil {
-			return err
-		}
-		copied := false
-		if bulk && len(users) > 0 {
-			if copied, err = s.bulkUsers(ctx, tx, tenantID, users, cp.Round); err != nil {
+	bulkable := mayBulk(c)
+	err := s.applyPage(ctx, tenantID, c, bulkable, func(tx pgx.Tx, b *pgx.Batch) error {
+		roundBulk := false
+		if bulkable {
+			var bulk, copied bool
+			var err error
+			if roundBulk, bulk, err = bulkRound(ctx, tx, b, directoryBulkUsers, tenantID, c); err != nil {
 				return err
+			}
+			if bulk && len(users) > 0 {
+				if copied, err = s.bulkUsers(ctx, tx, tenantID, users, cp.Round); err != nil {
+					return err
+				}
 			}
 			if copied {
 				res.Upserts += len(users)
 				users = nil
 			}
 		}
-		if err := stage(ctx, tx, syncUsersTemp, "sync_users", syncUsersColumns, len(users), func(i int) []any {
-			u := &users[i]
-			return []any{u.ID, u.UserPrincipalName, u.DisplayName, u.GivenName, u.Surname, u.Mail, u.JobTitle, u.AccountEnabled}
-		}); err != nil {
-			return err
-		}
 		if len(users) > 0 {
-			if events {
-				b.Queue(directoryUserEvents, tenantID)
-				b.Queue(directoryUserUnbury, tenantID)
-			}
-			b.Queue(directoryUserUpsertBatch, tenantID, cp.Round).Exec(func(tag pgconnTag) error {
-				res.Upserts += int(tag.RowsAffected())
-				return nil
-			})
+			args := append([]any{tenantID, cp.Round}, usersArgs(users)...)
+			b.Queue(directoryUserWrite, append(args, events)...).QueryRow(scanAdd(&res.Upserts))
 		}
 		if len(removed) > 0 {
-			b.Queue(directoryUserDelete, tenantID, removed, soft, events).QueryRow(func(row pgx.Row) error {
-				var n int
-				err := row.Scan(&n)
-				res.Deletes += n
-				return err
-			})
+			b.Queue(directoryUserDelete, tenantID, removed, soft, events).QueryRow(scanAdd(&res.Deletes))
 		}
 		if c.Sweep && !roundBulk {
-			b.Queue(directoryUserSweep, tenantID, cp.Round, events).QueryRow(func(row pgx.Row) error {
-				var n int
-				err := row.Scan(&n)
-				res.Deletes += n
-				return err
-			})
+			b.Queue(directoryUserSweep, tenantID, cp.Round, events).QueryRow(scanAdd(&res.Deletes))
 		}
-		return tx.SendBatch(ctx, b).Close()
+		return nil
 	})
 	if err != nil {
 		return domain.SyncApplied{}, fmt.Errorf("apply users page of tenant %s: %w", tenantID, err)
@@ -236,12 +208,15 @@ func (s *Store) DirectoryUsersApply(ctx context.Context, tenantID string, p *dom
 	return res, nil
 }
 
-const directoryGroupUpsertBatch = `
-INSERT INTO directory_groups (tenant_id, id, display_name, description, seen_round, updated_at)
-SELECT $1, id::uuid, display_name, description, $2, now() FROM sync_groups
-ON CONFLICT (tenant_id, id) DO UPDATE SET
-	display_name = EXCLUDED.display_name, description = EXCLUDED.description,
-	seen_round = EXCLUDED.seen_round, updated_at = EXCLUDED.updated_at`
+// scanAdd adds a statement's single count to *n.
+func scanAdd(n *int) func(pgx.Row) error {
+	return func(row pgx.Row) error {
+		var k int
+		err := row.Scan(&k)
+		*n += k
+		return err
+	}
+}
 
 // groupData is a group's event payload; memberData a membership's (from
 // rows with group_id and member_id columns).
@@ -249,18 +224,31 @@ func groupData(r string) string {
 	return `jsonb_build_object('id', ` + r + `.id::uuid, 'display_name', ` + r + `.display_name, 'description', ` + r + `.description)`
 }
 
-// directoryGroupEvents runs before the upsert, as directoryUserEvents (and
-// probes the copy row by row for the same reason, as groupMemberEvents does).
-var directoryGroupEvents = `
-INSERT INTO change_events (id, tenant_id, type, data)
-SELECT NULL::uuid, $1, CASE WHEN d.id IS NULL THEN 'group.created' ELSE 'group.updated' END,
-	` + groupData("s") + ` || CASE WHEN d.id IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('previous_attributes',
-		jsonb_strip_nulls(jsonb_build_object(
-			'display_name', nullif(d.display_name, s.display_name),
-			'description', nullif(d.description, s.description)))) END
-FROM sync_groups s
-LEFT JOIN LATERAL (SELECT * FROM directory_groups d WHERE d.tenant_id = $1 AND d.id = s.id::uuid LIMIT 1) d ON true
-WHERE d.id IS NULL OR (d.display_name, d.description) <> (s.display_name, s.description)`
+// directoryGroupWrite writes a page's groups ($3–$5; $6 false leaves the
+// feed out) as directoryUserWrite writes users, group.created or
+// group.updated with previous_attributes.
+var directoryGroupWrite = `
+WITH s AS (
+	SELECT * FROM unnest($3::text[], $4::text[], $5::text[]) AS s(id, display_name, description)
+), events AS (
+	INSERT INTO change_events (id, tenant_id, type, data)
+	SELECT NULL::uuid, $1, CASE WHEN d.id IS NULL THEN 'group.created' ELSE 'group.updated' END,
+		` + groupData("s") + ` || CASE WHEN d.id IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('previous_attributes',
+			jsonb_strip_nulls(jsonb_build_object(
+				'display_name', nullif(d.display_name, s.display_name),
+				'description', nullif(d.description, s.description)))) END
+	FROM s
+	LEFT JOIN LATERAL (SELECT * FROM directory_groups d WHERE d.tenant_id = $1 AND d.id = s.id::uuid LIMIT 1) d ON true
+	WHERE $6 AND (d.id IS NULL OR (d.display_name, d.description) <> (s.display_name, s.description))
+), up AS (
+	INSERT INTO directory_groups (tenant_id, id, display_name, description, seen_round, updated_at)
+	SELECT $1, id::uuid, display_name, description, $2, now() FROM s
+	ON CONFLICT (tenant_id, id) DO UPDATE SET
+		display_name = EXCLUDED.display_name, description = EXCLUDED.description,
+		seen_round = EXCLUDED.seen_round, updated_at = EXCLUDED.updated_at
+	RETURNING 1
+)
+SELECT count(*) FROM up`
 
 // directoryGroupDelete deletes removed groups (soft or hard: the feed has
 // one group.deleted) and their memberships.
@@ -278,18 +266,29 @@ WITH gone AS (
 SELECT count(*) FROM gone`
 
 const (
-	groupMemberEvents = `
-INSERT INTO change_events (id, tenant_id, type, data)
-SELECT NULL::uuid, $1, 'group.member_added', jsonb_build_object('group_id', s.group_id::uuid, 'member_id', s.member_id::uuid)
-FROM sync_members s
-LEFT JOIN LATERAL (SELECT true AS found FROM group_members g
-	WHERE g.tenant_id = $1 AND g.group_id = s.group_id::uuid AND g.member_id = s.member_id::uuid LIMIT 1) g ON true
-WHERE g.found IS NULL`
-	groupMemberUpsertBatch = `
-INSERT INTO group_members (tenant_id, group_id, member_id, seen_round)
-SELECT $1, group_id::uuid, member_id::uuid, $2 FROM sync_members
-ON CONFLICT (tenant_id, group_id, member_id) DO UPDATE SET seen_round = EXCLUDED.seen_round
-WHERE group_members.seen_round <> EXCLUDED.seen_round`
+	// groupMemberWrite writes a page's members@delta additions ($3, $4:
+	// group and member IDs; $5 false leaves the feed out): one
+	// group.member_added per membership the copy lacks; the upsert counts
+	// only memberships new or not yet seen by this round.
+	groupMemberWrite = `
+WITH s AS (
+	SELECT * FROM unnest($3::text[], $4::text[]) AS s(group_id, member_id)
+), events AS (
+	INSERT INTO change_events (id, tenant_id, type, data)
+	SELECT NULL::uuid, $1, 'group.member_added', jsonb_build_object('group_id', s.group_id::uuid, 'member_id', s.member_id::uuid)
+	FROM s
+	LEFT JOIN LATERAL (SELECT true AS found FROM group_members g
+		WHERE g.tenant_id = $1 AND g.group_id = s.group_id::uuid AND g.member_id = s.member_id::uuid LIMIT 1) g ON true
+	WHERE $5 AND g.found IS NULL
+), up AS (
+	INSERT INTO group_members (tenant_id, group_id, member_id, seen_round)
+	SELECT $1, group_id::uuid, member_id::uuid, $2 FROM s
+	ON CONFLICT (tenant_id, group_id, member_id) DO UPDATE SET seen_round = EXCLUDED.seen_round
+	WHERE group_members.seen_round <> EXCLUDED.seen_round
+	RETURNING 1
+)
+SELECT count(*) FROM up`
+
 	groupMemberDeleteBatch = `
 WITH gone AS (
 	DELETE FROM group_members g USING unnest($2::uuid[], $3::uuid[]) AS r(group_id, member_id)
@@ -329,75 +328,56 @@ func (s *Store) DirectoryGroupsApply(ctx context.Context, tenantID string, p *do
 	events := !s.noEvents
 	var res domain.SyncApplied
 	cp := c.Checkpoint
-	err := s.Tx(ctx, func(tx pgx.Tx, _ *Store) error {
-		b := &pgx.Batch{}
-		s.queueCommit(b, tenantID, c)
-		roundBulk, bulk, err := bulkRound(ctx, tx, b, directoryBulkGroups, tenantID, c)
-		if err != nil {
-			return err
-		}
-		copied := false
-		if bulk && len(groups)+len(members) > 0 {
-			if copied, err = s.bulkGroups(ctx, tx, tenantID, groups, members, cp.Round); err != nil {
+	bulkable := mayBulk(c)
+	err := s.applyPage(ctx, tenantID, c, bulkable, func(tx pgx.Tx, b *pgx.Batch) error {
+		roundBulk := false
+		if bulkable {
+			var bulk, copied bool
+			var err error
+			if roundBulk, bulk, err = bulkRound(ctx, tx, b, directoryBulkGroups, tenantID, c); err != nil {
 				return err
+			}
+			if bulk && len(groups)+len(members) > 0 {
+				if copied, err = s.bulkGroups(ctx, tx, tenantID, groups, members, cp.Round); err != nil {
+					return err
+				}
 			}
 			if copied {
 				res.Upserts += len(groups) + len(members)
 				groups, members = nil, nil
 			}
 		}
-		if err := stage(ctx, tx, syncGroupsTemp, "sync_groups", syncGroupsColumns, len(groups), func(i int) []any {
-			g := &groups[i]
-			return []any{g.ID, g.DisplayName, g.Description}
-		}); err != nil {
-			return err
-		}
-		if err := stage(ctx, tx, syncMembersTemp, "sync_members", syncMembersColumns, len(members), func(i int) []any {
-			return []any{members[i].GroupID, members[i].MemberID}
-		}); err != nil {
-			return err
-		}
-		count := func(n *int) func(pgconnTag) error {
-			return func(tag pgconnTag) error { *n += int(tag.RowsAffected()); return nil }
-		}
-		scan := func(n *int) func(pgx.Row) error {
-			return func(row pgx.Row) error {
-				var k int
-				err := row.Scan(&k)
-				*n += k
-				return err
-			}
-		}
 		if len(groups) > 0 {
-			if events {
-				b.Queue(directoryGroupEvents, tenantID)
+			gid, name, desc := make([]string, len(groups)), make([]string, len(groups)), make([]string, len(groups))
+			for i := range groups {
+				gid[i], name[i], desc[i] = groups[i].ID, groups[i].DisplayName, groups[i].Description
 			}
-			b.Queue(directoryGroupUpsertBatch, tenantID, cp.Round).Exec(count(&res.Upserts))
+			b.Queue(directoryGroupWrite, tenantID, cp.Round, gid, name, desc, events).QueryRow(scanAdd(&res.Upserts))
 		}
 		if len(removed) > 0 {
-			b.Queue(directoryGroupDelete, tenantID, removed, events).QueryRow(scan(&res.Deletes))
+			b.Queue(directoryGroupDelete, tenantID, removed, events).QueryRow(scanAdd(&res.Deletes))
 		}
 		if len(members) > 0 {
-			if events {
-				b.Queue(groupMemberEvents, tenantID)
+			gid, mid := make([]string, len(members)), make([]string, len(members))
+			for i, m := range members {
+				gid[i], mid[i] = m.GroupID, m.MemberID
 			}
-			b.Queue(groupMemberUpsertBatch, tenantID, cp.Round).Exec(count(&res.Upserts))
+			b.Queue(groupMemberWrite, tenantID, cp.Round, gid, mid, events).QueryRow(scanAdd(&res.Upserts))
 		}
 		if len(membersRemoved) > 0 {
-			gids := make([]string, len(membersRemoved))
-			mids := make([]string, len(membersRemoved))
+			gid, mid := make([]string, len(membersRemoved)), make([]string, len(membersRemoved))
 			for i, m := range membersRemoved {
-				gids[i], mids[i] = m.GroupID, m.MemberID
+				gid[i], mid[i] = m.GroupID, m.MemberID
 			}
-			b.Queue(groupMemberDeleteBatch, tenantID, gids, mids, events).QueryRow(scan(&res.Deletes))
+			b.Queue(groupMemberDeleteBatch, tenantID, gid, mid, events).QueryRow(scanAdd(&res.Deletes))
 		}
 		if c.Sweep && !roundBulk {
 			// Memberships first, so a reader learns a swept group's members
 			// left before the group went.
-			b.Queue(groupMemberSweep, tenantID, cp.Round, events).QueryRow(scan(&res.Deletes))
-			b.Queue(directoryGroupSweep, tenantID, cp.Round, events).QueryRow(scan(&res.Deletes))
+			b.Queue(groupMemberSweep, tenantID, cp.Round, events).QueryRow(scanAdd(&res.Deletes))
+			b.Queue(directoryGroupSweep, tenantID, cp.Round, events).QueryRow(scanAdd(&res.Deletes))
 		}
-		return tx.SendBatch(ctx, b).Close()
+		return nil
 	})
 	if err != nil {
 		return domain.SyncApplied{}, fmt.Errorf("apply groups page of tenant %s: %w", tenantID, err)

@@ -13,8 +13,9 @@ import (
 // Bulk pages (issue 13). A full round that starts on a tenant with no rows
 // yet — the first sync after consent, or the first after a purge — writes
 // its pages straight into the target tables with COPY, and their creation
-// events straight into change_events, instead of staging each page in a
-// temp table and upserting it with one statement per change kind.
+// events straight into change_events, instead of comparing each page with
+// the copy and upserting it (directory.go). A round of one page does not
+// (mayBulk).
 //
 // The decision is the round's, taken at its first page from "the copy is
 // empty" and saved with the checkpoint (sync_state.bulk,
@@ -84,6 +85,17 @@ var (
 	bulkMembersColumns = []string{"tenant_id", "group_id", "member_id", "seen_round"}
 	bulkEventsColumns  = []string{"id", "tenant_id", "type", "n", "batch"}
 )
+
+// mayBulk says whether page c may belong to a bulk round, which a full
+// round's page asks Postgres (bulkRound) before its writes. A round that
+// is one page (its first page carries the deltaLink: a small tenant, most
+// of a fleet) is not worth the question: its page is written the way a
+// delta page is, in one round trip (applyPage), where the question, the
+// COPYs and an explicit transaction took five or six.
+func mayBulk(c domain.SyncCommit) bool {
+	cp := c.Checkpoint
+	return cp.RoundKind == domain.SyncFull && !(c.First && cp.LinkKind == domain.LinkDelta)
+}
 
 // bulkRound says whether page c of tenantID's resource belongs to a bulk
 // round, and whether the page itself is to be COPYed (q is

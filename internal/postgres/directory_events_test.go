@@ -78,8 +78,8 @@ func TestTenantLifecycleEvents(t *testing.T) {
 		func() error { return st.TenantSetStatus(ctx, id, domain.TenantActive, "verified again", "worker") },
 		func() error { _, err := st.TenantSyncFailed(ctx, id, "boom", next); return err },
 		func() error { _, err := st.TenantSyncFailed(ctx, id, "boom again", next); return err },
-		func() error { return st.TenantSyncSucceeded(ctx, id, time.Now().Add(time.Hour)) },
-		func() error { return st.TenantSyncSucceeded(ctx, id, time.Now().Add(time.Hour)) },
+		func() error { return st.TenantSyncSucceeded(ctx, id, time.Now().Add(time.Hour), "") },
+		func() error { return st.TenantSyncSucceeded(ctx, id, time.Now().Add(time.Hour), "") },
 		func() error {
 			_, err := st.DirectoryUsersApply(ctx, id, &domain.UsersPage{Users: []domain.DirectoryUser{{ID: uuid.NewString()}}},
 				domain.SyncCommit{Checkpoint: domain.SyncCheckpoint{Resource: "users", Round: 1, RoundKind: domain.SyncFull}})

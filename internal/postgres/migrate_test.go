@@ -22,6 +22,22 @@ func emptyPool(t *testing.T) *pgxpool.Pool {
 	return pool
 }
 
+// migrated is a database of its own with every migration applied, and
+// its migrator, for tests that migrate down and up again.
+func migrated(t *testing.T) (*pgxpool.Pool, *postgres.Migrator) {
+	t.Helper()
+	pool := emptyPool(t)
+	m, err := postgres.NewMigrator(pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if _, err := m.Up(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return pool, m
+}
+
 func tables(t *testing.T, pool *pgxpool.Pool) map[string]bool {
 	t.Helper()
 	rows, err := pool.Query(context.Background(), `SELECT tablename FROM pg_tables WHERE schemaname = 'public'`)

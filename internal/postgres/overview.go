@@ -123,8 +123,10 @@ FROM n`
 FROM tenants WHERE status = 'active' AND NOT sync_suspended
 ORDER BY coalesce(last_synced_at, status_changed_at), id LIMIT $1`
 
-	// Kept by triggers on sync_runs (migration 00075), hours in UTC.
-	overviewRuns = `SELECT hour, outcome, runs, throttled, token_failed FROM sync_run_hours WHERE hour >= $1`
+	// Kept by triggers on sync_runs (migration 00075), hours in UTC, in
+	// shards (00098) that are summed here.
+	overviewRuns = `SELECT hour, outcome, sum(runs)::bigint, sum(throttled)::bigint, sum(token_failed)::bigint FROM sync_run_hours WHERE hour >= $1
+	GROUP BY hour, outcome`
 
 	// The distinct tenants behind the few throttled or token-failed runs,
 	// from sync_runs_trouble_idx (each condition implies its predicate),

@@ -26,7 +26,7 @@ func activeTenant(t *testing.T, st *postgres.Store, synced bool) string {
 		t.Fatal(err)
 	}
 	if synced {
-		if err := st.TenantSyncSucceeded(ctx, id, time.Now().Add(time.Hour)); err != nil {
+		if err := st.TenantSyncSucceeded(ctx, id, time.Now().Add(time.Hour), ""); err != nil {
 			t.Fatal(err)
 		}
 	}

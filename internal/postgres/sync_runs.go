@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -29,10 +30,11 @@ func (s *Store) SyncRunList(ctx context.Context, tenantID string, limit int) ([]
 
 const syncRunStart = `INSERT INTO sync_runs (tenant_id, kind, started_at) VALUES ($1, $2, $3) RETURNING id`
 
-// SyncRunStart records the start of a sync run and returns its ID.
-func (s *Store) SyncRunStart(ctx context.Context, tenantID string, kind domain.SyncKind) (int64, error) {
+// SyncRunStart records a run of tenantID as running since startedAt and
+// returns its ID.
+func (s *Store) SyncRunStart(ctx context.Context, tenantID string, kind domain.SyncKind, startedAt time.Time) (int64, error) {
 	var id int64
-	if err := s.db.QueryRow(ctx, syncRunStart, tenantID, kind, s.now().UTC()).Scan(&id); err != nil {
+	if err := s.db.QueryRow(ctx, syncRunStart, tenantID, kind, startedAt.UTC()).Scan(&id); err != nil {
 		return 0, fmt.Errorf("start sync run of tenant %s: %w", tenantID, err)
 	}
 	return id, nil
@@ -41,17 +43,35 @@ func (s *Store) SyncRunStart(ctx context.Context, tenantID string, kind domain.S
 const syncRunFinish = `
 UPDATE sync_runs SET kind = $3, finished_at = $4, pages = $5, upserts = $6, deletes = $7, requests = $8,
 	throttled_waits = $9, throttled_ms = $10, outcome = $11, error = $12, error_code = $13
-WHERE tenant_id = $1 AND id = $2`
+WHERE tenant_id = $1 AND id = $2
+RETURNING id`
 
-// SyncRunFinish records how run ended (finished now unless FinishedAt is set).
-func (s *Store) SyncRunFinish(ctx context.Context, run domain.SyncRun) error {
+// syncRunRecord writes a whole run at once ($2 its start, the rest as in
+// syncRunFinish).
+const syncRunRecord = `
+INSERT INTO sync_runs (tenant_id, started_at, kind, finished_at, pages, upserts, deletes, requests, throttled_waits,
+	throttled_ms, outcome, error, error_code)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+RETURNING id`
+
+// SyncRunFinish records how run ended (finished now unless FinishedAt is
+// set) and returns its ID. A run that was never started (ID 0) is written
+// whole, in one statement: dirsync starts a run's row only once the run
+// has more than one page of a resource to fetch, so the round of a small
+// tenant writes sync_runs, and its counters (migrations 00075, 00098), once.
+func (s *Store) SyncRunFinish(ctx context.Context, run domain.SyncRun) (int64, error) {
 	at := s.now().UTC()
 	if run.FinishedAt != nil {
 		at = *run.FinishedAt
 	}
-	if _, err := s.db.Exec(ctx, syncRunFinish, run.TenantID, run.ID, run.Kind, at, run.Pages, run.Upserts, run.Deletes,
-		run.Requests, run.ThrottledWaits, run.ThrottledFor, run.Outcome, run.Error, run.ErrorCode); err != nil {
-		return fmt.Errorf("finish sync run %d of tenant %s: %w", run.ID, run.TenantID, err)
+	q, key := syncRunFinish, any(run.ID)
+	if run.ID == 0 {
+		q, key = syncRunRecord, run.StartedAt.UTC()
 	}
-	return nil
+	var id int64
+	if err := s.db.QueryRow(ctx, q, run.TenantID, key, run.Kind, at, run.Pages, run.Upserts, run.Deletes,
+		run.Requests, run.ThrottledWaits, run.ThrottledFor, run.Outcome, run.Error, run.ErrorCode).Scan(&id); err != nil {
+		return 0, fmt.Errorf("finish sync run %d of tenant %s: %w", run.ID, run.TenantID, notFound(err))
+	}
+	return id, nil
 }

@@ -2,9 +2,11 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tenantsync/tenantsync/internal/domain"
 )
@@ -33,16 +35,46 @@ ON CONFLICT (tenant_id, resource) DO UPDATE SET
 
 // queueCommit queues what every page commits besides its rows: the lease
 // check and extension (first, so a lost lease fails the page before its
-// writes count) and the checkpoint.
+// writes count) and the checkpoint. sync_lease_hold raises when another job
+// holds the lease (migrations/00097_sync_lease_hold.sql), which aborts the
+// page's transaction in Postgres, explicit or implicit; see leaseLost.
 func (s *Store) queueCommit(b *pgx.Batch, tenantID string, c domain.SyncCommit) {
 	if c.Lease.Owner != "" {
-		b.Queue(syncLeaseExtend, tenantID, c.Lease.Owner, s.now().Add(c.Lease.TTL).UTC()).Exec(func(tag pgconnTag) error {
-			if tag.RowsAffected() != 1 {
-				return domain.ErrSyncLeaseLost
-			}
-			return nil
-		})
+		b.Queue(syncLeaseHold, tenantID, c.Lease.Owner, s.now().Add(c.Lease.TTL).UTC())
 	}
 	cp := c.Checkpoint
 	b.Queue(syncStateSave, tenantID, cp.Resource, cp.Link, cp.LinkKind, cp.Round, cp.RoundKind, cp.FullJob)
+}
+
+const syncLeaseHold = `SELECT sync_lease_hold($1, $2, $3)`
+
+// leaseLost turns sync_lease_hold's error into domain.ErrSyncLeaseLost.
+func leaseLost(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "TS409" {
+		return domain.ErrSyncLeaseLost
+	}
+	return err
+}
+
+// applyPage commits one page of tenantID with its checkpoint c: fill queues
+// the page's statements on b, after the commit's, and may COPY on tx
+// first. A page with nothing to COPY (copies false; fill gets a nil tx) is
+// one batch, which Postgres runs as one implicit transaction (pgx's
+// SendBatch): one round trip, where BEGIN … COMMIT around it took three. A
+// steady round's pages are such pages. Either way the page and its
+// checkpoint commit together or not at all.
+func (s *Store) applyPage(ctx context.Context, tenantID string, c domain.SyncCommit, copies bool, fill func(tx pgx.Tx, b *pgx.Batch) error) error {
+	send := func(db DB, tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		s.queueCommit(b, tenantID, c)
+		if err := fill(tx, b); err != nil {
+			return leaseLost(err)
+		}
+		return leaseLost(db.SendBatch(ctx, b).Close())
+	}
+	if !copies {
+		return send(s.db, nil)
+	}
+	return s.Tx(ctx, func(tx pgx.Tx, _ *Store) error { return send(tx, tx) })
 }

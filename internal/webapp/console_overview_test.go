@@ -124,7 +124,7 @@ VALUES ($1, 'delta', $2, $2, $3, $4, $5)`, r.tenant, now.Add(-r.ago), r.outcome,
 		}
 	}
 	// A run of Gamma, started and then finished, as the worker writes it.
-	runID, err := tb.store.SyncRunStart(ctx, ovGamma, domain.SyncFull)
+	runID, err := tb.store.SyncRunStart(ctx, ovGamma, domain.SyncFull, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +257,7 @@ VALUES ('sync_tenant', '{}', 25, 'available', now(), NULL), ('sync_tenant', '{}'
 
 	t.Run("counts follow changes", func(t *testing.T) {
 		run := domain.SyncRun{ID: runID, TenantID: ovGamma, Kind: domain.SyncFull, Outcome: domain.SyncSucceeded}
-		if err := tb.store.SyncRunFinish(ctx, run); err != nil {
+		if _, err := tb.store.SyncRunFinish(ctx, run); err != nil {
 			t.Fatal(err)
 		}
 		if err := tb.store.TenantSetStatus(ctx, ovMissing, domain.TenantPending, "consented again", "test"); err != nil {
