@@ -28,6 +28,59 @@ var (
 	benchPprofS  = flag.Int("fleet.pprofsec", 10, "BenchmarkFleetRound: seconds of each round that -fleet.pprof profiles")
 )
 
+// sampleHeap reads the worker's heap in use (go_memstats_heap_inuse_bytes
+// on its /metrics) every second until peak is called, which returns the
+// largest seen. The worker's peak RSS bounds it from above, with what the
+// Go runtime keeps besides the heap.
+func sampleHeap(addr string) (peak func() int64) {
+	var peakSeen int64 // written by the sampler until done is closed
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			if v, ok := heapInUse(addr); ok {
+				peakSeen = max(peakSeen, v)
+			}
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() int64 {
+		close(stop)
+		<-done
+		if v, ok := heapInUse(addr); ok {
+			peakSeen = max(peakSeen, v)
+		}
+		return peakSeen
+	}
+}
+
+// heapInUse is go_memstats_heap_inuse_bytes from the worker's /metrics.
+func heapInUse(addr string) (int64, bool) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "go_memstats_heap_inuse_bytes "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return int64(f), err == nil
+		}
+	}
+	return 0, false
+}
+
 // profileWorker saves a CPU profile of the worker's next seconds to
 // dir/name.pprof, in the background; wait waits for it.
 func profileWorker(b *testing.B, addr, dir, name string, seconds int) (wait func()) {
@@ -96,14 +149,16 @@ func BenchmarkFleetRound(b *testing.B) {
 	}
 	ctx := context.Background()
 
+	admin := freeAddr(b)
+	h.env["WORKER_ADMIN_ADDR"] = admin
 	profile := func(string) func() { return func() {} }
 	if dir := *benchPprof; dir != "" {
-		addr := freeAddr(b)
-		h.env["WORKER_ADMIN_ADDR"], h.env["WORKER_PPROF"] = addr, "true"
-		profile = func(name string) func() { return profileWorker(b, addr, dir, name, *benchPprofS) }
+		h.env["WORKER_PPROF"] = "true"
+		profile = func(name string) func() { return profileWorker(b, admin, dir, name, *benchPprofS) }
 	}
 	var before roundCost
 	h.startWorker()
+	peakHeap := sampleHeap(admin)
 	before.read(h, proxy)
 	start := h.dbNow()
 	profiled := profile("first")
@@ -137,6 +192,7 @@ func BenchmarkFleetRound(b *testing.B) {
 	// The worker's peak resident memory bounds its heap from above
 	// (issue 13: heap under 512 MiB at 100,000 tenants).
 	b.ReportMetric(float64(procPeakRSS(b, h.worker.cmd.Process.Pid))/(1<<20), "worker-peak-rss-MiB")
+	b.ReportMetric(float64(peakHeap())/(1<<20), "worker-peak-heap-MiB")
 	if lines := h.errorLines(); len(lines) > 0 {
 		b.Fatalf("the worker logged errors:\n%s", strings.Join(lines, "\n"))
 	}
