@@ -81,6 +81,24 @@ func heapInUse(addr string) (int64, bool) {
 	return 0, false
 }
 
+// saveHeapProfile saves the worker's heap profile (live objects as of its
+// last GC, and what was allocated) to dir/heap.pprof.
+func saveHeapProfile(b *testing.B, addr, dir string) {
+	resp, err := http.Get("http://" + addr + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		b.Errorf("heap profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode == http.StatusOK {
+		err = os.WriteFile(filepath.Join(dir, "heap.pprof"), body, 0o644)
+	}
+	if err != nil || resp.StatusCode != http.StatusOK {
+		b.Errorf("heap profile: %s %v", resp.Status, err)
+	}
+}
+
 // profileWorker saves a CPU profile of the worker's next seconds to
 // dir/name.pprof, in the background; wait waits for it.
 func profileWorker(b *testing.B, addr, dir, name string, seconds int) (wait func()) {
@@ -193,6 +211,9 @@ func BenchmarkFleetRound(b *testing.B) {
 	// (issue 13: heap under 512 MiB at 100,000 tenants).
 	b.ReportMetric(float64(procPeakRSS(b, h.worker.cmd.Process.Pid))/(1<<20), "worker-peak-rss-MiB")
 	b.ReportMetric(float64(peakHeap())/(1<<20), "worker-peak-heap-MiB")
+	if dir := *benchPprof; dir != "" {
+		saveHeapProfile(b, admin, dir)
+	}
 	if lines := h.errorLines(); len(lines) > 0 {
 		b.Fatalf("the worker logged errors:\n%s", strings.Join(lines, "\n"))
 	}
