@@ -3,9 +3,13 @@ package graph
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/tenantsync/tenantsync/internal/domain"
 )
@@ -24,29 +28,29 @@ func (c *Client) UsersDeltaURL() string { return c.base + "/users/delta?$select=
 func (c *Client) GroupsDeltaURL() string { return c.base + "/groups/delta?$select=" + groupSelect }
 
 type userJSON struct {
-	ID                string          `json:"id"`
-	UserPrincipalName string          `json:"userPrincipalName"`
-	DisplayName       string          `json:"displayName"`
-	GivenName         string          `json:"givenName"`
-	Surname           string          `json:"surname"`
-	Mail              string          `json:"mail"`
-	JobTitle          string          `json:"jobTitle"`
-	AccountEnabled    *bool           `json:"accountEnabled"`
-	Removed           json.RawMessage `json:"@removed"`
+	ID                string         `json:"id"`
+	UserPrincipalName string         `json:"userPrincipalName"`
+	DisplayName       string         `json:"displayName"`
+	GivenName         string         `json:"givenName"`
+	Surname           string         `json:"surname"`
+	Mail              string         `json:"mail"`
+	JobTitle          string         `json:"jobTitle"`
+	AccountEnabled    *bool          `json:"accountEnabled"`
+	Removed           jsontext.Value `json:"@removed"`
 }
 
 type memberJSON struct {
-	Type    string          `json:"@odata.type"`
-	ID      string          `json:"id"`
-	Removed json.RawMessage `json:"@removed"`
+	Type    string         `json:"@odata.type"`
+	ID      string         `json:"id"`
+	Removed jsontext.Value `json:"@removed"`
 }
 
 type groupJSON struct {
-	ID          string          `json:"id"`
-	DisplayName *string         `json:"displayName"`
-	Description string          `json:"description"`
-	Members     []memberJSON    `json:"members@delta"`
-	Removed     json.RawMessage `json:"@removed"`
+	ID          string         `json:"id"`
+	DisplayName *string        `json:"displayName"`
+	Description string         `json:"description"`
+	Members     []memberJSON   `json:"members@delta"`
+	Removed     jsontext.Value `json:"@removed"`
 }
 
 // UsersDelta fetches one users/delta page: link is a saved nextLink or
@@ -76,9 +80,9 @@ func decodeUsersPage(r io.Reader, p *domain.UsersPage) error {
 		}
 	}
 	var u userJSON
-	err := decodePage(r, &p.NextLink, &p.DeltaLink, func(dec *json.Decoder) error {
+	err := decodePage(r, &p.NextLink, &p.DeltaLink, func(dec *jsontext.Decoder) error {
 		u = userJSON{Removed: u.Removed[:0]}
-		if err := dec.Decode(&u); err != nil {
+		if err := jsonv2.UnmarshalDecode(dec, &u, pageOptions); err != nil {
 			return err
 		}
 		if u.ID == "" {
@@ -124,7 +128,7 @@ func decodeUsersPage(r io.Reader, p *domain.UsersPage) error {
 // delete (restorable), "deleted" a permanent one (protocol §5.2). Anything
 // else counts as permanent: the copy loses the user either way, and only a
 // soft delete is remembered for a later restore (docs/events.md).
-func softRemoved(raw json.RawMessage) bool {
+func softRemoved(raw jsontext.Value) bool {
 	var r struct {
 		Reason string `json:"reason"`
 	}
@@ -167,13 +171,14 @@ func decodeGroupsPage(r io.Reader, p *domain.GroupsPage) error {
 		}
 	}
 	var g groupJSON
-	err := decodePage(r, &p.NextLink, &p.DeltaLink, func(dec *json.Decoder) error {
-		// encoding/json does not zero reused slice elements, so clear them:
-		// a stale @removed would turn an added member into a removed one.
+	err := decodePage(r, &p.NextLink, &p.DeltaLink, func(dec *jsontext.Decoder) error {
+		// Reused slice elements are cleared, so that nothing of the last
+		// group can survive into this one: a stale @removed would turn an
+		// added member into a removed one.
 		ms := g.Members[:cap(g.Members)]
 		clear(ms)
 		g = groupJSON{Members: ms[:0], Removed: g.Removed[:0]}
-		if err := dec.Decode(&g); err != nil {
+		if err := jsonv2.UnmarshalDecode(dec, &g, pageOptions); err != nil {
 			return err
 		}
 		if g.ID == "" {
@@ -260,33 +265,42 @@ func checkLinks(next, delta string) error {
 	return nil
 }
 
+// pageOptions decode delta pages as encoding/json did before them —
+// member names match case-insensitively, invalid UTF-8 becomes U+FFFD —
+// except that an object naming a member twice is refused as malformed
+// (Graph never sends one; encoding/json let a repeated array fill the
+// first one's elements, FuzzDeltaPage found).
+var pageOptions = jsonv2.JoinOptions(jsonv2.MatchCaseInsensitiveNames(true), jsontext.AllowInvalidUTF8(true))
+
 // decodePage walks a collection response token by token: each element of
 // "value" is decoded by elem as it arrives, so a page is never held whole.
-func decodePage(r io.Reader, next, delta *string, elem func(*json.Decoder) error) error {
-	dec := json.NewDecoder(r)
+// It reads with go-json-experiment/json (encoding/json/v2 to be), which
+// decodes an element in one pass where encoding/json's Decoder scans it
+// twice: BenchmarkDecodePages.
+func decodePage(r io.Reader, next, delta *string, elem func(*jsontext.Decoder) error) error {
+	dec := jsontext.NewDecoder(r, pageOptions)
 	if err := expectDelim(dec, '{'); err != nil {
 		return err
 	}
-	for dec.More() {
-		t, err := dec.Token()
+	for dec.PeekKind() != '}' {
+		t, err := dec.ReadToken()
 		if err != nil {
 			return err
 		}
-		key, _ := t.(string)
-		switch key {
+		switch t.String() {
 		case "@odata.nextLink":
-			if err := dec.Decode(next); err != nil {
+			if err := jsonv2.UnmarshalDecode(dec, next, pageOptions); err != nil {
 				return err
 			}
 		case "@odata.deltaLink":
-			if err := dec.Decode(delta); err != nil {
+			if err := jsonv2.UnmarshalDecode(dec, delta, pageOptions); err != nil {
 				return err
 			}
 		case "value":
 			if err := expectDelim(dec, '['); err != nil {
 				return err
 			}
-			for dec.More() {
+			for dec.PeekKind() != ']' {
 				if err := elem(dec); err != nil {
 					return err
 				}
@@ -295,22 +309,28 @@ func decodePage(r io.Reader, next, delta *string, elem func(*json.Decoder) error
 				return err
 			}
 		default:
-			var skip json.RawMessage
-			if err := dec.Decode(&skip); err != nil {
+			if err := dec.SkipValue(); err != nil {
 				return err
 			}
 		}
 	}
-	return expectDelim(dec, '}')
+	if err := expectDelim(dec, '}'); err != nil {
+		return err
+	}
+	// Nothing may follow the object (encoding/json's Decode did not look).
+	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("unexpected data after the page: %v", err)
+	}
+	return nil
 }
 
-func expectDelim(dec *json.Decoder, d json.Delim) error {
-	t, err := dec.Token()
+func expectDelim(dec *jsontext.Decoder, d jsontext.Kind) error {
+	t, err := dec.ReadToken()
 	if err != nil {
 		return err
 	}
-	if got, ok := t.(json.Delim); !ok || got != d {
-		return fmt.Errorf("unexpected JSON token %v, want %v", t, d)
+	if t.Kind() != d {
+		return fmt.Errorf("unexpected JSON token %v, want %v", t.Kind(), d)
 	}
 	return nil
 }
