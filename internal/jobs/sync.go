@@ -103,12 +103,14 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[queue.SyncTenantAr
 	d.credentialOK()
 	d.log(ctx).Info("tenant synced", "tenant_id", tid, "sync_run_id", run.ID, "kind", run.Kind, "pages", run.Pages,
 		"upserts", run.Upserts, "deletes", run.Deletes, "requests", run.Requests)
-	// The round's end and the lease's release are one statement.
-	released = true
+	// The round's end releases the lease in the same statement; only if
+	// that statement fails does the deferred release try again.
 	if !d.ChangeNotifications {
-		return d.Store.TenantSyncSucceeded(ctx, tid, d.Now().Add(d.SyncInterval), lease.Owner)
+		err := d.Store.TenantSyncSucceeded(ctx, tid, d.Now().Add(d.SyncInterval), lease.Owner)
+		released = err == nil
+		return err
 	}
-	return d.syncSucceededNotified(ctx, job, tid, lease.Owner, run)
+	return d.syncSucceededNotified(ctx, job, tid, lease.Owner, &released, run)
 }
 
 // syncSucceededNotified ends a round of a tenant when change notifications
@@ -120,7 +122,7 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[queue.SyncTenantAr
 // insert was swallowed by this job: the job completes and a new delta job
 // is inserted in one transaction, so the change is never lost and a burst
 // of notifications makes one or two rounds.
-func (d *Deps) syncSucceededNotified(ctx context.Context, job *river.Job[queue.SyncTenantArgs], tid, leaseOwner string, run domain.SyncRun) error {
+func (d *Deps) syncSucceededNotified(ctx context.Context, job *river.Job[queue.SyncTenantArgs], tid, leaseOwner string, released *bool, run domain.SyncRun) error {
 	n, err := d.Store.TenantNotificationsGet(ctx, tid)
 	if err != nil && !errors.Is(err, domain.ErrNotFound) {
 		return err
@@ -132,6 +134,7 @@ func (d *Deps) syncSucceededNotified(ctx context.Context, job *river.Job[queue.S
 	if err := d.Store.TenantSyncSucceeded(ctx, tid, d.Now().Add(interval), leaseOwner); err != nil {
 		return err
 	}
+	*released = true
 	client := river.ClientFromContext[pgx.Tx](ctx)
 	if run.Kind == domain.SyncFull && n.State != domain.NotificationsSubscribed {
 		if _, err := client.Insert(ctx, queue.EnsureSubscriptionsArgs{TenantID: tid}, nil); err != nil {

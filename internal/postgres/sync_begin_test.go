@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/postgres"
@@ -147,5 +148,71 @@ func TestSyncBeginTakesNoLeaseOfATenantThatDoesNotSync(t *testing.T) {
 	}
 	if _, err := st.SyncBegin(ctx, uuid.NewString(), lease); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("begin of an unknown tenant: %v, want ErrNotFound", err)
+	}
+}
+
+// TestRelaxedCommitsKeepTheSessionSetting: the commits a sync makes
+// without waiting for the disk (relaxCommit) change only their own
+// transaction: the connection, handed on by the pool, and a transaction
+// the store is bound to keep synchronous_commit as the server has it.
+func TestRelaxedCommitsKeepTheSessionSetting(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 1 // every statement below on one connection
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	st := postgres.New(pool)
+	tid := uuid.NewString()
+	pgtest.ActiveTenant(t, st, tid)
+	setting := func(db interface {
+		QueryRow(context.Context, string, ...any) pgx.Row
+	}) string {
+		var v string
+		if err := db.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	want := setting(pool)
+	if want == "off" {
+		t.Fatal("the server already commits asynchronously; nothing to tell apart")
+	}
+
+	lease := domain.SyncLease{Owner: uuid.NewString(), TTL: time.Minute}
+	begun, err := st.SyncBegin(ctx, tid, lease)
+	if err != nil || !begun.Taken {
+		t.Fatalf("begin: %+v %v", begun, err)
+	}
+	cp := domain.SyncCheckpoint{Resource: "users", Link: "https://graph.example/delta?token=1", LinkKind: domain.LinkDelta, RoundKind: domain.SyncDelta}
+	if _, err := st.DirectoryUsersApply(ctx, tid, &domain.UsersPage{}, domain.SyncCommit{Checkpoint: cp, Lease: lease, First: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.SyncRunFinish(ctx, domain.SyncRun{TenantID: tid, Kind: domain.SyncDelta, Outcome: domain.SyncSucceeded, StartedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.TenantSyncSucceeded(ctx, tid, time.Now().Add(time.Hour), lease.Owner); err != nil {
+		t.Fatal(err)
+	}
+	if got := setting(pool); got != want {
+		t.Errorf("after the sync's commits the connection has synchronous_commit %s, want %s", got, want)
+	}
+	err = st.Tx(ctx, func(tx pgx.Tx, bound *postgres.Store) error {
+		if _, err := bound.SyncRunFinish(ctx, domain.SyncRun{TenantID: tid, Kind: domain.SyncDelta, Outcome: domain.SyncSucceeded, StartedAt: time.Now()}); err != nil {
+			return err
+		}
+		if got := setting(tx); got != want {
+			t.Errorf("inside a transaction the store is bound to: synchronous_commit %s, want %s", got, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -90,6 +90,7 @@ func (s *Store) SyncBegin(ctx context.Context, tenantID string, lease domain.Syn
 		}
 		return nil
 	})
+	s.relax(b) // a lease, and abandoned runs closed: no event
 	if err := s.db.SendBatch(ctx, b).Close(); err != nil {
 		return domain.SyncStart{}, fmt.Errorf("begin sync of tenant %s: %w", tenantID, err)
 	}

@@ -69,8 +69,11 @@ func (s *Store) SyncRunFinish(ctx context.Context, run domain.SyncRun) (int64, e
 		q, key = syncRunRecord, run.StartedAt.UTC()
 	}
 	var id int64
-	if err := s.db.QueryRow(ctx, q, run.TenantID, key, run.Kind, at, run.Pages, run.Upserts, run.Deletes,
-		run.Requests, run.ThrottledWaits, run.ThrottledFor, run.Outcome, run.Error, run.ErrorCode).Scan(&id); err != nil {
+	b := &pgx.Batch{}
+	b.Queue(q, run.TenantID, key, run.Kind, at, run.Pages, run.Upserts, run.Deletes, run.Requests, run.ThrottledWaits,
+		run.ThrottledFor, run.Outcome, run.Error, run.ErrorCode).QueryRow(func(row pgx.Row) error { return row.Scan(&id) })
+	s.relax(b) // a run's record: no event
+	if err := s.db.SendBatch(ctx, b).Close(); err != nil {
 		return 0, fmt.Errorf("finish sync run %d of tenant %s: %w", run.ID, run.TenantID, notFound(err))
 	}
 	return id, nil

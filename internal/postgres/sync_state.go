@@ -62,14 +62,19 @@ func leaseLost(err error) error {
 // first. A page with nothing to COPY (copies false; fill gets a nil tx) is
 // one batch, which Postgres runs as one implicit transaction (pgx's
 // SendBatch): one round trip, where BEGIN … COMMIT around it took three. A
-// steady round's pages are such pages. Either way the page and its
+// steady round's pages are such pages; one that changes no row commits
+// without waiting for the disk (relaxCommit). Either way the page and its
 // checkpoint commit together or not at all.
 func (s *Store) applyPage(ctx context.Context, tenantID string, c domain.SyncCommit, copies bool, fill func(tx pgx.Tx, b *pgx.Batch) error) error {
 	send := func(db DB, tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		s.queueCommit(b, tenantID, c)
+		commitOnly := b.Len()
 		if err := fill(tx, b); err != nil {
 			return leaseLost(err)
+		}
+		if tx == nil && b.Len() == commitOnly {
+			s.relax(b) // the page changes no row
 		}
 		return leaseLost(db.SendBatch(ctx, b).Close())
 	}

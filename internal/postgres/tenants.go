@@ -251,7 +251,10 @@ func (s *Store) TenantSyncSucceeded(ctx context.Context, id string, next time.Ti
 		owner = &leaseOwner
 	}
 	var status domain.TenantStatus
-	err := s.db.QueryRow(ctx, tenantSyncSucceeded, id, now, next.UTC(), owner).Scan(&status)
+	b := &pgx.Batch{}
+	b.Queue(tenantSyncSucceeded, id, now, next.UTC(), owner).QueryRow(func(row pgx.Row) error { return row.Scan(&status) })
+	s.relax(b) // no status change, no event
+	err := s.db.SendBatch(ctx, b).Close()
 	if !errors.Is(err, pgx.ErrNoRows) {
 		if err != nil {
 			return fmt.Errorf("record sync of tenant %s: %w", id, err)
