@@ -173,22 +173,32 @@ func TestThrottleWindowIsTheTenants(t *testing.T) {
 // TestThrottleWindowWaitOrSnooze: a window recorded by another process is
 // waited out in process when it ends within MaxWait, and otherwise
 // returned as throttled with the rest of the window, sending nothing.
-func TestThrottleWindowWaitOrSnooze(t *testing.T) {
-	t.Parallel()
-	clk := newClock()
+// windowOpen is two processes on Contoso, b with a token already, after a
+// has recorded a 30 s window that b has not read: b, the clock, the
+// emulator, the requests sent so far and the window's start.
+func windowOpen(t *testing.T) (b process, clk *clock, srv *entraemu.Server, sent int, start time.Time) {
+	t.Helper()
+	clk = newClock()
 	srv, dbURL := throttleSetup(t, clk)
 	tid := entraemu.ContosoTenantID
-	a, b := newProcess(t, srv, clk, dbURL, true), newProcess(t, srv, clk, dbURL, true)
-	ctx := context.Background()
-	if _, _, err := b.client.Organization(ctx, tid); err != nil {
+	a := newProcess(t, srv, clk, dbURL, true)
+	b = newProcess(t, srv, clk, dbURL, true)
+	if _, _, err := b.client.Organization(context.Background(), tid); err != nil {
 		t.Fatal(err)
 	}
-	sent := srv.Counters(tid).GraphRequests
+	sent = srv.Counters(tid).GraphRequests
+	start = clk.Now()
+	if err := a.store.TenantThrottle(context.Background(), tid, start.Add(30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	return b, clk, srv, sent, start
+}
 
-	start := clk.Now()
-	if err := a.store.TenantThrottle(ctx, tid, start.Add(30*time.Second)); err != nil {
-		t.Fatal(err)
-	}
+func TestThrottleWindowWaitOrSnooze(t *testing.T) {
+	t.Parallel()
+	b, clk, srv, sent, start := windowOpen(t)
+	tid := entraemu.ContosoTenantID
+	ctx := context.Background()
 	_, _, err := b.client.Organization(ctx, tid)
 	var ge *graph.Error
 	if !errors.As(err, &ge) || ge.Kind != graph.ErrThrottled || ge.RetryAfter != 30*time.Second {
@@ -257,19 +267,9 @@ func TestRetryAfterBecomesTheTenantsWindow(t *testing.T) {
 // the gate is read again, and a window known for another tenant is ignored.
 func TestKnownThrottleWindow(t *testing.T) {
 	t.Parallel()
-	clk := newClock()
-	srv, dbURL := throttleSetup(t, clk)
+	b, _, srv, sent, start := windowOpen(t)
 	tid := entraemu.ContosoTenantID
-	a, b := newProcess(t, srv, clk, dbURL, true), newProcess(t, srv, clk, dbURL, true)
 	ctx := context.Background()
-	if _, _, err := b.client.Organization(ctx, tid); err != nil {
-		t.Fatal(err)
-	}
-	sent := srv.Counters(tid).GraphRequests
-	start := clk.Now()
-	if err := a.store.TenantThrottle(ctx, tid, start.Add(30*time.Second)); err != nil {
-		t.Fatal(err)
-	}
 
 	// Known closed (read before another process recorded its window): the
 	// request goes out without a read of the gate.

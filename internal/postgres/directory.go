@@ -175,15 +175,13 @@ func (s *Store) DirectoryUsersApply(ctx context.Context, tenantID string, p *dom
 	err := s.applyPage(ctx, tenantID, c, bulkable, func(tx pgx.Tx, b *pgx.Batch) error {
 		roundBulk := false
 		if bulkable {
-			var bulk, copied bool
+			var copied bool
 			var err error
-			if roundBulk, bulk, err = bulkRound(ctx, tx, b, directoryBulkUsers, tenantID, c); err != nil {
+			roundBulk, copied, err = bulkPage(ctx, tx, b, directoryBulkUsers, tenantID, c, len(users), func() (bool, error) {
+				return s.bulkUsers(ctx, tx, tenantID, users, cp.Round)
+			})
+			if err != nil {
 				return err
-			}
-			if bulk && len(users) > 0 {
-				if copied, err = s.bulkUsers(ctx, tx, tenantID, users, cp.Round); err != nil {
-					return err
-				}
 			}
 			if copied {
 				res.Upserts += len(users)
@@ -332,15 +330,13 @@ func (s *Store) DirectoryGroupsApply(ctx context.Context, tenantID string, p *do
 	err := s.applyPage(ctx, tenantID, c, bulkable, func(tx pgx.Tx, b *pgx.Batch) error {
 		roundBulk := false
 		if bulkable {
-			var bulk, copied bool
+			var copied bool
 			var err error
-			if roundBulk, bulk, err = bulkRound(ctx, tx, b, directoryBulkGroups, tenantID, c); err != nil {
+			roundBulk, copied, err = bulkPage(ctx, tx, b, directoryBulkGroups, tenantID, c, len(groups)+len(members), func() (bool, error) {
+				return s.bulkGroups(ctx, tx, tenantID, groups, members, cp.Round)
+			})
+			if err != nil {
 				return err
-			}
-			if bulk && len(groups)+len(members) > 0 {
-				if copied, err = s.bulkGroups(ctx, tx, tenantID, groups, members, cp.Round); err != nil {
-					return err
-				}
 			}
 			if copied {
 				res.Upserts += len(groups) + len(members)

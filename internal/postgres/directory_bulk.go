@@ -120,6 +120,19 @@ func bulkRound(ctx context.Context, tx pgx.Tx, b *pgx.Batch, q, tenantID string,
 	return round, round && page, nil
 }
 
+// bulkPage is bulkRound for a page of rows rows, and then, when the page
+// is to be COPYed and has any, copy: roundBulk as bulkRound's, copied as
+// copy's (false: the page takes the other path).
+func bulkPage(ctx context.Context, tx pgx.Tx, b *pgx.Batch, q, tenantID string, c domain.SyncCommit, rows int,
+	copy func() (bool, error)) (roundBulk, copied bool, err error) {
+	roundBulk, bulk, err := bulkRound(ctx, tx, b, q, tenantID, c)
+	if err != nil || !bulk || rows == 0 {
+		return roundBulk, false, err
+	}
+	copied, err = copy()
+	return roundBulk, copied, err
+}
+
 // copyAll runs the COPYs of a bulk page after bulkRound's savepoint: false,
 // with nothing written, when a row is already there.
 func copyAll(ctx context.Context, tx pgx.Tx, copies func(tx pgx.Tx) error) (bool, error) {
