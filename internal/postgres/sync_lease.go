@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,11 +19,14 @@ import (
 // syncLeaseTake claims the tenant when nobody holds a live lease (or the
 // owner already does) and, in the same statement, closes the runs a dead
 // holder left running: runs are only started under a lease, so a running
-// run whose lease lapsed can only belong to a worker that is gone.
+// run whose lease lapsed can only belong to a worker that is gone. With $5
+// it claims only a tenant that syncs (active or failing, not suspended: the
+// predicate of tenants_due_idx).
 const syncLeaseTake = `
 WITH claim AS (
 	UPDATE tenants SET sync_lease_owner = $2, sync_lease_until = $4
 	WHERE id = $1 AND (sync_lease_owner IS NULL OR sync_lease_owner = $2 OR sync_lease_until < $3)
+		AND (NOT $5 OR status IN ('active', 'failing') AND NOT sync_suspended)
 	RETURNING id),
 abandoned AS (
 	UPDATE sync_runs SET outcome = 'abandoned', finished_at = $3,
@@ -39,23 +41,21 @@ SELECT (SELECT count(*) FROM claim), (SELECT count(*) FROM abandoned)`
 func (s *Store) SyncLeaseTake(ctx context.Context, tenantID string, lease domain.SyncLease) (taken bool, abandoned int, err error) {
 	now := s.now().UTC()
 	var n int
-	if err := s.db.QueryRow(ctx, syncLeaseTake, tenantID, lease.Owner, now, now.Add(lease.TTL)).Scan(&n, &abandoned); err != nil {
+	if err := s.db.QueryRow(ctx, syncLeaseTake, tenantID, lease.Owner, now, now.Add(lease.TTL), false).Scan(&n, &abandoned); err != nil {
 		return false, 0, fmt.Errorf("take sync lease of tenant %s: %w", tenantID, err)
 	}
 	return n == 1, abandoned, nil
 }
 
-// syncBeginTake is syncLeaseTake for a tenant that syncs (active or
-// failing, not suspended: the predicate of tenants_due_idx).
-var syncBeginTake = strings.Replace(syncLeaseTake, "WHERE id = $1 AND",
-	"WHERE id = $1 AND status IN ('active', 'failing') AND NOT sync_suspended AND", 1)
+// syncBeginTenant is tenantGet with the tenant's Graph throttle window.
+const syncBeginTenant = `SELECT ` + tenantColumns + `, graph_throttled_until FROM tenants WHERE id = $1`
 
 // SyncBegin begins a sync job of tenantID in one round trip (issue 13: it
 // was four): it reads the tenant, takes its lease for lease.Owner when the
 // tenant syncs and nobody holds a live lease (closing a dead holder's runs,
 // as SyncLeaseTake), and reads the checkpoints and the Graph throttle window
-// the sync starts from. The four statements run in one batch, so the reads
-// see the tenant as the lease was taken. An unknown tenant is
+// the sync starts from. The statements run in one batch, one implicit
+// transaction. An unknown tenant is
 // domain.ErrNotFound.
 func (s *Store) SyncBegin(ctx context.Context, tenantID string, lease domain.SyncLease) (domain.SyncStart, error) {
 	var st domain.SyncStart
@@ -64,12 +64,18 @@ func (s *Store) SyncBegin(ctx context.Context, tenantID string, lease domain.Syn
 	}
 	now := s.now().UTC()
 	b := &pgx.Batch{}
-	b.Queue(tenantGet, tenantID).Query(func(rows pgx.Rows) error {
-		t, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByPos[domain.Tenant])
-		st.Tenant = t
+	b.Queue(syncBeginTenant, tenantID).Query(func(rows pgx.Rows) error {
+		r, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByPos[struct {
+			domain.Tenant
+			ThrottledUntil *time.Time
+		}])
+		st.Tenant = r.Tenant
+		if r.ThrottledUntil != nil {
+			st.ThrottledUntil = *r.ThrottledUntil
+		}
 		return notFound(err)
 	})
-	b.Queue(syncBeginTake, tenantID, lease.Owner, now, now.Add(lease.TTL)).QueryRow(func(row pgx.Row) error {
+	b.Queue(syncLeaseTake, tenantID, lease.Owner, now, now.Add(lease.TTL), true).QueryRow(func(row pgx.Row) error {
 		var n int
 		err := row.Scan(&n, &st.Abandoned)
 		st.Taken = n == 1
@@ -79,16 +85,6 @@ func (s *Store) SyncBegin(ctx context.Context, tenantID string, lease domain.Syn
 		var err error
 		st.Checkpoints, err = pgx.CollectRows(rows, pgx.RowToStructByPos[domain.SyncCheckpoint])
 		return err
-	})
-	b.Queue(tenantThrottledUntilGet, tenantID).QueryRow(func(row pgx.Row) error {
-		var until *time.Time
-		if err := row.Scan(&until); err != nil {
-			return notFound(err)
-		}
-		if until != nil {
-			st.ThrottledUntil = *until
-		}
-		return nil
 	})
 	s.relax(b) // a lease, and abandoned runs closed: no event
 	if err := s.db.SendBatch(ctx, b).Close(); err != nil {

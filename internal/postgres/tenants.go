@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -229,13 +228,16 @@ func (s *Store) TenantSetOrganization(ctx context.Context, id, displayName strin
 	return nil
 }
 
+// tenantSyncSucceeded records a round's end, releasing the lease of owner
+// $4 (if any); it leaves a failing tenant alone unless $5, since that one
+// also changes status, with its event, in a transaction.
 const tenantSyncSucceeded = `
 UPDATE tenants SET last_synced_at = $2, next_sync_at = $3, failure_count = 0, updated_at = $2,
 	user_count = (SELECT count(*) FROM directory_users WHERE tenant_id = $1),
 	group_count = (SELECT count(*) FROM directory_groups WHERE tenant_id = $1),
 	sync_lease_owner = CASE WHEN sync_lease_owner = $4 THEN NULL ELSE sync_lease_owner END,
 	sync_lease_until = CASE WHEN sync_lease_owner = $4 THEN NULL ELSE sync_lease_until END
-WHERE id = $1 AND status <> 'failing'
+WHERE id = $1 AND (status <> 'failing' OR $5)
 RETURNING status`
 
 // TenantSyncSucceeded records a successful sync: the next one is due at
@@ -252,7 +254,7 @@ func (s *Store) TenantSyncSucceeded(ctx context.Context, id string, next time.Ti
 	}
 	var status domain.TenantStatus
 	b := &pgx.Batch{}
-	b.Queue(tenantSyncSucceeded, id, now, next.UTC(), owner).QueryRow(func(row pgx.Row) error { return row.Scan(&status) })
+	b.Queue(tenantSyncSucceeded, id, now, next.UTC(), owner, false).QueryRow(func(row pgx.Row) error { return row.Scan(&status) })
 	s.relax(b) // no status change, no event
 	err := s.db.SendBatch(ctx, b).Close()
 	if !errors.Is(err, pgx.ErrNoRows) {
@@ -263,7 +265,7 @@ func (s *Store) TenantSyncSucceeded(ctx context.Context, id string, next time.Ti
 	}
 	// Failing (or unknown): the status changes with its event, atomically.
 	return s.Tx(ctx, func(_ pgx.Tx, st *Store) error {
-		if err := st.db.QueryRow(ctx, tenantSyncSucceededAny, id, now, next.UTC(), owner).Scan(&status); err != nil {
+		if err := st.db.QueryRow(ctx, tenantSyncSucceeded, id, now, next.UTC(), owner, true).Scan(&status); err != nil {
 			return fmt.Errorf("record sync of tenant %s: %w", id, notFound(err))
 		}
 		if status == domain.TenantFailing {
@@ -272,9 +274,6 @@ func (s *Store) TenantSyncSucceeded(ctx context.Context, id string, next time.Ti
 		return nil
 	})
 }
-
-// tenantSyncSucceededAny is tenantSyncSucceeded for a tenant in any status.
-var tenantSyncSucceededAny = strings.Replace(tenantSyncSucceeded, " AND status <> 'failing'", "", 1)
 
 const tenantSyncFailed = `
 UPDATE tenants SET failure_count = failure_count + 1, updated_at = $2 WHERE id = $1
