@@ -103,38 +103,39 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[queue.SyncTenantAr
 	d.credentialOK()
 	d.log(ctx).Info("tenant synced", "tenant_id", tid, "sync_run_id", run.ID, "kind", run.Kind, "pages", run.Pages,
 		"upserts", run.Upserts, "deletes", run.Deletes, "requests", run.Requests)
+	// With change notifications on (issue 17), a subscribed tenant's next
+	// periodic round is SyncIntervalSubscribed away: notifications bring
+	// the changes, the periodic round is the safety net.
+	interval := d.SyncInterval
+	var n domain.TenantNotifications
+	if d.ChangeNotifications {
+		if n, err = d.Store.TenantNotificationsGet(ctx, tid); err != nil && !errors.Is(err, domain.ErrNotFound) {
+			return err
+		}
+		if n.State == domain.NotificationsSubscribed {
+			interval = d.SyncIntervalSubscribed
+		}
+	}
 	// The round's end releases the lease in the same statement; only if
 	// that statement fails does the deferred release try again.
-	if !d.ChangeNotifications {
-		err := d.Store.TenantSyncSucceeded(ctx, tid, d.Now().Add(d.SyncInterval), lease.Owner)
-		released = err == nil
+	if err := d.Store.TenantSyncSucceeded(ctx, tid, d.Now().Add(interval), lease.Owner); err != nil {
 		return err
 	}
-	return d.syncSucceededNotified(ctx, job, tid, lease.Owner, &released, run)
+	released = true
+	if !d.ChangeNotifications {
+		return nil
+	}
+	return d.afterRoundNotified(ctx, job, tid, n, run)
 }
 
-// syncSucceededNotified ends a round of a tenant when change notifications
-// are on (issue 17). A subscribed tenant's next periodic round is
-// SyncIntervalSubscribed away: notifications bring the changes, the
-// periodic round is the safety net. A full round of a tenant that is not
-// subscribed (its first, or a resync) asks for its subscriptions. And when
-// a notification came after the job was created, the server's unique sync
-// insert was swallowed by this job: the job completes and a new delta job
-// is inserted in one transaction, so the change is never lost and a burst
-// of notifications makes one or two rounds.
-func (d *Deps) syncSucceededNotified(ctx context.Context, job *river.Job[queue.SyncTenantArgs], tid, leaseOwner string, released *bool, run domain.SyncRun) error {
-	n, err := d.Store.TenantNotificationsGet(ctx, tid)
-	if err != nil && !errors.Is(err, domain.ErrNotFound) {
-		return err
-	}
-	interval := d.SyncInterval
-	if n.State == domain.NotificationsSubscribed {
-		interval = d.SyncIntervalSubscribed
-	}
-	if err := d.Store.TenantSyncSucceeded(ctx, tid, d.Now().Add(interval), leaseOwner); err != nil {
-		return err
-	}
-	*released = true
+// afterRoundNotified completes a round when change notifications are on.
+// A full round of a tenant that is not subscribed (its first, or a resync)
+// asks for its subscriptions. And when a notification came after the job
+// was created, the server's unique sync insert was swallowed by this job:
+// the job completes and a new delta job is inserted in one transaction, so
+// the change is never lost and a burst of notifications makes one or two
+// rounds.
+func (d *Deps) afterRoundNotified(ctx context.Context, job *river.Job[queue.SyncTenantArgs], tid string, n domain.TenantNotifications, run domain.SyncRun) error {
 	client := river.ClientFromContext[pgx.Tx](ctx)
 	if run.Kind == domain.SyncFull && n.State != domain.NotificationsSubscribed {
 		if _, err := client.Insert(ctx, queue.EnsureSubscriptionsArgs{TenantID: tid}, nil); err != nil {
@@ -146,7 +147,7 @@ func (d *Deps) syncSucceededNotified(ctx context.Context, job *river.Job[queue.S
 	// waited for and seen here, and one recorded after it finds this job
 	// completed, so its own insert goes through.
 	again := false
-	err = d.Store.Tx(ctx, func(tx pgx.Tx, st *postgres.Store) error {
+	err := d.Store.Tx(ctx, func(tx pgx.Tx, st *postgres.Store) error {
 		var err error
 		if again, err = st.TenantNotifiedAfter(ctx, tid, job.CreatedAt); err != nil {
 			return err
