@@ -274,15 +274,18 @@ func (c *Client) awaitWindow(ctx context.Context, tenantID string, st *domain.Re
 	if c.gate == nil {
 		return nil
 	}
-	known, _ := ctx.Value(windowKey{}).(knownWindow)
-	for read := known.tenantID != tenantID; ; read = true {
-		until := known.until
-		if read {
+	// The window the caller read (WithThrottleWindow) stands in for the
+	// first read only.
+	known, ok := ctx.Value(windowKey{}).(knownWindow)
+	until := known.until
+	for {
+		if !ok || known.tenantID != tenantID {
 			var err error
 			if until, err = c.gate.TenantThrottledUntil(ctx, tenantID); err != nil {
 				return err // names the tenant and the operation
 			}
 		}
+		ok = false
 		rest := until.Sub(c.now())
 		if rest <= 0 {
 			return nil
