@@ -95,7 +95,15 @@ SELECT (SELECT count(*) FROM sync_runs WHERE id > $1 AND outcome = 'succeeded') 
 // the shared one serves other tests) in the middle of a round: the worker
 // process must ride it out and bring every tenant to an exact copy by
 // itself.
-func TestPostgresRestart(t *testing.T) {
+func TestPostgresRestart(t *testing.T) { testPostgresOutage(t, (*pgCluster).restart) }
+
+// TestPostgresCrash is TestPostgresRestart with Postgres killed (immediate
+// stop) instead: the commits it had not yet written are lost, among them
+// event-free ones the worker does not wait for; the copies still end
+// exact, and the change feed still holds each creation once.
+func TestPostgresCrash(t *testing.T) { testPostgresOutage(t, (*pgCluster).crash) }
+
+func testPostgresOutage(t *testing.T, outage func(*pgCluster)) {
 	pg := startPGCluster(t)
 	seed, tids := fleetSeed(size(100, 30), size(10000, 3000))
 	total := len(tids)
@@ -112,8 +120,8 @@ func TestPostgresRestart(t *testing.T) {
 	h.startWorker()
 
 	h.waitUntil("a round under way", 3*time.Minute, 2*time.Minute, func(s snapshot) bool { return s.largeMid && s.synced < total })
-	pg.restart()
-	t.Log("postgres restarted")
+	outage(pg)
+	t.Log("postgres back")
 	h.emu.control(t, http.MethodPut, "/tenants/"+largeTenantID+"/faults", map[string]string{}, nil)
 	h.waitUntil("every tenant synced after the restart", 5*time.Minute, 2*time.Minute, func(s snapshot) bool {
 		return s.synced == total && s.succeeded == total
@@ -123,6 +131,7 @@ func TestPostgresRestart(t *testing.T) {
 	}
 	h.assertAllActiveSyncedSince(time.Time{})
 	h.assertExact(tids)
+	h.assertFeedOnce()
 	h.assertRunsClosed(nil)
 	h.assertNoOverlap()
 	h.logFigures(start)

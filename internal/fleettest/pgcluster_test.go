@@ -138,6 +138,19 @@ func (c *pgCluster) restart() {
 	}
 }
 
+// crash is `pg_ctl stop -m immediate` and a start: Postgres dies without a
+// shutdown checkpoint and recovers from its WAL, so commits whose WAL was
+// not yet written (the worker's event-free ones do not wait for it) are lost.
+func (c *pgCluster) crash() {
+	c.t.Helper()
+	if err := c.pgCtl("stop", "-m", "immediate"); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := c.pgCtl("start"); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
 func (c *pgCluster) tail(n int) string {
 	b, err := os.ReadFile(c.logFile())
 	if err != nil {

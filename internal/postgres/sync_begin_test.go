@@ -184,6 +184,15 @@ func TestRelaxedCommitsKeepTheSessionSetting(t *testing.T) {
 	if want == "off" {
 		t.Fatal("the server already commits asynchronously; nothing to tell apart")
 	}
+	// Within its batch, the relaxing statement holds for the rest of the
+	// implicit transaction, and so for its commit.
+	var inside string
+	b := &pgx.Batch{}
+	b.Queue(postgres.RelaxCommit)
+	b.Queue(`SHOW synchronous_commit`).QueryRow(func(row pgx.Row) error { return row.Scan(&inside) })
+	if err := pool.SendBatch(ctx, b).Close(); err != nil || inside != "off" {
+		t.Fatalf("inside a relaxed batch synchronous_commit is %q (%v), want off", inside, err)
+	}
 
 	lease := domain.SyncLease{Owner: uuid.NewString(), TTL: time.Minute}
 	begun, err := st.SyncBegin(ctx, tid, lease)

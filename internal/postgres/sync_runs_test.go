@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/tenantsync/tenantsync/internal/domain"
 	"github.com/tenantsync/tenantsync/internal/postgres"
@@ -48,13 +49,39 @@ func TestSyncRunHoursShards(t *testing.T) {
 	if d := cmp.Diff(want, counted(t, pool, sums)); d != "" {
 		t.Fatalf("sync_run_hours (-want +got):\n%s", d)
 	}
-	var rows, shards int
-	if err := pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT shard) FROM sync_run_hours`).Scan(&rows, &shards); err != nil {
+	// Two connections whose backends fall in different shards each write
+	// a run: each adds to its own shard's row.
+	shardOf := map[int]*pgx.Conn{}
+	for len(shardOf) < 2 {
+		c, err := pgx.ConnectConfig(ctx, pool.Config().ConnConfig.Copy())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+		var shard int
+		if err := c.QueryRow(ctx, `SELECT pg_backend_pid() % 16`).Scan(&shard); err != nil {
+			t.Fatal(err)
+		}
+		shardOf[shard] = c
+	}
+	for _, c := range shardOf {
+		if _, err := c.Exec(ctx, `INSERT INTO sync_runs (tenant_id, kind, started_at, finished_at, outcome)
+			VALUES ($1, 'delta', now(), now(), 'succeeded')`, tid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want["succeeded/runs"] += 2
+	var shards int
+	if err := pool.QueryRow(ctx, `SELECT count(DISTINCT shard) FROM sync_run_hours`).Scan(&shards); err != nil {
 		t.Fatal(err)
 	}
 	if shards < 2 {
-		t.Logf("all %d counter rows in one shard (the connections' backends share it)", rows)
+		t.Errorf("runs written from backends of %d shards landed in %d shard(s)", len(shardOf), shards)
 	}
+	if d := cmp.Diff(want, counted(t, pool, sums)); d != "" {
+		t.Fatalf("sync_run_hours after the two shards (-want +got):\n%s", d)
+	}
+	var rows int
 
 	if err := m.DownTo(ctx, 97); err != nil {
 		t.Fatal(err)
