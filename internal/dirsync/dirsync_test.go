@@ -225,7 +225,9 @@ func TestThrottlingIsHonoured(t *testing.T) {
 	}
 }
 
-// killer cancels the sync's context while a chosen page is being applied.
+// killer cancels the sync's context while a chosen page is being applied
+// (the sync must be Sequential for "page" to be one Graph page: else the
+// pages waiting for the store are applied together).
 type killer struct {
 	dirsync.Store
 	cancel  context.CancelFunc
@@ -259,7 +261,7 @@ func TestKilledMidPageResumes(t *testing.T) {
 			defer cancel()
 			k := &killer{cancel: cancel, page: page}
 			b := setup(t, setupOpts{wrap: func(s dirsync.Store) dirsync.Store { k.Store = s; return k }})
-			run, err := b.syncer.Sync(ctx, b.tid, dirsync.Options{})
+			run, err := b.syncer.Sync(ctx, b.tid, dirsync.Options{Sequential: true})
 			if !errors.Is(err, context.Canceled) {
 				t.Fatalf("killed sync: %v, want context.Canceled", err)
 			}
@@ -335,7 +337,7 @@ func TestForcedFullRoundResumes(t *testing.T) {
 	b := setup(t, setupOpts{wrap: func(s dirsync.Store) dirsync.Store { k.Store = s; return k }})
 	b.sync(t, dirsync.Options{}) // a first round, so that a delta link is saved
 	k.applied, k.page = 0, 3
-	if _, err := b.syncer.Sync(ctx, b.tid, dirsync.Options{FullJob: 7}); !errors.Is(err, context.Canceled) {
+	if _, err := b.syncer.Sync(ctx, b.tid, dirsync.Options{FullJob: 7, Sequential: true}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("killed forced sync: %v, want context.Canceled", err)
 	}
 	k.page = -1
