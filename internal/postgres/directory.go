@@ -53,16 +53,15 @@ const memberData = `jsonb_build_object('group_id', group_id, 'member_id', member
 var directoryUserWrite = `
 WITH s AS (
 	SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::boolean[])
-		AS s(id, user_principal_name, display_name, given_name, surname, mail, job_title, account_enabled)
-), events AS (
-	INSERT INTO change_events (id, tenant_id, type, data)
-	SELECT NULL::uuid, $1, CASE
+		WITH ORDINALITY AS s(id, user_principal_name, display_name, given_name, surname, mail, job_title, account_enabled, ord)
+), ev AS (
+	SELECT s.ord, CASE
 			WHEN d.id IS NULL AND EXISTS (SELECT FROM directory_user_tombstones t WHERE t.tenant_id = $1 AND t.id = s.id::uuid)
 				THEN 'user.restored'
 			WHEN d.id IS NULL THEN 'user.created'
 			WHEN d.account_enabled <> s.account_enabled THEN
 				CASE WHEN s.account_enabled THEN 'user.enabled' ELSE 'user.disabled' END
-			ELSE 'user.updated' END,
+			ELSE 'user.updated' END AS type,
 		` + userData("s") + ` || CASE WHEN d.id IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('previous_attributes',
 			jsonb_strip_nulls(jsonb_build_object(
 				'user_principal_name', nullif(d.user_principal_name, s.user_principal_name),
@@ -71,12 +70,17 @@ WITH s AS (
 				'surname', nullif(d.surname, s.surname),
 				'mail', nullif(d.mail, s.mail),
 				'job_title', nullif(d.job_title, s.job_title),
-				'account_enabled', nullif(d.account_enabled, s.account_enabled)))) END
+				'account_enabled', nullif(d.account_enabled, s.account_enabled)))) END AS data
 	FROM s
 	LEFT JOIN LATERAL (SELECT * FROM directory_users d WHERE d.tenant_id = $1 AND d.id = s.id::uuid LIMIT 1) d ON true
 	WHERE $11 AND (d.id IS NULL
 		OR (d.user_principal_name, d.display_name, d.given_name, d.surname, d.mail, d.job_title, d.account_enabled)
 		<> (s.user_principal_name, s.display_name, s.given_name, s.surname, s.mail, s.job_title, s.account_enabled))
+), events AS (
+	INSERT INTO change_events (id, tenant_id, type, data)
+	SELECT NULL::uuid, $1, type, data FROM ev WHERE type <> 'user.created'
+), created AS (
+	` + batchEvents("ev", domain.UserCreated) + `
 ), unburied AS (
 	DELETE FROM directory_user_tombstones t USING s WHERE $11 AND t.tenant_id = $1 AND t.id = s.id::uuid
 ), up AS (
@@ -227,17 +231,21 @@ func groupData(r string) string {
 // group.updated with previous_attributes.
 var directoryGroupWrite = `
 WITH s AS (
-	SELECT * FROM unnest($3::text[], $4::text[], $5::text[]) AS s(id, display_name, description)
-), events AS (
-	INSERT INTO change_events (id, tenant_id, type, data)
-	SELECT NULL::uuid, $1, CASE WHEN d.id IS NULL THEN 'group.created' ELSE 'group.updated' END,
+	SELECT * FROM unnest($3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS s(id, display_name, description, ord)
+), ev AS (
+	SELECT s.ord, CASE WHEN d.id IS NULL THEN 'group.created' ELSE 'group.updated' END AS type,
 		` + groupData("s") + ` || CASE WHEN d.id IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('previous_attributes',
 			jsonb_strip_nulls(jsonb_build_object(
 				'display_name', nullif(d.display_name, s.display_name),
-				'description', nullif(d.description, s.description)))) END
+				'description', nullif(d.description, s.description)))) END AS data
 	FROM s
 	LEFT JOIN LATERAL (SELECT * FROM directory_groups d WHERE d.tenant_id = $1 AND d.id = s.id::uuid LIMIT 1) d ON true
 	WHERE $6 AND (d.id IS NULL OR (d.display_name, d.description) <> (s.display_name, s.description))
+), events AS (
+	INSERT INTO change_events (id, tenant_id, type, data)
+	SELECT NULL::uuid, $1, type, data FROM ev WHERE type <> 'group.created'
+), created AS (
+	` + batchEvents("ev", domain.GroupCreated) + `
 ), up AS (
 	INSERT INTO directory_groups (tenant_id, id, display_name, description, seen_round, updated_at)
 	SELECT $1, id::uuid, display_name, description, $2, now() FROM s
@@ -263,21 +271,23 @@ WITH gone AS (
 )
 SELECT count(*) FROM gone`
 
-const (
+var (
 	// groupMemberWrite writes a page's members@delta additions ($3, $4:
 	// group and member IDs; $5 false leaves the feed out): one
 	// group.member_added per membership the copy lacks; the upsert counts
 	// only memberships new or not yet seen by this round.
 	groupMemberWrite = `
 WITH s AS (
-	SELECT * FROM unnest($3::text[], $4::text[]) AS s(group_id, member_id)
-), events AS (
-	INSERT INTO change_events (id, tenant_id, type, data)
-	SELECT NULL::uuid, $1, 'group.member_added', jsonb_build_object('group_id', s.group_id::uuid, 'member_id', s.member_id::uuid)
+	SELECT * FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS s(group_id, member_id, ord)
+), ev AS (
+	SELECT s.ord, 'group.member_added' AS type,
+		jsonb_build_object('group_id', s.group_id::uuid, 'member_id', s.member_id::uuid) AS data
 	FROM s
 	LEFT JOIN LATERAL (SELECT true AS found FROM group_members g
 		WHERE g.tenant_id = $1 AND g.group_id = s.group_id::uuid AND g.member_id = s.member_id::uuid LIMIT 1) g ON true
 	WHERE $5 AND g.found IS NULL
+), events AS (
+	` + batchEvents("ev", domain.GroupMemberAdded) + `
 ), up AS (
 	INSERT INTO group_members (tenant_id, group_id, member_id, seen_round)
 	SELECT $1, group_id::uuid, member_id::uuid, $2 FROM s

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -223,6 +224,20 @@ func (s *Store) bulkGroups(ctx context.Context, tx pgx.Tx, tenantID string, grou
 // webhook delivery, parses well under a millisecond of JSON, and large
 // enough that the rows' own cost stays a small part of the events'.
 const eventBatchRow = 128
+
+// batchEvents is a statement for a CTE of a page's write: it inserts the
+// events of type typ among cte's rows (columns ord, type, data: ord the
+// row's place in the page, data its jsonb object) as batch rows of
+// eventBatchRow events, in page order, as copyEvents writes them. Creation
+// events are most of a first sync's events, and one row each cost more
+// than the page's own rows (docs/events.md, Cost); a page's other events,
+// each carrying previous attributes, stay one row each.
+func batchEvents(cte string, typ domain.EventType) string {
+	return `INSERT INTO change_events (id, tenant_id, type, n, batch)
+	SELECT NULL::uuid, $1, type, count(*), json_agg(data ORDER BY ord)
+	FROM ` + cte + ` WHERE type = '` + string(typ) + `'
+	GROUP BY type, (ord - 1) / ` + strconv.Itoa(eventBatchRow)
+}
 
 // eventRun is n events of one type; data appends the i-th one's object.
 type eventRun struct {
