@@ -312,17 +312,24 @@ func (s *Syncer) fetchPages(ctx context.Context, tenantID, resource, link string
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	f := &fetcher{pages: make(chan *page, n), free: make(chan *page, n), cancel: cancel}
-	for range n {
-		f.free <- &page{}
-	}
 	go func() {
 		defer close(f.pages)
+		made := 0 // buffers are made as needed: most syncs need one
 		for {
 			var p *page
 			select {
 			case p = <-f.free:
-			case <-ctx.Done():
-				return
+			default:
+				if made < n {
+					made++
+					p = &page{}
+					break
+				}
+				select {
+				case p = <-f.free:
+				case <-ctx.Done():
+					return
+				}
 			}
 			if resource == ResourceUsers {
 				p.err = s.src.UsersDelta(ctx, tenantID, link, &p.users)
