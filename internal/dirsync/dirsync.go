@@ -73,9 +73,10 @@ type Options struct {
 	// starting another, so a forced full sync that snoozes or is retried
 	// finishes its round.
 	FullJob int64
-	// Until, when set, ends the run after the first page committed past it
-	// with ErrSliceEnded: a long sync is done as a chain of bounded jobs,
-	// each resuming from the checkpoint.
+	// Until, when set, ends the run with ErrSliceEnded once the pages
+	// fetched until then are committed (no page is fetched past it): a long
+	// sync is done as a chain of bounded jobs, each resuming from the
+	// checkpoint.
 	Until time.Time
 	// Lease is the tenant's sync lease: every page is committed only while
 	// it is held, and extends it.
@@ -269,8 +270,9 @@ func (s *Syncer) syncResource(ctx context.Context, tenantID string, cp domain.Sy
 // grows from one Graph page to up to aheadPages+1 of them, and one COPY of
 // several thousand rows costs less per row than several COPYs of a
 // thousand each (BenchmarkFullSync100k). When Graph is the slower side,
-// each page is applied as it comes. It also bounds a sync's memory to
-// aheadPages+2 pages.
+// each page is applied as it comes. It also bounds a sync's memory:
+// aheadPages+2 page buffers, the one being written holding the rows of up
+// to aheadPages+1 pages.
 const aheadPages = 8
 
 // page is one fetched Graph page of users or groups, or the error that

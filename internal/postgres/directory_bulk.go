@@ -52,7 +52,13 @@ import (
 //	(raw COPY sent as 16-byte UUIDs too: honest)  0.41 0.42             0.50 0.46
 //	pages waiting for the store written as one    0.56 0.56 0.50        0.58 0.59 0.55
 //	  (dirsync aheadPages: COPYs of ~9,000 rows)
+//	the same, alternating with the code before    0.29 0.31 → 0.44 0.44  0.31 0.34 → 0.49 0.47
+//	  it, later in the session (another machine)
 //
+// A raw COPY committed page by page, as a sync must, is itself 0.61 of one
+// COPY in pages of 999 rows and 0.82 in pages of 9 × 999
+// (BenchmarkRawCopyPaged); the creation events then add a second COPY of
+// about the same bytes.
 // Raw COPY ran at 86,000–118,000 users/s; the sync with events at
 // 27,000–47,000 (before: 15,000–26,500). What remains: a CPU profile of the
 // sync puts more than half of the process's time in decoding Graph's JSON
