@@ -76,12 +76,7 @@ WITH s AS (
 	WHERE $11 AND (d.id IS NULL
 		OR (d.user_principal_name, d.display_name, d.given_name, d.surname, d.mail, d.job_title, d.account_enabled)
 		<> (s.user_principal_name, s.display_name, s.given_name, s.surname, s.mail, s.job_title, s.account_enabled))
-), events AS (
-	INSERT INTO change_events (id, tenant_id, type, data)
-	SELECT NULL::uuid, $1, type, data FROM ev WHERE type <> 'user.created'
-), created AS (
-	` + batchEvents("ev", domain.UserCreated) + `
-), unburied AS (
+), ` + pageEvents(domain.UserCreated) + `, unburied AS (
 	DELETE FROM directory_user_tombstones t USING s WHERE $11 AND t.tenant_id = $1 AND t.id = s.id::uuid
 ), up AS (
 	INSERT INTO directory_users (tenant_id, id, user_principal_name, display_name, given_name, surname, mail, job_title,
@@ -241,12 +236,7 @@ WITH s AS (
 	FROM s
 	LEFT JOIN LATERAL (SELECT * FROM directory_groups d WHERE d.tenant_id = $1 AND d.id = s.id::uuid LIMIT 1) d ON true
 	WHERE $6 AND (d.id IS NULL OR (d.display_name, d.description) <> (s.display_name, s.description))
-), events AS (
-	INSERT INTO change_events (id, tenant_id, type, data)
-	SELECT NULL::uuid, $1, type, data FROM ev WHERE type <> 'group.created'
-), created AS (
-	` + batchEvents("ev", domain.GroupCreated) + `
-), up AS (
+), ` + pageEvents(domain.GroupCreated) + `, up AS (
 	INSERT INTO directory_groups (tenant_id, id, display_name, description, seen_round, updated_at)
 	SELECT $1, id::uuid, display_name, description, $2, now() FROM s
 	ON CONFLICT (tenant_id, id) DO UPDATE SET
@@ -286,9 +276,7 @@ WITH s AS (
 	LEFT JOIN LATERAL (SELECT true AS found FROM group_members g
 		WHERE g.tenant_id = $1 AND g.group_id = s.group_id::uuid AND g.member_id = s.member_id::uuid LIMIT 1) g ON true
 	WHERE $5 AND g.found IS NULL
-), events AS (
-	` + batchEvents("ev", domain.GroupMemberAdded) + `
-), up AS (
+), ` + pageEvents(domain.GroupMemberAdded) + `, up AS (
 	INSERT INTO group_members (tenant_id, group_id, member_id, seen_round)
 	SELECT $1, group_id::uuid, member_id::uuid, $2 FROM s
 	ON CONFLICT (tenant_id, group_id, member_id) DO UPDATE SET seen_round = EXCLUDED.seen_round

@@ -231,18 +231,23 @@ func (s *Store) bulkGroups(ctx context.Context, tx pgx.Tx, tenantID string, grou
 // enough that the rows' own cost stays a small part of the events'.
 const eventBatchRow = 128
 
-// batchEvents is a statement for a CTE of a page's write: it inserts the
-// events of type typ among cte's rows (columns ord, type, data: ord the
-// row's place in the page, data its jsonb object) as batch rows of
-// eventBatchRow events, in page order, as copyEvents writes them. Creation
-// events are most of a first sync's events, and one row each cost more
-// than the page's own rows (docs/events.md, Cost); a page's other events,
-// each carrying previous attributes, stay one row each.
-func batchEvents(cte string, typ domain.EventType) string {
-	return `INSERT INTO change_events (id, tenant_id, type, n, batch)
+// pageEvents is the two CTEs of a page's write that insert its events,
+// from a CTE ev of columns ord (the row's place in the page), type and data
+// (its jsonb object): the creations, of type created, as batch rows of
+// eventBatchRow events in page order, the rows copyEvents writes; every
+// other event, carrying previous attributes, as a row of its own. Creation
+// events are most of a first sync's, and one row each cost more than the
+// page's own rows (docs/events.md, Cost).
+func pageEvents(created domain.EventType) string {
+	return `events AS (
+	INSERT INTO change_events (id, tenant_id, type, data)
+	SELECT NULL::uuid, $1, type, data FROM ev WHERE type <> '` + string(created) + `'
+), created AS (
+	INSERT INTO change_events (id, tenant_id, type, n, batch)
 	SELECT NULL::uuid, $1, type, count(*), json_agg(data ORDER BY ord)
-	FROM ` + cte + ` WHERE type = '` + string(typ) + `'
-	GROUP BY type, (ord - 1) / ` + strconv.Itoa(eventBatchRow)
+	FROM ev WHERE type = '` + string(created) + `'
+	GROUP BY type, (ord - 1) / ` + strconv.Itoa(eventBatchRow) + `
+)`
 }
 
 // eventRun is n events of one type; data appends the i-th one's object.

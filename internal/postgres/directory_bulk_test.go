@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -186,5 +187,71 @@ func TestBulkRoundRepeatsAndFailures(t *testing.T) {
 	}
 	if c, err := st.DirectoryCounts(ctx, tid); err != nil || c.Users != 4 {
 		t.Errorf("%d users stored, %v; want 4", c.Users, err)
+	}
+}
+
+// TestStagedPageCreationsAreBatchRows: a page written by the
+// compare-and-upsert statements (a round of one page, a delta page) stores
+// its creation events as batch rows of up to 128, page order kept, and
+// every other event as a row of its own; the feed reads each event once.
+func TestStagedPageCreationsAreBatchRows(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.Pool(t)
+	st := postgres.New(pool)
+	tid := uuid.NewString()
+	pgtest.ActiveTenant(t, st, tid)
+	skip := len(pgtest.Events(t, pool, tid))
+	onePage := func(resource string) domain.SyncCommit { // the first page of a round that carries its deltaLink
+		return domain.SyncCommit{First: true, Sweep: true, Checkpoint: domain.SyncCheckpoint{Resource: resource,
+			Link: "delta", LinkKind: domain.LinkDelta, Round: 1, RoundKind: domain.SyncFull}}
+	}
+	users := make([]domain.DirectoryUser, 200)
+	for i := range users {
+		users[i] = domain.DirectoryUser{ID: uuid.NewString(), UserPrincipalName: fmt.Sprintf("u%03d@x.example", i), AccountEnabled: true}
+	}
+	if _, err := st.DirectoryUsersApply(ctx, tid, &domain.UsersPage{Users: users}, onePage("users")); err != nil {
+		t.Fatal(err)
+	}
+	g := domain.Group{ID: uuid.NewString(), DisplayName: "all"}
+	members := make([]domain.Membership, 130)
+	for i := range members {
+		members[i] = domain.Membership{GroupID: g.ID, MemberID: users[i].ID}
+	}
+	if _, err := st.DirectoryGroupsApply(ctx, tid, &domain.GroupsPage{Groups: []domain.Group{g}, Members: members}, onePage("groups")); err != nil {
+		t.Fatal(err)
+	}
+	renamed := users[7]
+	renamed.DisplayName = "renamed"
+	added := domain.DirectoryUser{ID: uuid.NewString(), UserPrincipalName: "late@x.example", AccountEnabled: true}
+	delta := domain.SyncCommit{Checkpoint: domain.SyncCheckpoint{Resource: "users", Link: "delta2", LinkKind: domain.LinkDelta,
+		Round: 1, RoundKind: domain.SyncDelta}}
+	if _, err := st.DirectoryUsersApply(ctx, tid, &domain.UsersPage{Users: []domain.DirectoryUser{renamed, added}}, delta); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := pool.Query(ctx, `SELECT type || ' ' || coalesce(n::text, 'single') FROM change_events
+		WHERE tenant_id = $1 AND type IN ('user.created', 'user.updated', 'group.created', 'group.member_added')`, tid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"user.created 128", "user.created 72", "group.created 1", "group.member_added 128",
+		"group.member_added 2", "user.updated single", "user.created 1"}
+	less := func(a, b string) bool { return a < b }
+	if diff := cmp.Diff(want, got, cmpopts.SortSlices(less)); diff != "" {
+		t.Errorf("change_events rows (-want +got):\n%s", diff)
+	}
+	// The feed has one event per object, the first 200 creations in page order.
+	evs := pgtest.Events(t, pool, tid)[skip:]
+	if len(evs) != 200+1+130+2 {
+		t.Fatalf("the feed reads %d events, want %d", len(evs), 200+1+130+2)
+	}
+	for i := range 200 {
+		if evs[i].Type != domain.UserCreated || !strings.Contains(string(evs[i].Data), users[i].ID) {
+			t.Fatalf("feed event %d is %s %s, want user.created of user %d", i, evs[i].Type, evs[i].Data, i)
+		}
 	}
 }
