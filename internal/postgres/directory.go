@@ -162,6 +162,11 @@ SELECT count(*) FROM gone`
 // round) it also deletes every user the round did not see. A failed call
 // changes nothing.
 func (s *Store) DirectoryUsersApply(ctx context.Context, tenantID string, p *domain.UsersPage, c domain.SyncCommit) (domain.SyncApplied, error) {
+	if insertPage(c) {
+		if res, ok, err := s.insertUsers(ctx, tenantID, p, c); ok || err != nil {
+			return res, wrapApply(err, "users", tenantID)
+		}
+	}
 	users, removed := p.Users, p.Removed
 	soft := p.SoftDeleted
 	if soft == nil {
@@ -200,9 +205,17 @@ func (s *Store) DirectoryUsersApply(ctx context.Context, tenantID string, p *dom
 		return nil
 	})
 	if err != nil {
-		return domain.SyncApplied{}, fmt.Errorf("apply users page of tenant %s: %w", tenantID, err)
+		return domain.SyncApplied{}, wrapApply(err, "users", tenantID)
 	}
 	return res, nil
+}
+
+// wrapApply says which page of which tenant err failed, if any.
+func wrapApply(err error, resource, tenantID string) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("apply %s page of tenant %s: %w", resource, tenantID, err)
 }
 
 // scanAdd adds a statement's single count to *n.
@@ -320,6 +333,11 @@ SELECT count(*) FROM gone`
 // memberships and groups the full round did not see. A failed call changes
 // nothing.
 func (s *Store) DirectoryGroupsApply(ctx context.Context, tenantID string, p *domain.GroupsPage, c domain.SyncCommit) (domain.SyncApplied, error) {
+	if insertPage(c) {
+		if res, ok, err := s.insertGroups(ctx, tenantID, p, c); ok || err != nil {
+			return res, wrapApply(err, "groups", tenantID)
+		}
+	}
 	groups, removed, members, membersRemoved := p.Groups, p.Removed, p.Members, p.MembersRemoved
 	events := !s.noEvents
 	var res domain.SyncApplied
@@ -374,7 +392,7 @@ func (s *Store) DirectoryGroupsApply(ctx context.Context, tenantID string, p *do
 		return nil
 	})
 	if err != nil {
-		return domain.SyncApplied{}, fmt.Errorf("apply groups page of tenant %s: %w", tenantID, err)
+		return domain.SyncApplied{}, wrapApply(err, "groups", tenantID)
 	}
 	return res, nil
 }

@@ -159,15 +159,9 @@ func copyAll(ctx context.Context, tx pgx.Tx, copies func(tx pgx.Tx) error) (bool
 // user.created events; false, with nothing written, when the page must take
 // the staged path.
 func (s *Store) bulkUsers(ctx context.Context, tx pgx.Tx, tenantID string, users []domain.DirectoryUser, round int64) (bool, error) {
-	tid, ok := parseGUID(tenantID)
+	tid, ids, ok := userGUIDs(tenantID, users)
 	if !ok {
 		return false, nil
-	}
-	ids := make([]guid, len(users))
-	for i := range users {
-		if ids[i], ok = parseGUID(users[i].ID); !ok {
-			return false, nil
-		}
 	}
 	return copyAll(ctx, tx, func(tx pgx.Tx) error {
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"directory_users"}, bulkUsersColumns, pgx.CopyFromSlice(len(users), func(i int) ([]any, error) {
@@ -177,9 +171,7 @@ func (s *Store) bulkUsers(ctx context.Context, tx pgx.Tx, tenantID string, users
 		if err != nil || s.noEvents {
 			return err
 		}
-		return copyEvents(ctx, tx, tid, eventRun{domain.UserCreated, len(users), func(b []byte, i int) []byte {
-			return appendUserData(b, ids[i].text, &users[i])
-		}})
+		return copyEvents(ctx, tx, tid, userCreations(ids, users)...)
 	})
 }
 
@@ -187,24 +179,9 @@ func (s *Store) bulkUsers(ctx context.Context, tx pgx.Tx, tenantID string, users
 // and their group.created and group.member_added events; false, with
 // nothing written, when the page must take the staged path.
 func (s *Store) bulkGroups(ctx context.Context, tx pgx.Tx, tenantID string, groups []domain.Group, members []domain.Membership, round int64) (bool, error) {
-	tid, ok := parseGUID(tenantID)
+	tid, gids, mids, ok := groupGUIDs(tenantID, groups, members)
 	if !ok {
 		return false, nil
-	}
-	gids := make([]guid, len(groups))
-	for i := range groups {
-		if gids[i], ok = parseGUID(groups[i].ID); !ok {
-			return false, nil
-		}
-	}
-	mids := make([][2]guid, len(members))
-	for i, m := range members {
-		var ok1, ok2 bool
-		mids[i][0], ok1 = parseGUID(m.GroupID)
-		mids[i][1], ok2 = parseGUID(m.MemberID)
-		if !ok1 || !ok2 {
-			return false, nil
-		}
 	}
 	return copyAll(ctx, tx, func(tx pgx.Tx) error {
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"directory_groups"}, bulkGroupsColumns, pgx.CopyFromSlice(len(groups), func(i int) ([]any, error) {
@@ -217,10 +194,63 @@ func (s *Store) bulkGroups(ctx context.Context, tx pgx.Tx, tenantID string, grou
 		})); err != nil || s.noEvents {
 			return err
 		}
-		return copyEvents(ctx, tx, tid,
-			eventRun{domain.GroupCreated, len(groups), func(b []byte, i int) []byte { return appendGroupData(b, gids[i].text, &groups[i]) }},
-			eventRun{domain.GroupMemberAdded, len(members), func(b []byte, i int) []byte { return appendMemberData(b, mids[i]) }})
+		return copyEvents(ctx, tx, tid, groupCreations(gids, groups, mids)...)
 	})
+}
+
+// userGUIDs parses the IDs of tenantID and of a page's users, for a page
+// written without comparing it with the copy; false when one is not a
+// canonical GUID (the staged path reports it).
+func userGUIDs(tenantID string, users []domain.DirectoryUser) (tid guid, ids []guid, ok bool) {
+	if tid, ok = parseGUID(tenantID); !ok {
+		return tid, nil, false
+	}
+	ids = make([]guid, len(users))
+	for i := range users {
+		if ids[i], ok = parseGUID(users[i].ID); !ok {
+			return tid, nil, false
+		}
+	}
+	return tid, ids, true
+}
+
+// groupGUIDs is userGUIDs for a page's groups and memberships.
+func groupGUIDs(tenantID string, groups []domain.Group, members []domain.Membership) (tid guid, gids []guid, mids [][2]guid, ok bool) {
+	if tid, ok = parseGUID(tenantID); !ok {
+		return tid, nil, nil, false
+	}
+	gids = make([]guid, len(groups))
+	for i := range groups {
+		if gids[i], ok = parseGUID(groups[i].ID); !ok {
+			return tid, nil, nil, false
+		}
+	}
+	mids = make([][2]guid, len(members))
+	for i, m := range members {
+		var ok1, ok2 bool
+		mids[i][0], ok1 = parseGUID(m.GroupID)
+		mids[i][1], ok2 = parseGUID(m.MemberID)
+		if !ok1 || !ok2 {
+			return tid, nil, nil, false
+		}
+	}
+	return tid, gids, mids, true
+}
+
+// userCreations are the user.created events of a page written whole.
+func userCreations(ids []guid, users []domain.DirectoryUser) []eventRun {
+	return []eventRun{{domain.UserCreated, len(users), func(b []byte, i int) []byte {
+		return appendUserData(b, ids[i].text, &users[i])
+	}}}
+}
+
+// groupCreations are the group.created and then group.member_added events
+// of a page written whole.
+func groupCreations(gids []guid, groups []domain.Group, mids [][2]guid) []eventRun {
+	return []eventRun{
+		{domain.GroupCreated, len(groups), func(b []byte, i int) []byte { return appendGroupData(b, gids[i].text, &groups[i]) }},
+		{domain.GroupMemberAdded, len(mids), func(b []byte, i int) []byte { return appendMemberData(b, mids[i]) }},
+	}
 }
 
 // eventBatchRow is how many events copyEvents writes to one change_events
@@ -267,31 +297,45 @@ type eventRun struct {
 // savepoint, already refuse it (Postgres text takes no NUL), so such a page
 // fails as a whole (TestBatchEventsRefuseNUL).
 func copyEvents(ctx context.Context, tx pgx.Tx, tid guid, runs ...eventRun) error {
-	type chunk struct {
-		run    *eventRun
-		lo, hi int
-	}
-	var chunks []chunk
-	for r := range runs {
-		for lo := 0; lo < runs[r].n; lo += eventBatchRow {
-			chunks = append(chunks, chunk{&runs[r], lo, min(runs[r].n, lo+eventBatchRow)})
-		}
-	}
+	chunks := eventChunks(runs)
 	if len(chunks) == 0 {
 		return nil
 	}
 	var buf []byte
 	_, err := tx.CopyFrom(ctx, pgx.Identifier{"change_events"}, bulkEventsColumns, pgx.CopyFromSlice(len(chunks), func(c int) ([]any, error) {
 		ch := chunks[c]
-		buf = append(buf[:0], '[')
-		for i := ch.lo; i < ch.hi; i++ {
-			if i > ch.lo {
-				buf = append(buf, ',')
-			}
-			buf = ch.run.data(buf, i)
-		}
-		buf = append(buf, ']')
+		buf = ch.appendBatch(buf[:0])
 		return []any{nil, tid.uuid, string(ch.run.typ), ch.hi - ch.lo, buf}, nil
 	}))
 	return err
+}
+
+// eventChunk is one batch row of events: those from lo to hi of run.
+type eventChunk struct {
+	run    *eventRun
+	lo, hi int
+}
+
+// eventChunks splits runs, in order, into batch rows of eventBatchRow
+// events of one type (fewer at a run's end).
+func eventChunks(runs []eventRun) []eventChunk {
+	var chunks []eventChunk
+	for r := range runs {
+		for lo := 0; lo < runs[r].n; lo += eventBatchRow {
+			chunks = append(chunks, eventChunk{&runs[r], lo, min(runs[r].n, lo+eventBatchRow)})
+		}
+	}
+	return chunks
+}
+
+// appendBatch appends the chunk's json array of event objects to b.
+func (ch eventChunk) appendBatch(b []byte) []byte {
+	b = append(b, '[')
+	for i := ch.lo; i < ch.hi; i++ {
+		if i > ch.lo {
+			b = append(b, ',')
+		}
+		b = ch.run.data(b, i)
+	}
+	return append(b, ']')
 }

@@ -202,10 +202,9 @@ func TestStagedPageCreationsAreBatchRows(t *testing.T) {
 	tid := uuid.NewString()
 	pgtest.ActiveTenant(t, st, tid)
 	skip := len(pgtest.Events(t, pool, tid))
-	onePage := func(resource string) domain.SyncCommit { // the first page of a round that carries its deltaLink
-		return domain.SyncCommit{First: true, Sweep: true, Checkpoint: domain.SyncCheckpoint{Resource: resource,
-			Link: "delta", LinkKind: domain.LinkDelta, Round: 1, RoundKind: domain.SyncFull}}
-	}
+	// The only page of a round after the first: the first round's would be
+	// inserted (directory_insert_test.go).
+	onePage := func(resource string) domain.SyncCommit { return onlyPage(resource, 2) }
 	users := make([]domain.DirectoryUser, 200)
 	for i := range users {
 		users[i] = domain.DirectoryUser{ID: uuid.NewString(), UserPrincipalName: fmt.Sprintf("u%03d@x.example", i), AccountEnabled: true}
@@ -225,7 +224,7 @@ func TestStagedPageCreationsAreBatchRows(t *testing.T) {
 	renamed.DisplayName = "renamed"
 	added := domain.DirectoryUser{ID: uuid.NewString(), UserPrincipalName: "late@x.example", AccountEnabled: true}
 	delta := domain.SyncCommit{Checkpoint: domain.SyncCheckpoint{Resource: "users", Link: "delta2", LinkKind: domain.LinkDelta,
-		Round: 1, RoundKind: domain.SyncDelta}}
+		Round: 2, RoundKind: domain.SyncDelta}}
 	if _, err := st.DirectoryUsersApply(ctx, tid, &domain.UsersPage{Users: []domain.DirectoryUser{renamed, added}}, delta); err != nil {
 		t.Fatal(err)
 	}
