@@ -17,7 +17,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -31,19 +30,9 @@ import (
 	"github.com/tenantsync/tenantsync/internal/postgres"
 )
 
-// gcPercent is the worker's GOGC unless the environment sets one. Most of
-// a large fleet's live heap is its tokens, one string of about 2 KB per
-// tenant, held for the token's lifetime (internal/entra): 235 MiB live at
-// 100,000 tenants. Go's default, 100, lets the heap grow to twice the live
-// heap before it collects (a peak of 510 MiB there); 50 stops it at about
-// one and a half times, and strings hold no pointers for the collector to
-// follow, so collecting more often costs little (make bench-fleet,
-// README's Performance).
-const gcPercent = 50
-
 func main() {
 	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(gcPercent)
+		tuneGC()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
