@@ -24,7 +24,7 @@ import (
 // So the only page of a resource's first round (insertPage) is written as
 // a bulk page is, in its one batch: a plain INSERT of the rows from column
 // arrays, and the creation events as batch rows built here (the rows
-// copyEvents writes), guarded by directory_assert_empty
+// copyEvents writes), in one statement guarded by directory_assert_empty
 // (migrations/00099_directory_copy_empty.sql), which raises when the copy
 // has a row or a remembered soft delete after all. A refused page (that
 // guard, or a primary key refusing a row) commits nothing — the batch is
@@ -46,7 +46,10 @@ func insertPage(c domain.SyncCommit) bool {
 	return cp.RoundKind == domain.SyncFull && cp.Round == 1 && c.First && cp.LinkKind == domain.LinkDelta
 }
 
-const directoryAssertEmpty = `SELECT directory_assert_empty($1, $2)`
+// insertGuard is the CTE of an inserted page's statement that raises when
+// the copy of resource $2 is not empty; the statement's result is read
+// FROM it, so it always runs, and fails the whole statement.
+const insertGuard = `guard AS (SELECT directory_assert_empty($1, $2::text))`
 
 // createdEvents is the CTE of an inserted page's statement that writes its
 // creation events, batch rows given as three arrays from $k: type, number
@@ -59,31 +62,31 @@ func createdEvents(k int) string {
 )`
 }
 
-// directoryUserInsert inserts a page's users ($3–$10) and their events
-// ($11–$13).
+// directoryUserInsert inserts a page's users ($4–$11) and their events
+// ($12–$14) in round $3.
 var directoryUserInsert = `
-WITH up AS (
+WITH ` + insertGuard + `, up AS (
 	INSERT INTO directory_users (tenant_id, id, user_principal_name, display_name, given_name, surname, mail, job_title,
 		account_enabled, seen_round, updated_at)
-	SELECT $1, u.*, $2, now()
-	FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::boolean[]) AS u
+	SELECT $1, u.*, $3, now()
+	FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::boolean[]) AS u
 	RETURNING 1
-), ` + createdEvents(11) + `
-SELECT count(*) FROM up`
+), ` + createdEvents(12) + `
+SELECT (SELECT count(*) FROM up) FROM guard`
 
-// directoryGroupInsert inserts a page's groups ($3–$5), memberships ($6,
-// $7) and their events ($8–$10).
+// directoryGroupInsert inserts a page's groups ($4–$6), memberships ($7,
+// $8) and their events ($9–$11) in round $3.
 var directoryGroupInsert = `
-WITH g AS (
+WITH ` + insertGuard + `, g AS (
 	INSERT INTO directory_groups (tenant_id, id, display_name, description, seen_round, updated_at)
-	SELECT $1, g.*, $2, now() FROM unnest($3::uuid[], $4::text[], $5::text[]) AS g
+	SELECT $1, g.*, $3, now() FROM unnest($4::uuid[], $5::text[], $6::text[]) AS g
 	RETURNING 1
 ), m AS (
 	INSERT INTO group_members (tenant_id, group_id, member_id, seen_round)
-	SELECT $1, m.*, $2 FROM unnest($6::uuid[], $7::uuid[]) AS m
+	SELECT $1, m.*, $3 FROM unnest($7::uuid[], $8::uuid[]) AS m
 	RETURNING 1
-), ` + createdEvents(8) + `
-SELECT (SELECT count(*) FROM g) + (SELECT count(*) FROM m)`
+), ` + createdEvents(9) + `
+SELECT (SELECT count(*) FROM g) + (SELECT count(*) FROM m) FROM guard`
 
 // insertRefused says whether err is an inserted page's refusal: its guard,
 // or a primary key (the page names a row twice, or the copy has it).
@@ -119,17 +122,13 @@ func (s *Store) insertUsers(ctx context.Context, tenantID string, p *domain.User
 		return res, false, nil
 	}
 	err = s.applyPage(ctx, tenantID, c, false, func(_ pgx.Tx, b *pgx.Batch) error {
-		b.Queue(directoryAssertEmpty, tid.uuid, c.Checkpoint.Resource)
-		if len(p.Users) == 0 {
-			return nil
-		}
 		args := usersArgs(p.Users)
 		uuids := make([]pgtype.UUID, len(ids))
 		for i := range ids {
 			uuids[i] = ids[i].uuid
 		}
 		args[0] = uuids
-		args = append([]any{tid.uuid, c.Checkpoint.Round}, args...)
+		args = append([]any{tid.uuid, c.Checkpoint.Resource, c.Checkpoint.Round}, args...)
 		args = append(args, s.eventArgs(userCreations(ids, p.Users))...)
 		b.Queue(directoryUserInsert, args...).QueryRow(scanAdd(&res.Upserts))
 		return nil
@@ -151,10 +150,6 @@ func (s *Store) insertGroups(ctx context.Context, tenantID string, p *domain.Gro
 		return res, false, nil
 	}
 	err = s.applyPage(ctx, tenantID, c, false, func(_ pgx.Tx, b *pgx.Batch) error {
-		b.Queue(directoryAssertEmpty, tid.uuid, c.Checkpoint.Resource)
-		if len(p.Groups)+len(p.Members) == 0 {
-			return nil
-		}
 		gid, name, desc := make([]pgtype.UUID, len(gids)), make([]string, len(gids)), make([]string, len(gids))
 		for i := range gids {
 			gid[i], name[i], desc[i] = gids[i].uuid, p.Groups[i].DisplayName, p.Groups[i].Description
@@ -163,7 +158,7 @@ func (s *Store) insertGroups(ctx context.Context, tenantID string, p *domain.Gro
 		for i := range mids {
 			group[i], member[i] = mids[i][0].uuid, mids[i][1].uuid
 		}
-		args := append([]any{tid.uuid, c.Checkpoint.Round, gid, name, desc, group, member},
+		args := append([]any{tid.uuid, c.Checkpoint.Resource, c.Checkpoint.Round, gid, name, desc, group, member},
 			s.eventArgs(groupCreations(gids, p.Groups, mids))...)
 		b.Queue(directoryGroupInsert, args...).QueryRow(scanAdd(&res.Upserts))
 		return nil
