@@ -41,7 +41,7 @@ func NewMigratorDB(db *sql.DB, logger *slog.Logger) (*Migrator, error) {
 	}
 	opts := []goose.ProviderOption{
 		goose.WithSessionLocker(locker),
-		// River's generated files (00101+) and the application's (00001–00099)
+		// River's generated files (00101+) and the application's (00001–00100, then 01001+)
 		// are two series that each grow; both must apply whatever their order.
 		goose.WithAllowOutofOrder(true),
 	}

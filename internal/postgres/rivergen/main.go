@@ -36,7 +36,7 @@ func main() {
 }
 
 // riverFileOffset places River version v at goose version riverFileOffset+v,
-// apart from the application's own migrations (00001–00099); the provider
+// apart from the application's own migrations (00001–00100, 01001+); the provider
 // allows out-of-order versions so both series can grow independently.
 const riverFileOffset = 100
 
