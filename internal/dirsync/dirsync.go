@@ -43,6 +43,9 @@ type Store interface {
 	// SyncRunFinish records how run ended, writing it whole when it was
 	// never started (ID 0), and returns its ID.
 	SyncRunFinish(ctx context.Context, run domain.SyncRun) (int64, error)
+	// SyncRunEnd is SyncRunFinish for a successful run that also ends the
+	// round (Options.End).
+	SyncRunEnd(ctx context.Context, run domain.SyncRun, end domain.SyncEnd) (int64, error)
 }
 
 // Syncer syncs tenants. It is safe for concurrent use on different tenants;
@@ -81,6 +84,10 @@ type Options struct {
 	// Lease is the tenant's sync lease: every page is committed only while
 	// it is held, and extends it.
 	Lease domain.SyncLease
+	// End, when set, also ends the round when the run succeeds, in the
+	// round trip that records the run (Store.SyncRunEnd): a nil error then
+	// means the round's end is recorded too.
+	End *domain.SyncEnd
 }
 
 // ErrSliceEnded ends a run that reached Options.Until with work left; the
@@ -135,7 +142,13 @@ func (s *Syncer) SyncFrom(ctx context.Context, tenantID string, state []domain.S
 	// Record the run even when ctx was cancelled by shutdown.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	id, ferr := s.store.SyncRunFinish(fctx, run)
+	var id int64
+	var ferr error
+	if err == nil && opt.End != nil {
+		id, ferr = s.store.SyncRunEnd(fctx, run, *opt.End)
+	} else {
+		id, ferr = s.store.SyncRunFinish(fctx, run)
+	}
 	if ferr != nil && err == nil {
 		err = ferr
 	}

@@ -181,6 +181,14 @@ type SyncRun struct {
 	ErrorCode      string      `db:"error_code"` // raw Graph code or AADSTS number
 }
 
+// SyncEnd is what the end of a successful round records besides its run:
+// the tenant's next sync is due Interval after it, and LeaseOwner's sync
+// lease (if any) is released.
+type SyncEnd struct {
+	Interval   time.Duration
+	LeaseOwner string
+}
+
 // Duration is how long the run took, or has taken until now.
 func (r SyncRun) Duration(now time.Time) time.Duration {
 	if r.FinishedAt != nil {

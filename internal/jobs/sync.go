@@ -74,6 +74,12 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[queue.SyncTenantAr
 	if job.Args.Full {
 		opt.FullJob = job.ID
 	}
+	if !d.ChangeNotifications {
+		// The round's end is recorded with the run, in one round trip, and
+		// releases the lease; with notifications on, its interval depends
+		// on the subscription, read after the round (below).
+		opt.End = &domain.SyncEnd{Interval: d.SyncInterval, LeaseOwner: lease.Owner}
+	}
 	run, err := d.Syncer.SyncFrom(graph.WithThrottleWindow(ctx, tid, begun.ThrottledUntil), tid, begun.Checkpoints, opt)
 	if run.ID != 0 {
 		outcome := domain.SyncSucceeded
@@ -103,6 +109,10 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[queue.SyncTenantAr
 	d.credentialOK()
 	d.log(ctx).Info("tenant synced", "tenant_id", tid, "sync_run_id", run.ID, "kind", run.Kind, "pages", run.Pages,
 		"upserts", run.Upserts, "deletes", run.Deletes, "requests", run.Requests)
+	if opt.End != nil {
+		released = true // SyncFrom recorded the round's end
+		return nil
+	}
 	// With change notifications on (issue 17), a subscribed tenant's next
 	// periodic round is SyncIntervalSubscribed away: notifications bring
 	// the changes, the periodic round is the safety net.

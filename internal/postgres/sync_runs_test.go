@@ -103,3 +103,57 @@ func TestSyncRunHoursShards(t *testing.T) {
 		t.Errorf("after up (-want +got):\n%s", d)
 	}
 }
+
+// TestSyncRunEnd: a successful run's record and its round's end commit in
+// one call: the run, the tenant's last and next sync, its lease released;
+// a failing tenant becomes active again, with its event.
+func TestSyncRunEnd(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.Pool(t)
+	st := postgres.New(pool)
+	for _, failing := range []bool{false, true} {
+		tid := uuid.NewString()
+		pgtest.ActiveTenant(t, st, tid)
+		if failing {
+			if _, err := st.TenantSyncFailed(ctx, tid, "Graph said no", func(int) time.Time { return time.Now() }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		lease := domain.SyncLease{Owner: uuid.NewString(), TTL: time.Minute}
+		if taken, _, err := st.SyncLeaseTake(ctx, tid, lease); err != nil || !taken {
+			t.Fatalf("lease: %v, %v", taken, err)
+		}
+		run := domain.SyncRun{TenantID: tid, Kind: domain.SyncFull, Outcome: domain.SyncSucceeded, StartedAt: time.Now(), Pages: 2, Upserts: 72}
+		id, err := st.SyncRunEnd(ctx, run, domain.SyncEnd{Interval: time.Hour, LeaseOwner: lease.Owner})
+		if err != nil || id == 0 {
+			t.Fatalf("SyncRunEnd: %d, %v", id, err)
+		}
+		var outcome string
+		var upserts int
+		if err := pool.QueryRow(ctx, `SELECT outcome, upserts FROM sync_runs WHERE id = $1 AND tenant_id = $2`, id, tid).Scan(&outcome, &upserts); err != nil {
+			t.Fatal(err)
+		}
+		if outcome != string(domain.SyncSucceeded) || upserts != 72 {
+			t.Errorf("run recorded as %s with %d upserts, want succeeded with 72", outcome, upserts)
+		}
+		var owner *string
+		var last, next *time.Time
+		var status string
+		var failures int
+		if err := pool.QueryRow(ctx, `SELECT sync_lease_owner::text, last_synced_at, next_sync_at, status, failure_count FROM tenants WHERE id = $1`,
+			tid).Scan(&owner, &last, &next, &status, &failures); err != nil {
+			t.Fatal(err)
+		}
+		if owner != nil || last == nil || next == nil || next.Sub(*last) != time.Hour || status != "active" || failures != 0 {
+			t.Errorf("failing %v: tenant after the round's end: lease %v, last %v, next %v, %s, %d failures; want no lease, next an hour after last, active, 0",
+				failing, owner, last, next, status, failures)
+		}
+		if failing {
+			evs := pgtest.Events(t, pool, tid)
+			if last := evs[len(evs)-1]; last.Type != domain.TenantActiveEvent {
+				t.Errorf("the last event of a failing tenant that synced is %s %s, want %s", last.Type, last.Data, domain.TenantActiveEvent)
+			}
+		}
+	}
+}

@@ -247,13 +247,17 @@ RETURNING status`
 // that is not failing, the usual case, takes one statement and no explicit
 // transaction.
 func (s *Store) TenantSyncSucceeded(ctx context.Context, id string, next time.Time, leaseOwner string) error {
-	now := s.now().UTC()
+	return s.syncSucceeded(ctx, &pgx.Batch{}, id, s.now().UTC(), next, leaseOwner)
+}
+
+// syncSucceeded is TenantSyncSucceeded at now, after the statements queued
+// on b, which commit with it (or, for a failing tenant, before it).
+func (s *Store) syncSucceeded(ctx context.Context, b *pgx.Batch, id string, now, next time.Time, leaseOwner string) error {
 	var owner *string
 	if leaseOwner != "" {
 		owner = &leaseOwner
 	}
 	var status domain.TenantStatus
-	b := &pgx.Batch{}
 	b.Queue(tenantSyncSucceeded, id, now, next.UTC(), owner, false).QueryRow(func(row pgx.Row) error { return row.Scan(&status) })
 	s.relax(b) // no status change, no event
 	err := s.db.SendBatch(ctx, b).Close()
