@@ -49,6 +49,45 @@ func feedOf(t *testing.T, pool *pgxpool.Pool, tid string, skip int) []string {
 	return out
 }
 
+// awkwardPages are a page of users and one of groups with awkward strings
+// and upper-case GUIDs.
+func awkwardPages() ([]domain.DirectoryUser, *domain.GroupsPage) {
+	g1, g2 := uuid.NewString(), strings.ToUpper(uuid.NewString())
+	users := []domain.DirectoryUser{
+		{ID: uuid.NewString(), UserPrincipalName: "ada@x.example", DisplayName: "Ada", AccountEnabled: true},
+		{ID: strings.ToUpper(uuid.NewString()), UserPrincipalName: "b@x.example", DisplayName: `quote " back \ tab 	 é ✓ <&>`,
+			GivenName: "line\nbreak", Surname: "\x01", Mail: "", JobTitle: "\u2028", AccountEnabled: false},
+	}
+	return users, &domain.GroupsPage{
+		Groups:  []domain.Group{{ID: g1, DisplayName: "G1", Description: `"d"`}, {ID: g2, DisplayName: "G2"}},
+		Members: []domain.Membership{{GroupID: g1, MemberID: users[0].ID}, {GroupID: g2, MemberID: strings.ToUpper(users[1].ID)}},
+	}
+}
+
+// assertAwkwardCopy checks that tid's copy holds users (besides rows with
+// no user principal name) and awkwardPages' two memberships.
+func assertAwkwardCopy(t *testing.T, st *postgres.Store, tid string, users []domain.DirectoryUser) {
+	t.Helper()
+	ctx := context.Background()
+	u, err := st.DirectoryUsers(ctx, tid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u = slices.DeleteFunc(u, func(x domain.DirectoryUser) bool { return x.UserPrincipalName == "" })
+	want := slices.Clone(users)
+	for i := range want {
+		want[i].TenantID, want[i].ID = tid, strings.ToLower(want[i].ID)
+	}
+	slices.SortFunc(want, func(a, b domain.DirectoryUser) int { return strings.Compare(a.ID, b.ID) })
+	if diff := cmp.Diff(want, u); diff != "" {
+		t.Errorf("users of tenant %s (-want +got):\n%s", tid, diff)
+	}
+	m, err := st.DirectoryMemberships(ctx, tid)
+	if err != nil || len(m) != 2 {
+		t.Errorf("memberships %+v, %v; want 2", m, err)
+	}
+}
+
 // TestBulkPagesWriteWhatStagedPagesWrite: the first full round of an empty
 // copy COPYs its pages (issue 13); its rows and events are exactly those
 // the staged path writes for the same pages, awkward strings and
@@ -58,16 +97,7 @@ func TestBulkPagesWriteWhatStagedPagesWrite(t *testing.T) {
 	ctx := context.Background()
 	pool := pgtest.Pool(t)
 	st := postgres.New(pool)
-	g1, g2 := uuid.NewString(), strings.ToUpper(uuid.NewString())
-	users := []domain.DirectoryUser{
-		{ID: uuid.NewString(), UserPrincipalName: "ada@x.example", DisplayName: "Ada", AccountEnabled: true},
-		{ID: strings.ToUpper(uuid.NewString()), UserPrincipalName: "b@x.example", DisplayName: `quote " back \ tab 	 é ✓ <&>`,
-			GivenName: "line\nbreak", Surname: "\x01", Mail: "", JobTitle: "\u2028", AccountEnabled: false},
-	}
-	groups := &domain.GroupsPage{
-		Groups:  []domain.Group{{ID: g1, DisplayName: "G1", Description: `"d"`}, {ID: g2, DisplayName: "G2"}},
-		Members: []domain.Membership{{GroupID: g1, MemberID: users[0].ID}, {GroupID: g2, MemberID: strings.ToUpper(users[1].ID)}},
-	}
+	users, groups := awkwardPages()
 	apply := func(tid string) {
 		t.Helper()
 		if _, err := st.DirectoryUsersApply(ctx, tid, &domain.UsersPage{Users: users}, fullPage("users", 1)); err != nil {
@@ -105,23 +135,7 @@ func TestBulkPagesWriteWhatStagedPagesWrite(t *testing.T) {
 		t.Errorf("bulk events (-staged +bulk):\n%s", diff)
 	}
 	for _, tid := range []string{bulk, staged} {
-		u, err := st.DirectoryUsers(ctx, tid)
-		if err != nil {
-			t.Fatal(err)
-		}
-		u = slices.DeleteFunc(u, func(x domain.DirectoryUser) bool { return x.UserPrincipalName == "" })
-		want := slices.Clone(users)
-		for i := range want {
-			want[i].TenantID, want[i].ID = tid, strings.ToLower(want[i].ID)
-		}
-		slices.SortFunc(want, func(a, b domain.DirectoryUser) int { return strings.Compare(a.ID, b.ID) })
-		if diff := cmp.Diff(want, u); diff != "" {
-			t.Errorf("users of the %s tenant (-want +got):\n%s", map[bool]string{true: "bulk", false: "staged"}[tid == bulk], diff)
-		}
-		m, err := st.DirectoryMemberships(ctx, tid)
-		if err != nil || len(m) != 2 {
-			t.Errorf("memberships %+v, %v; want 2", m, err)
-		}
+		assertAwkwardCopy(t, st, tid, users)
 	}
 }
 

@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"slices"
 	"strings"
 	"testing"
 
@@ -63,16 +62,7 @@ func TestFirstRoundPageIsInserted(t *testing.T) {
 	ctx := context.Background()
 	pool := pgtest.Pool(t)
 	st := postgres.New(pool)
-	g1, g2 := uuid.NewString(), strings.ToUpper(uuid.NewString())
-	users := []domain.DirectoryUser{
-		{ID: uuid.NewString(), UserPrincipalName: "ada@x.example", DisplayName: "Ada", AccountEnabled: true},
-		{ID: strings.ToUpper(uuid.NewString()), UserPrincipalName: "b@x.example", DisplayName: `quote " back \ tab 	 é ✓ <&>`,
-			GivenName: "line\nbreak", Surname: "\x01", Mail: "", JobTitle: "\u2028", AccountEnabled: false},
-	}
-	groups := &domain.GroupsPage{
-		Groups:  []domain.Group{{ID: g1, DisplayName: "G1", Description: `"d"`}, {ID: g2, DisplayName: "G2"}},
-		Members: []domain.Membership{{GroupID: g1, MemberID: users[0].ID}, {GroupID: g2, MemberID: strings.ToUpper(users[1].ID)}},
-	}
+	users, groups := awkwardPages()
 	tenant := func() (string, int) {
 		tid := uuid.NewString()
 		pgtest.ActiveTenant(t, st, tid)
@@ -116,22 +106,7 @@ func TestFirstRoundPageIsInserted(t *testing.T) {
 		t.Errorf("events (-staged +inserted):\n%s", diff)
 	}
 	for _, tid := range []string{inserted, staged} {
-		u, err := st.DirectoryUsers(ctx, tid)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := slices.Clone(users)
-		for i := range want {
-			want[i].TenantID, want[i].ID = tid, strings.ToLower(want[i].ID)
-		}
-		slices.SortFunc(want, func(a, b domain.DirectoryUser) int { return strings.Compare(a.ID, b.ID) })
-		if diff := cmp.Diff(want, u); diff != "" {
-			t.Errorf("users (-want +got):\n%s", diff)
-		}
-		m, err := st.DirectoryMemberships(ctx, tid)
-		if err != nil || len(m) != 2 {
-			t.Errorf("memberships %+v, %v; want 2", m, err)
-		}
+		assertAwkwardCopy(t, st, tid, users)
 	}
 
 	// A user and a membership left from before (in no page): the staged
