@@ -36,8 +36,11 @@ import (
 // does: every row is a creation, and there is nothing to sweep. A page that
 // also removes objects is left to the staged path.
 //
-// Measured with `make bench-fleet` (3,000 tenants × 50 users): see the
-// commit that added this file.
+// Measured with `make bench-fleet` (3,000 tenants × 50 users), alternating
+// the code before and after, three runs each: first sync 254.7, 252.4,
+// 249.6 → 286.7, 279.5, 278.3 tenants/s; Postgres CPU per tenant 3.6 → 2.6
+// ms (the users statement alone went from 1.6 to 0.7 ms of execution time
+// in pg_stat_statements).
 
 // insertPage says whether page c is the whole of its resource's first full
 // round.
