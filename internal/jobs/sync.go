@@ -113,18 +113,16 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[queue.SyncTenantAr
 		released = true // SyncFrom recorded the round's end
 		return nil
 	}
-	// With change notifications on (issue 17), a subscribed tenant's next
-	// periodic round is SyncIntervalSubscribed away: notifications bring
+	// Change notifications are on (issue 17): a subscribed tenant's next
+	// periodic round is SyncIntervalSubscribed away; notifications bring
 	// the changes, the periodic round is the safety net.
+	n, err := d.Store.TenantNotificationsGet(ctx, tid)
+	if err != nil && !errors.Is(err, domain.ErrNotFound) {
+		return err
+	}
 	interval := d.SyncInterval
-	var n domain.TenantNotifications
-	if d.ChangeNotifications {
-		if n, err = d.Store.TenantNotificationsGet(ctx, tid); err != nil && !errors.Is(err, domain.ErrNotFound) {
-			return err
-		}
-		if n.State == domain.NotificationsSubscribed {
-			interval = d.SyncIntervalSubscribed
-		}
+	if n.State == domain.NotificationsSubscribed {
+		interval = d.SyncIntervalSubscribed
 	}
 	// The round's end releases the lease in the same statement; only if
 	// that statement fails does the deferred release try again.
@@ -132,9 +130,6 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[queue.SyncTenantAr
 		return err
 	}
 	released = true
-	if !d.ChangeNotifications {
-		return nil
-	}
 	return d.afterRoundNotified(ctx, job, tid, n, run)
 }
 
