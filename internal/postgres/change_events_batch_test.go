@@ -237,26 +237,32 @@ func TestBatchEventsAcrossTheMigration(t *testing.T) {
 
 // TestBatchEventsRefuseNUL: a string holding U+0000 would make a batch row
 // no reader can cast to jsonb; the page's user rows are refused first (text
-// takes no NUL), so the page fails as a whole: no rows, no events, no batch
-// row.
+// takes no NUL), so the page fails as a whole, COPYed or inserted: no rows,
+// no events, no batch row, no checkpoint.
 func TestBatchEventsRefuseNUL(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := pgtest.Pool(t)
 	st := postgres.New(pool)
-	tid := uuid.NewString()
-	pgtest.ActiveTenant(t, st, tid)
-	before := len(pgtest.Events(t, pool, tid))
-	users := []domain.DirectoryUser{{ID: uuid.NewString(), DisplayName: "fine"}, {ID: uuid.NewString(), DisplayName: "nul \x00 inside"}}
-	if _, err := st.DirectoryUsersApply(ctx, tid, &domain.UsersPage{Users: users}, fullPage("users", 1)); err == nil {
-		t.Fatal("a page with U+0000 in a name was applied")
-	}
-	var rows, batches int
-	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM directory_users WHERE tenant_id = $1),
-		(SELECT count(*) FROM change_events WHERE tenant_id = $1 AND batch IS NOT NULL)`, tid).Scan(&rows, &batches); err != nil {
-		t.Fatal(err)
-	}
-	if after := len(pgtest.Events(t, pool, tid)); rows != 0 || batches != 0 || after != before {
-		t.Fatalf("after the refused page: %d users, %d batch rows, %d events (%d before)", rows, batches, after, before)
+	// A bulk round's page (COPY) and a first round's only page (inserted,
+	// directory_insert.go).
+	for _, c := range []domain.SyncCommit{fullPage("users", 1), onlyPage("users", 1)} {
+		tid := uuid.NewString()
+		pgtest.ActiveTenant(t, st, tid)
+		before := len(pgtest.Events(t, pool, tid))
+		users := []domain.DirectoryUser{{ID: uuid.NewString(), DisplayName: "fine"}, {ID: uuid.NewString(), DisplayName: "nul \x00 inside"}}
+		if _, err := st.DirectoryUsersApply(ctx, tid, &domain.UsersPage{Users: users}, c); err == nil {
+			t.Fatalf("%s: a page with U+0000 in a name was applied", c.Checkpoint.Link)
+		}
+		var rows, batches, checkpoints int
+		if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM directory_users WHERE tenant_id = $1),
+			(SELECT count(*) FROM change_events WHERE tenant_id = $1 AND batch IS NOT NULL),
+			(SELECT count(*) FROM sync_state WHERE tenant_id = $1)`, tid).Scan(&rows, &batches, &checkpoints); err != nil {
+			t.Fatal(err)
+		}
+		if after := len(pgtest.Events(t, pool, tid)); rows != 0 || batches != 0 || checkpoints != 0 || after != before {
+			t.Fatalf("%s: after the refused page: %d users, %d batch rows, %d checkpoints, %d events (%d before)",
+				c.Checkpoint.Link, rows, batches, checkpoints, after, before)
+		}
 	}
 }
