@@ -104,10 +104,12 @@ func (s *Store) eventArgs(runs []eventRun) []any {
 	var types, batches []string
 	var ns []int32
 	if !s.noEvents {
+		var buf []byte
 		for _, ch := range eventChunks(runs) {
+			buf = ch.appendBatch(buf[:0])
 			types = append(types, string(ch.run.typ))
 			ns = append(ns, int32(ch.hi-ch.lo))
-			batches = append(batches, string(ch.appendBatch(nil)))
+			batches = append(batches, string(buf))
 		}
 	}
 	return []any{types, ns, batches}
