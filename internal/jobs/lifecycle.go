@@ -28,6 +28,15 @@ func (d *Deps) handleFailure(ctx context.Context, tid string, seen domain.Tenant
 		// Shutdown: run again from the last checkpoint without using an attempt.
 		return river.JobSnooze(0)
 	}
+	if postgres.Unavailable(err) {
+		// Postgres went away under the job (a restart, a failover): not the
+		// tenant's fault, and no reason to back it off. Run again from the
+		// last checkpoint soon, without counting a failure or using an
+		// attempt. Counted, a restart left a tenant failing and waiting 2
+		// minutes (TestPostgresRestart).
+		d.log(ctx).Warn("job interrupted by the database; running again", "tenant_id", tid, "error", err.Error())
+		return river.JobSnooze(databaseRetry)
+	}
 	f, ok := domain.FaultOf(err)
 	if !ok {
 		return d.recordFailure(ctx, tid, err)
@@ -65,6 +74,10 @@ func (d *Deps) handleFailure(ctx context.Context, tid string, seen domain.Tenant
 	}
 	return d.recordFailure(ctx, tid, err)
 }
+
+// databaseRetry is how long a job waits to run again after Postgres went
+// away under it.
+const databaseRetry = 2 * time.Second
 
 // recordFailure counts a transient failure and backs the tenant off, as
 // miniflux parks failing feeds: the job completes and the fan-out retries

@@ -92,6 +92,23 @@ func (s *Store) relax(b *pgx.Batch) {
 	}
 }
 
+// Unavailable says whether err is Postgres going away under a statement —
+// a restart or failover ends every connection with FATAL admin_shutdown
+// (57P01) or crash_shutdown (57P02), a server starting up refuses with
+// cannot_connect_now (57P03), a broken link is a connection exception
+// (class 08), a server not there refuses to connect — rather than a
+// statement refused for what it is. Such work is worth running again as
+// it was; it says nothing about the tenant it was for.
+// (https://www.postgresql.org/docs/current/errcodes-appendix.html)
+func Unavailable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P")
+	}
+	var ce *pgconn.ConnectError
+	return errors.As(err, &ce)
+}
+
 // notFound turns pgx.ErrNoRows into domain.ErrNotFound.
 func notFound(err error) error {
 	if errors.Is(err, pgx.ErrNoRows) {
