@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"time"
 
@@ -96,17 +98,31 @@ func (s *Store) relax(b *pgx.Batch) {
 // a restart or failover ends every connection with FATAL admin_shutdown
 // (57P01) or crash_shutdown (57P02), a server starting up refuses with
 // cannot_connect_now (57P03), a broken link is a connection exception
-// (class 08), a server not there refuses to connect — rather than a
-// statement refused for what it is. Such work is worth running again as
-// it was; it says nothing about the tenant it was for.
+// (class 08), a server not there refuses to connect, and a server killed
+// outright just drops the connection (pgx then reports the socket's error
+// or end, and "conn closed" for its next use) — rather than a statement
+// refused for what it is. Such work is worth running again as it was; it
+// says nothing about the tenant it was for.
 // (https://www.postgresql.org/docs/current/errcodes-appendix.html)
 func Unavailable(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P")
 	}
 	var ce *pgconn.ConnectError
-	return errors.As(err, &ce)
+	if errors.As(err, &ce) || errors.Is(err, pgconn.ErrConnClosed) {
+		return true
+	}
+	// pgconn's own errors (their type is not exported) say whether they are
+	// safe to retry; among them, a socket's failure or end is the server
+	// gone. A Graph request's network error carries no such method.
+	var fromPgconn interface{ SafeToRetry() bool }
+	var netErr net.Error
+	return errors.As(err, &fromPgconn) &&
+		(errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &netErr))
 }
 
 // notFound turns pgx.ErrNoRows into domain.ErrNotFound.
