@@ -33,6 +33,7 @@ var allowed = map[string]struct {
 	"internal/deploy":     {nil, "tests of the deployment files only"},
 	"internal/fleettest":  {nil, "tests of the real worker and emulator binaries only"},
 	"internal/runscript":  {nil, "tests of scripts/run.sh (make run) with the real binaries only"},
+	"internal/procstat":   {nil, "CPU time of processes and of Postgres, from /proc: the benchmarks price work with it"},
 	"migrations":          {nil, "embedded SQL"},
 	"web":                 {nil, "embedded templates and static files"},
 	"internal/config":     {[]string{"internal/domain"}, "environment to typed configuration"},

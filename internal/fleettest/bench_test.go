@@ -15,6 +15,7 @@ import (
 
 	"github.com/tenantsync/tenantsync/internal/entraemu"
 	"github.com/tenantsync/tenantsync/internal/postgres/pgtest"
+	"github.com/tenantsync/tenantsync/internal/procstat"
 	"github.com/tenantsync/tenantsync/internal/queue"
 )
 
@@ -234,8 +235,21 @@ func (c *roundCost) read(h *harness, p *pgProxy) {
 	var cnt entraemu.Counters
 	h.emu.control(h.t, http.MethodGet, "/counters", nil, &cnt)
 	c.roundTrips, c.graph, c.token = p.roundTrip.Load(), int64(cnt.GraphRequests), int64(cnt.TokenRequests)
-	c.workerCPU, c.emuCPU = procCPU(h.t, h.worker.cmd.Process.Pid), procCPU(h.t, h.emu.proc.cmd.Process.Pid)
-	c.machineCPU, c.postgresCPU = machineCPU(h.t), postgresCPU(h.t)
+	worker, emu := h.worker.cmd.Process.Pid, h.emu.proc.cmd.Process.Pid
+	for to, read := range map[*time.Duration]func() (time.Duration, error){
+		&c.workerCPU:  func() (time.Duration, error) { return procstat.Process(worker) },
+		&c.emuCPU:     func() (time.Duration, error) { return procstat.Process(emu) },
+		&c.machineCPU: procstat.Machine,
+		// The worker's connections live through a round, so their
+		// backends' growth is what the round cost Postgres.
+		&c.postgresCPU: procstat.Postgres,
+	} {
+		d, err := read()
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		*to = d
+	}
 }
 
 func (c *roundCost) add(d roundCost) {
@@ -330,92 +344,6 @@ func (h *harness) waitRound(what string, start time.Time) time.Duration {
 func (h *harness) logRound(what string, took time.Duration) {
 	h.t.Helper()
 	h.t.Logf("%s after %s: %s", what, took.Round(time.Second), h.snapshot())
-}
-
-// procCPU is the user and system CPU time a process has used so far
-// (proc(5): utime and stime, fields 14 and 15 of /proc/pid/stat, in clock
-// ticks of 1/100 s on Linux).
-func procCPU(t testing.TB, pid int) time.Duration {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := statCPU(b)
-	if d < 0 {
-		t.Fatalf("/proc/%d/stat: %q", pid, b)
-	}
-	return d
-}
-
-// statCPU reads utime and stime out of a /proc/pid/stat line; -1 when it
-// does not parse.
-func statCPU(b []byte) time.Duration {
-	// The command name (field 2) may hold spaces; count from after it.
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	if len(f) < 13 {
-		return -1
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return -1
-	}
-	return time.Duration(utime+stime) * 10 * time.Millisecond
-}
-
-// machineCPU is the CPU time all cores have spent busy so far (proc(5):
-// the cpu line of /proc/stat, every field but idle and iowait, in ticks of
-// 1/100 s).
-func machineCPU(t testing.TB) time.Duration {
-	t.Helper()
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		t.Fatal(err)
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 8 || f[0] != "cpu" {
-		t.Fatalf("/proc/stat: %q", line)
-	}
-	var busy int64
-	for i, v := range f[1:8] { // user nice system idle iowait irq softirq
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			t.Fatalf("/proc/stat: %q", line)
-		}
-		if i != 3 && i != 4 {
-			busy += n
-		}
-	}
-	return time.Duration(busy) * 10 * time.Millisecond
-}
-
-// postgresCPU is the CPU time the machine's running postgres processes
-// have used so far: the worker's connections live through a round, so
-// their backends' growth is what the round cost Postgres (a process that
-// exits within the round takes its share along).
-func postgresCPU(t testing.TB) time.Duration {
-	t.Helper()
-	dirs, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var total time.Duration
-	for _, d := range dirs {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
-		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-		if err != nil || strings.TrimSpace(string(comm)) != "postgres" {
-			continue
-		}
-		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-			total += max(statCPU(b), 0)
-		}
-	}
-	return total
 }
 
 // procPeakRSS is a process's peak resident set size in bytes (proc(5):
