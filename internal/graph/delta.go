@@ -69,8 +69,10 @@ func (c *Client) UsersDelta(ctx context.Context, tenantID, link string, p *domai
 // decodeUsersPage reads one users/delta response body into p, reusing its
 // slices.
 func decodeUsersPage(r io.Reader, p *domain.UsersPage) error {
+	// The map is sized for a page like the last one decoded into p: grown
+	// from empty, it rehashed several times a page.
+	last := make(lastMentions[string], cap(p.Users))
 	p.Users, p.Removed, p.SoftDeleted, p.NextLink, p.DeltaLink = p.Users[:0], p.Removed[:0], p.SoftDeleted[:0], "", ""
-	last := lastMentions[string]{}
 	var soft map[string]bool // removal ID → soft; made on the first removal
 	drop := func(removed bool, i int) {
 		if removed {
@@ -82,7 +84,7 @@ func decodeUsersPage(r io.Reader, p *domain.UsersPage) error {
 	var u userJSON
 	err := decodePage(r, &p.NextLink, &p.DeltaLink, func(dec *jsontext.Decoder) error {
 		u = userJSON{Removed: u.Removed[:0]}
-		if err := jsonv2.UnmarshalDecode(dec, &u, pageOptions); err != nil {
+		if err := readUser(dec, &u); err != nil {
 			return err
 		}
 		if u.ID == "" {
@@ -152,10 +154,10 @@ func (c *Client) GroupsDelta(ctx context.Context, tenantID, link string, p *doma
 func decodeGroupsPage(r io.Reader, p *domain.GroupsPage) error {
 	p.Groups, p.Removed, p.Members, p.MembersRemoved = p.Groups[:0], p.Removed[:0], p.Members[:0], p.MembersRemoved[:0]
 	p.NextLink, p.DeltaLink = "", ""
-	last := lastMentions[string]{}
+	last := make(lastMentions[string], cap(p.Groups))
 	// A struct key, not "group|member": IDs are opaque strings, and two
 	// joined pairs can spell the same key.
-	member := lastMentions[domain.Membership]{}
+	member := make(lastMentions[domain.Membership], cap(p.Members))
 	dropGroup := func(removed bool, i int) {
 		if removed {
 			p.Removed[i] = ""
@@ -178,7 +180,7 @@ func decodeGroupsPage(r io.Reader, p *domain.GroupsPage) error {
 		ms := g.Members[:cap(g.Members)]
 		clear(ms)
 		g = groupJSON{Members: ms[:0], Removed: g.Removed[:0]}
-		if err := jsonv2.UnmarshalDecode(dec, &g, pageOptions); err != nil {
+		if err := readGroup(dec, &g); err != nil {
 			return err
 		}
 		if g.ID == "" {
@@ -269,25 +271,38 @@ func checkLinks(next, delta string) error {
 // member names match case-insensitively, invalid UTF-8 becomes U+FFFD —
 // except that an object naming a member twice is refused as malformed
 // (Graph never sends one; encoding/json let a repeated array fill the
-// first one's elements, FuzzDeltaPage found).
+// first one's elements, FuzzDeltaPage found). The refusal is the page's
+// and the elements' own (decodePage, readObject), for the members they
+// read: jsontext's check of every name of every object, skipped ones too,
+// was an eighth of a page's decode, so the tokenizer allows duplicates.
 var pageOptions = jsonv2.JoinOptions(jsonv2.MatchCaseInsensitiveNames(true), jsontext.AllowInvalidUTF8(true))
 
 // decodePage walks a collection response token by token: each element of
 // "value" is decoded by elem as it arrives, so a page is never held whole.
-// It reads with go-json-experiment/json (encoding/json/v2 to be), which
-// decodes an element in one pass where encoding/json's Decoder scans it
-// twice: BenchmarkDecodePages.
+// It reads with go-json-experiment/json's tokenizer (encoding/json/v2 to
+// be), which reads an element in one pass where encoding/json's Decoder
+// scans it twice, and the elements member by member (readUser, readGroup):
+// BenchmarkDecodePages.
 func decodePage(r io.Reader, next, delta *string, elem func(*jsontext.Decoder) error) error {
-	dec := jsontext.NewDecoder(r, pageOptions)
+	dec := jsontext.NewDecoder(r, pageOptions, jsontext.AllowDuplicateNames(true))
 	if err := expectDelim(dec, '{'); err != nil {
 		return err
 	}
+	seen := map[string]bool{}
 	for dec.PeekKind() != '}' {
 		t, err := dec.ReadToken()
 		if err != nil {
 			return err
 		}
-		switch t.String() {
+		name := t.String()
+		switch name {
+		case "@odata.nextLink", "@odata.deltaLink", "value":
+			if seen[name] {
+				return fmt.Errorf("page names %q twice", name)
+			}
+			seen[name] = true
+		}
+		switch name {
 		case "@odata.nextLink":
 			if err := jsonv2.UnmarshalDecode(dec, next, pageOptions); err != nil {
 				return err
