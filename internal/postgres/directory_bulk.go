@@ -78,6 +78,15 @@ import (
 //	CPU per sync (events on)                    480–670 ms  530–720 ms
 //	CPU per raw COPY                            110–205 ms  200–275 ms
 //
+// Then delta pages' elements read member by member (internal/graph,
+// delta_decode.go), alternating with the code before, 3 runs each:
+// ratio-to-raw-copy 0.324–0.331 → 0.343–0.358, ratio-ceiling 0.46–0.47
+// → 0.49–0.51. Tried and not kept: the bulk pages' rows built as a
+// binary COPY stream in Go before each COPY instead of pgx's CopyFrom,
+// 3 runs each alternating: this process's CPU per sync 436–479 → 389–419
+// ms, but the ratio unchanged (0.339–0.386 → 0.339–0.344): Postgres was
+// not waiting on the encoding.
+//
 // ratio-ceiling is the raw COPY's wall time over the sync's CPU spread
 // over both cores: the best ratio any scheduling of the same work could
 // reach here. It is below 0.8 even without events, so the target cannot
