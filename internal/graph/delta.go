@@ -69,9 +69,9 @@ func (c *Client) UsersDelta(ctx context.Context, tenantID, link string, p *domai
 // decodeUsersPage reads one users/delta response body into p, reusing its
 // slices.
 func decodeUsersPage(r io.Reader, p *domain.UsersPage) error {
-	// The map is sized for a page like the last one decoded into p: grown
-	// from empty, it rehashed several times a page.
-	last := make(lastMentions[string], cap(p.Users))
+	// The map is sized for a page like the last one decoded into p (up to
+	// fullPage): grown from empty, it rehashed several times a page.
+	last := make(lastMentions[string], min(cap(p.Users), fullPage))
 	p.Users, p.Removed, p.SoftDeleted, p.NextLink, p.DeltaLink = p.Users[:0], p.Removed[:0], p.SoftDeleted[:0], "", ""
 	var soft map[string]bool // removal ID → soft; made on the first removal
 	drop := func(removed bool, i int) {
@@ -154,10 +154,10 @@ func (c *Client) GroupsDelta(ctx context.Context, tenantID, link string, p *doma
 func decodeGroupsPage(r io.Reader, p *domain.GroupsPage) error {
 	p.Groups, p.Removed, p.Members, p.MembersRemoved = p.Groups[:0], p.Removed[:0], p.Members[:0], p.MembersRemoved[:0]
 	p.NextLink, p.DeltaLink = "", ""
-	last := make(lastMentions[string], cap(p.Groups))
+	last := make(lastMentions[string], min(cap(p.Groups), fullPage))
 	// A struct key, not "group|member": IDs are opaque strings, and two
 	// joined pairs can spell the same key.
-	member := make(lastMentions[domain.Membership], cap(p.Members))
+	member := make(lastMentions[domain.Membership], min(cap(p.Members), fullPage))
 	dropGroup := func(removed bool, i int) {
 		if removed {
 			p.Removed[i] = ""
@@ -226,6 +226,12 @@ func decodeGroupsPage(r io.Reader, p *domain.GroupsPage) error {
 	}
 	return nil
 }
+
+// fullPage bounds how large a page's maps are made ahead: 999 objects, a
+// large full round's page here (the emulator's and the benchmarks'). A
+// buffer that held merged pages (dirsync) has far more capacity than one
+// page needs; a larger page grows its maps as before.
+const fullPage = 999
 
 // lastMentions maps each key of one page to its latest mention: i for the
 // i-th kept entry, -1-i for the i-th removed one. A page may name an object
