@@ -43,6 +43,11 @@ bench-fleet: ## whole sync rounds of TENANTS (3000) x USERS (50) with the real w
 	@./scripts/with-test-db.sh $(GO) test -run '^$$' -bench BenchmarkFleetRound -benchtime $(ROUNDS)x -timeout 3h ./internal/fleettest \
 		-args -fleet.tenants=$(TENANTS) -fleet.users=$(USERS) $(if $(WORKER),-fleet.worker=$(WORKER)) $(if $(PPROF),-fleet.pprof=$(PPROF))
 
+PAIRS ?= 3
+.PHONY: bench-fleet-ab
+bench-fleet-ab: ## the worker of commit BASE against this tree's: PAIRS alternating bench-fleet runs (TENANTS, USERS, ROUNDS as there), each pair's ratios printed
+	@BASE='$(BASE)' PAIRS='$(PAIRS)' TENANTS='$(TENANTS)' USERS='$(USERS)' ROUNDS='$(ROUNDS)' GO='$(GO)' ./scripts/bench-fleet-ab.sh
+
 # The fuzz targets, as package:Func; their seeds run in `make test` as ordinary tests.
 FUZZ_TARGETS := \
 	./internal/onboarding:FuzzFinishConnect \
