@@ -280,7 +280,8 @@ func checkLinks(next, delta string) error {
 // first one's elements, FuzzDeltaPage found). The refusal is the page's
 // and the elements' own (decodePage, readObject), for the members they
 // read: jsontext's check of every name of every object, skipped ones too,
-// was an eighth of a page's decode, so the tokenizer allows duplicates.
+// was an eighth of a page's decode in a profile, so the tokenizer allows
+// duplicates.
 var pageOptions = jsonv2.JoinOptions(jsonv2.MatchCaseInsensitiveNames(true), jsontext.AllowInvalidUTF8(true))
 
 // decodePage walks a collection response token by token: each element of
