@@ -235,21 +235,21 @@ func (c *roundCost) read(h *harness, p *pgProxy) {
 	var cnt entraemu.Counters
 	h.emu.control(h.t, http.MethodGet, "/counters", nil, &cnt)
 	c.roundTrips, c.graph, c.token = p.roundTrip.Load(), int64(cnt.GraphRequests), int64(cnt.TokenRequests)
-	worker, emu := h.worker.cmd.Process.Pid, h.emu.proc.cmd.Process.Pid
-	for to, read := range map[*time.Duration]func() (time.Duration, error){
-		&c.workerCPU:  func() (time.Duration, error) { return procstat.Process(worker) },
-		&c.emuCPU:     func() (time.Duration, error) { return procstat.Process(emu) },
-		&c.machineCPU: procstat.Machine,
-		// The worker's connections live through a round, so their
-		// backends' growth is what the round cost Postgres.
-		&c.postgresCPU: procstat.Postgres,
-	} {
-		d, err := read()
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		*to = d
+	c.workerCPU = h.cpu(procstat.Process(h.worker.cmd.Process.Pid))
+	c.emuCPU = h.cpu(procstat.Process(h.emu.proc.cmd.Process.Pid))
+	c.machineCPU = h.cpu(procstat.Machine())
+	// The worker's connections live through a round, so their backends'
+	// growth is what the round cost Postgres.
+	c.postgresCPU = h.cpu(procstat.Postgres())
+}
+
+// cpu is a procstat reading; the benchmark stops when it fails.
+func (h *harness) cpu(d time.Duration, err error) time.Duration {
+	h.t.Helper()
+	if err != nil {
+		h.t.Fatal(err)
 	}
+	return d
 }
 
 func (c *roundCost) add(d roundCost) {

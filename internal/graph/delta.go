@@ -174,12 +174,10 @@ func decodeGroupsPage(r io.Reader, p *domain.GroupsPage) error {
 	}
 	var g groupJSON
 	err := decodePage(r, &p.NextLink, &p.DeltaLink, func(dec *jsontext.Decoder) error {
-		// Reused slice elements are cleared, so that nothing of the last
-		// group can survive into this one: a stale @removed would turn an
-		// added member into a removed one.
-		ms := g.Members[:cap(g.Members)]
-		clear(ms)
-		g = groupJSON{Members: ms[:0], Removed: g.Removed[:0]}
+		// readGroup appends each member as a new zero value, so nothing of
+		// the last group's members survives into this one (a stale
+		// @removed would turn an added member into a removed one).
+		g = groupJSON{Members: g.Members[:0], Removed: g.Removed[:0]}
 		if err := readGroup(dec, &g); err != nil {
 			return err
 		}

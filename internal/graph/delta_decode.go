@@ -34,12 +34,12 @@ const (
 	userRemoved
 )
 
-var userMembers = []string{"id", "userPrincipalName", "displayName", "givenName", "surname", "mail", "jobTitle", "accountEnabled", "@removed"}
+var userNames = []string{"id", "userPrincipalName", "displayName", "givenName", "surname", "mail", "jobTitle", "accountEnabled", "@removed"}
 
 // readUser reads the next element of a users/delta page into u, which the
 // caller has cleared.
 func readUser(dec *jsontext.Decoder, u *userJSON) error {
-	return readObject(dec, userMembers, func(m int) error {
+	return readObject(dec, userNames, func(m int) error {
 		switch m {
 		case userID:
 			return readString(dec, &u.ID)
@@ -72,7 +72,7 @@ const (
 	groupRemoved
 )
 
-var groupMembersNames = []string{"id", "displayName", "description", "members@delta", "@removed"}
+var groupNames = []string{"id", "displayName", "description", "members@delta", "@removed"}
 
 const (
 	memberType = iota
@@ -83,9 +83,10 @@ const (
 var memberNames = []string{"@odata.type", "id", "@removed"}
 
 // readGroup reads the next element of a groups/delta page into g, which
-// the caller has cleared (g.Members empty, with its spare capacity zeroed).
+// the caller has cleared (g.Members empty); each member is appended as a
+// new zero value before it is read.
 func readGroup(dec *jsontext.Decoder, g *groupJSON) error {
-	return readObject(dec, groupMembersNames, func(m int) error {
+	return readObject(dec, groupNames, func(m int) error {
 		switch m {
 		case groupID:
 			return readString(dec, &g.ID)
