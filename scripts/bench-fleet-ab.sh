@@ -2,7 +2,8 @@
 # Compares the worker of commit BASE with this tree's: PAIRS alternating
 # runs of `make bench-fleet` (TENANTS, USERS, ROUNDS as there), each pair
 # with this tree's emulator, harness and schema, and prints per pair the
-# ratios this tree / BASE of tenants/s and machine CPU per tenant. Ratios
+# ratios this tree / BASE of tenants/s, and of machine CPU and the
+# product's own CPU (worker and Postgres, no emulator) per tenant. Ratios
 # from one pair are what the project reports: the machine's speed moves
 # both sides of a pair together (README, Benchmarks). BASE's worker must
 # run on this tree's schema (the harness migrates with this tree).
@@ -36,7 +37,8 @@ metric() {
 	tr -s ' \t' '\n' <<<"$1" | awk -v m="$2" '$0 == m { print prev; found = 1 } { prev = $0 } END { exit !found }'
 }
 
-metrics=(first-tenants/s steady-tenants/s first-machine-cpu-µs/tenant steady-machine-cpu-µs/tenant)
+metrics=(first-tenants/s steady-tenants/s first-machine-cpu-µs/tenant steady-machine-cpu-µs/tenant
+	first-product-cpu-µs/tenant steady-product-cpu-µs/tenant)
 printf '%-6s %-30s %12s %12s %8s\n' pair metric "$base" tree ratio
 for i in $(seq "$pairs"); do
 	b=$(run "$work/worker-base")
