@@ -44,8 +44,12 @@ type Store interface {
 	// never started (ID 0), and returns its ID.
 	SyncRunFinish(ctx context.Context, run domain.SyncRun) (int64, error)
 	// SyncRunEnd is SyncRunFinish for a successful run that also ends the
-	// round (Options.End).
-	SyncRunEnd(ctx context.Context, run domain.SyncRun, end domain.SyncEnd) (int64, error)
+	// round (Options.End), with the run's held pages (the only page of a
+	// resource's round) committed first, in the same transaction; it
+	// returns what they applied. domain.ErrHeldPagesRefused (the store
+	// would not take them so) and domain.ErrSyncLeaseLost mean nothing was
+	// written.
+	SyncRunEnd(ctx context.Context, run domain.SyncRun, end domain.SyncEnd, held []domain.SyncPage) (int64, domain.SyncApplied, error)
 }
 
 // Syncer syncs tenants. It is safe for concurrent use on different tenants;
@@ -125,13 +129,45 @@ func (s *Syncer) SyncFrom(ctx context.Context, tenantID string, state []domain.S
 	// leaves more pages of a resource to fetch (syncResource): a run of
 	// one page per resource, a small tenant's round, writes sync_runs once,
 	// in one statement. A longer run shows as running while it goes, and
-	// is closed as abandoned if its worker dies.
+	// is closed as abandoned if its worker dies. A resource whose round is
+	// one page, as every resource of a small tenant's is, has that page
+	// held to commit with the run's end (Options.End): one round trip for
+	// the pages, the run and the round's end (Store.SyncRunEnd).
+	var held []domain.SyncPage
 	for _, res := range []string{ResourceUsers, ResourceGroups} {
 		cp := cps[res]
 		cp.Resource = res
-		if err = s.syncResource(ctx, tenantID, cp, opt, &run); err != nil {
+		if err = s.syncResource(ctx, tenantID, cp, opt, &run, &held); err != nil {
 			break
 		}
+	}
+	// Record the run even when ctx was cancelled by shutdown.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err == nil && opt.End != nil {
+		run.Outcome = domain.SyncSucceeded
+		now := s.now()
+		run.FinishedAt = &now
+		run.Pages += len(held)
+		id, a, ferr := s.store.SyncRunEnd(fctx, run, *opt.End, held)
+		switch {
+		case ferr == nil:
+			run.ID, run.Upserts, run.Deletes = id, run.Upserts+a.Upserts, run.Deletes+a.Deletes
+			return run, nil
+		case errors.Is(ferr, domain.ErrHeldPagesRefused), errors.Is(ferr, domain.ErrSyncLeaseLost):
+			// Nothing was written: the pages go one by one, and a lost
+			// lease fails the first, as it would have.
+			run.Pages -= len(held)
+		default:
+			return run, ferr
+		}
+	}
+	// The held pages, applied one by one before the run's end: a later
+	// resource failed (they are still worth keeping), or the store would
+	// not take them with the end. A page of theirs that fails came before
+	// any later failure, so its error is the run's.
+	if aerr := s.applyHeld(ctx, tenantID, &held, &run); aerr != nil {
+		err = aerr
 	}
 	run.Outcome = domain.SyncSucceeded
 	if err != nil {
@@ -139,13 +175,10 @@ func (s *Syncer) SyncFrom(ctx context.Context, tenantID string, state []domain.S
 	}
 	now := s.now()
 	run.FinishedAt = &now
-	// Record the run even when ctx was cancelled by shutdown.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
 	var id int64
 	var ferr error
 	if err == nil && opt.End != nil {
-		id, ferr = s.store.SyncRunEnd(fctx, run, *opt.End)
+		id, _, ferr = s.store.SyncRunEnd(fctx, run, *opt.End, nil)
 	} else {
 		id, ferr = s.store.SyncRunFinish(fctx, run)
 	}
@@ -156,6 +189,36 @@ func (s *Syncer) SyncFrom(ctx context.Context, tenantID string, state []domain.S
 		run.ID = id
 	}
 	return run, err
+}
+
+// applyHeld applies the held pages one by one, in order, and forgets them.
+func (s *Syncer) applyHeld(ctx context.Context, tenantID string, held *[]domain.SyncPage, run *domain.SyncRun) error {
+	for len(*held) > 0 {
+		if err := s.apply(ctx, tenantID, (*held)[0], run); err != nil {
+			return err
+		}
+		run.Pages++
+		*held = (*held)[1:]
+	}
+	return nil
+}
+
+// apply applies page p with its commit, adding what it wrote to run.
+func (s *Syncer) apply(ctx context.Context, tenantID string, p domain.SyncPage, run *domain.SyncRun) error {
+	var a domain.SyncApplied
+	var err error
+	resource := p.Commit.Checkpoint.Resource
+	if p.Users != nil {
+		a, err = s.store.DirectoryUsersApply(ctx, tenantID, p.Users, p.Commit)
+	} else {
+		a, err = s.store.DirectoryGroupsApply(ctx, tenantID, p.Groups, p.Commit)
+	}
+	if err != nil {
+		return fmt.Errorf("sync %s of tenant %s: %w", resource, tenantID, err)
+	}
+	run.Upserts += a.Upserts
+	run.Deletes += a.Deletes
+	return nil
 }
 
 // outcome classifies a failed run: paused (shutdown, throttling that the
@@ -178,7 +241,11 @@ func forcesFull(cp domain.SyncCheckpoint, opt Options) bool {
 }
 
 // syncResource walks one resource from cp to a deltaLink.
-func (s *Syncer) syncResource(ctx context.Context, tenantID string, cp domain.SyncCheckpoint, opt Options, run *domain.SyncRun) error {
+// A page that is the whole of its round is held (appended to held) when
+// the run ends its round (opt.End), instead of applied; a page applied on
+// its own first applies the held ones, so pages commit in the order they
+// came (a user's creation before a group's membership of it).
+func (s *Syncer) syncResource(ctx context.Context, tenantID string, cp domain.SyncCheckpoint, opt Options, run *domain.SyncRun, held *[]domain.SyncPage) error {
 	var link string
 	switch {
 	case forcesFull(cp, opt) || cp.LinkKind == domain.LinkNone:
@@ -246,19 +313,27 @@ func (s *Syncer) syncResource(ctx context.Context, tenantID string, cp domain.Sy
 		} else {
 			c.Checkpoint.Link, c.Checkpoint.LinkKind = p.next(), domain.LinkNext
 		}
-		var a domain.SyncApplied
-		var err error
+		sp := domain.SyncPage{Commit: c}
 		if cp.Resource == ResourceUsers {
-			a, err = s.store.DirectoryUsersApply(ctx, tenantID, &p.users, c)
+			sp.Users = &p.users
 		} else {
-			a, err = s.store.DirectoryGroupsApply(ctx, tenantID, &p.groups, c)
+			sp.Groups = &p.groups
 		}
-		if err != nil {
-			return fmt.Errorf("sync %s of tenant %s: %w", cp.Resource, tenantID, err)
+		if opt.End != nil && c.First && p.delta() != "" {
+			// The round's only page (one Graph page: it carries the
+			// deltaLink): held, to commit with the run's end
+			// (Store.SyncRunEnd). The fetcher is done with its buffer.
+			*held = append(*held, sp)
+			return nil
+		}
+		// Pages are committed in the order they came: the held ones first.
+		if err := s.applyHeld(ctx, tenantID, held, run); err != nil {
+			return err
+		}
+		if err := s.apply(ctx, tenantID, sp, run); err != nil {
+			return err
 		}
 		run.Pages += pages
-		run.Upserts += a.Upserts
-		run.Deletes += a.Deletes
 		cp = c.Checkpoint
 		if p.delta() != "" {
 			return nil
@@ -268,9 +343,11 @@ func (s *Syncer) syncResource(ctx context.Context, tenantID string, cp domain.Sy
 		}
 		if run.ID == 0 {
 			// More pages to come: the run shows as running from now on.
-			if run.ID, err = s.store.SyncRunStart(ctx, tenantID, run.Kind, run.StartedAt); err != nil {
+			id, err := s.store.SyncRunStart(ctx, tenantID, run.Kind, run.StartedAt)
+			if err != nil {
 				return err
 			}
+			run.ID = id
 		}
 		f.free <- p
 	}

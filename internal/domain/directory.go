@@ -137,6 +137,19 @@ type SyncCommit struct {
 	Lease SyncLease
 }
 
+// SyncPage is a fetched page and what it commits, held to be applied with
+// the run's end: the only page of a resource's round (dirsync). One of
+// Users and Groups is set.
+type SyncPage struct {
+	Users  *UsersPage
+	Groups *GroupsPage
+	Commit SyncCommit
+}
+
+// ErrHeldPagesRefused means a store did not write held pages with the run's
+// end, and wrote nothing: they are to be applied one by one, as they came.
+var ErrHeldPagesRefused = errors.New("held pages are to be applied one by one")
+
 // ErrSyncLeaseLost means a sync's lease lapsed and another sync took the
 // tenant: the page was not committed and the sync must stop.
 var ErrSyncLeaseLost = errors.New("sync lease lost to another worker")

@@ -115,57 +115,78 @@ func (s *Store) eventArgs(runs []eventRun) []any {
 	return []any{types, ns, batches}
 }
 
+// usersInsert returns the arguments of directoryUserInsert for p, the only
+// page of the first round of tenantID's users: ok false when the page is to
+// take the staged path (it removes users, or names one by an ID that is not
+// a GUID).
+func (s *Store) usersInsert(tenantID string, p *domain.UsersPage, c domain.SyncCommit) (args []any, ok bool) {
+	if len(p.Removed) > 0 {
+		return nil, false
+	}
+	tid, ids, ok := userGUIDs(tenantID, p.Users)
+	if !ok {
+		return nil, false
+	}
+	args = usersArgs(p.Users)
+	uuids := make([]pgtype.UUID, len(ids))
+	for i := range ids {
+		uuids[i] = ids[i].uuid
+	}
+	args[0] = uuids
+	args = append([]any{tid.uuid, c.Checkpoint.Resource, c.Checkpoint.Round}, args...)
+	return append(args, s.eventArgs(userCreations(ids, p.Users))...), true
+}
+
+// groupsInsert is usersInsert for the only page of the first round of
+// tenantID's groups (directoryGroupInsert); rows is how many rows the page
+// writes, groups and memberships.
+func (s *Store) groupsInsert(tenantID string, p *domain.GroupsPage, c domain.SyncCommit) (args []any, rows int, ok bool) {
+	if len(p.Removed) > 0 || len(p.MembersRemoved) > 0 {
+		return nil, 0, false
+	}
+	tid, gids, mids, ok := groupGUIDs(tenantID, p.Groups, p.Members)
+	if !ok {
+		return nil, 0, false
+	}
+	gid, name, desc := make([]pgtype.UUID, len(gids)), make([]string, len(gids)), make([]string, len(gids))
+	for i := range gids {
+		gid[i], name[i], desc[i] = gids[i].uuid, p.Groups[i].DisplayName, p.Groups[i].Description
+	}
+	group, member := make([]pgtype.UUID, len(mids)), make([]pgtype.UUID, len(mids))
+	for i := range mids {
+		group[i], member[i] = mids[i][0].uuid, mids[i][1].uuid
+	}
+	args = append([]any{tid.uuid, c.Checkpoint.Resource, c.Checkpoint.Round, gid, name, desc, group, member},
+		s.eventArgs(groupCreations(gids, p.Groups, mids))...)
+	return args, len(gids) + len(mids), true
+}
+
 // insertUsers writes p, the only page of the first round of tenantID's
 // users, as an inserted page: ok false, with nothing written, when the
 // page is to take the staged path.
 func (s *Store) insertUsers(ctx context.Context, tenantID string, p *domain.UsersPage, c domain.SyncCommit) (res domain.SyncApplied, ok bool, err error) {
-	if len(p.Removed) > 0 {
-		return res, false, nil
-	}
-	tid, ids, ok := userGUIDs(tenantID, p.Users)
+	args, ok := s.usersInsert(tenantID, p, c)
 	if !ok {
 		return res, false, nil
 	}
-	err = s.applyPage(ctx, tenantID, c, false, func(_ pgx.Tx, b *pgx.Batch) error {
-		args := usersArgs(p.Users)
-		uuids := make([]pgtype.UUID, len(ids))
-		for i := range ids {
-			uuids[i] = ids[i].uuid
-		}
-		args[0] = uuids
-		args = append([]any{tid.uuid, c.Checkpoint.Resource, c.Checkpoint.Round}, args...)
-		args = append(args, s.eventArgs(userCreations(ids, p.Users))...)
-		b.Queue(directoryUserInsert, args...).QueryRow(scanAdd(&res.Upserts))
-		return nil
-	})
-	if insertRefused(err) {
-		return domain.SyncApplied{}, false, nil
-	}
-	return res, err == nil, err
+	return s.writeInserted(ctx, tenantID, c, directoryUserInsert, args)
 }
 
 // insertGroups is insertUsers for the only page of the first round of
 // tenantID's groups.
 func (s *Store) insertGroups(ctx context.Context, tenantID string, p *domain.GroupsPage, c domain.SyncCommit) (res domain.SyncApplied, ok bool, err error) {
-	if len(p.Removed) > 0 || len(p.MembersRemoved) > 0 {
-		return res, false, nil
-	}
-	tid, gids, mids, ok := groupGUIDs(tenantID, p.Groups, p.Members)
+	args, _, ok := s.groupsInsert(tenantID, p, c)
 	if !ok {
 		return res, false, nil
 	}
+	return s.writeInserted(ctx, tenantID, c, directoryGroupInsert, args)
+}
+
+// writeInserted commits an inserted page, statement q with args, with its
+// checkpoint c; ok false, with nothing written, when it was refused.
+func (s *Store) writeInserted(ctx context.Context, tenantID string, c domain.SyncCommit, q string, args []any) (res domain.SyncApplied, ok bool, err error) {
 	err = s.applyPage(ctx, tenantID, c, false, func(_ pgx.Tx, b *pgx.Batch) error {
-		gid, name, desc := make([]pgtype.UUID, len(gids)), make([]string, len(gids)), make([]string, len(gids))
-		for i := range gids {
-			gid[i], name[i], desc[i] = gids[i].uuid, p.Groups[i].DisplayName, p.Groups[i].Description
-		}
-		group, member := make([]pgtype.UUID, len(mids)), make([]pgtype.UUID, len(mids))
-		for i := range mids {
-			group[i], member[i] = mids[i][0].uuid, mids[i][1].uuid
-		}
-		args := append([]any{tid.uuid, c.Checkpoint.Resource, c.Checkpoint.Round, gid, name, desc, group, member},
-			s.eventArgs(groupCreations(gids, p.Groups, mids))...)
-		b.Queue(directoryGroupInsert, args...).QueryRow(scanAdd(&res.Upserts))
+		b.Queue(q, args...).QueryRow(scanAdd(&res.Upserts))
 		return nil
 	})
 	if insertRefused(err) {

@@ -91,12 +91,73 @@ func (s *Store) queueRunFinish(b *pgx.Batch, run domain.SyncRun) *int64 {
 // now: one round trip where the two took two (issue 13). A failing tenant
 // (which becomes active, with its event) takes the second in a transaction
 // after the first, as it would alone.
-func (s *Store) SyncRunEnd(ctx context.Context, run domain.SyncRun, end domain.SyncEnd) (int64, error) {
+//
+// held are the pages dirsync held back to commit here, in order: the only
+// page of a resource's round, as every resource of a small tenant's round
+// is. When each is an inserted page (directory_insert.go) or changes no
+// row, their statements go first in the same round trip and commit with
+// the run, and applied is what they wrote (run's counts did not include
+// it). A small tenant's round is then two round trips, the lease taken and
+// this, where the pages took one each (and each a commit). Any other page,
+// or an inserted page Postgres refuses (its guard or a key), and nothing
+// is written: domain.ErrHeldPagesRefused says to apply them one by one.
+// The first page's commit holds the lease for the whole: a lost lease is
+// domain.ErrSyncLeaseLost, with nothing written either.
+func (s *Store) SyncRunEnd(ctx context.Context, run domain.SyncRun, end domain.SyncEnd, held []domain.SyncPage) (id int64, applied domain.SyncApplied, err error) {
 	b := &pgx.Batch{}
-	id := s.queueRunFinish(b, run)
+	for i, p := range held {
+		c := p.Commit
+		if i > 0 {
+			c.Lease = domain.SyncLease{} // held by the first page's check
+		}
+		rows, ok := s.queueHeld(b, run.TenantID, p, c)
+		if !ok {
+			return 0, domain.SyncApplied{}, domain.ErrHeldPagesRefused
+		}
+		applied.Upserts += rows
+	}
+	run.Upserts += applied.Upserts
+	ids := s.queueRunFinish(b, run)
+	if applied.Upserts == 0 {
+		s.relax(b) // no row, no event: the run's record and the round's end
+	}
 	now := s.now().UTC()
 	if err := s.syncSucceeded(ctx, b, run.TenantID, now, now.Add(end.Interval), end.LeaseOwner); err != nil {
-		return 0, fmt.Errorf("end sync run %d: %w", run.ID, err)
+		if len(held) > 0 && insertRefused(err) {
+			return 0, domain.SyncApplied{}, domain.ErrHeldPagesRefused
+		}
+		return 0, domain.SyncApplied{}, fmt.Errorf("end sync run %d: %w", run.ID, leaseLost(err))
 	}
-	return *id, nil
+	return *ids, applied, nil
+}
+
+// queueHeld queues held page p with its commit c on b, and returns how many
+// rows it writes: ok false, with nothing queued, unless that is known now —
+// a page that changes no row (none, and no sweep), or an inserted page,
+// which writes all its rows or fails.
+func (s *Store) queueHeld(b *pgx.Batch, tenantID string, p domain.SyncPage, c domain.SyncCommit) (rows int, ok bool) {
+	var q string
+	var args []any
+	u, g := p.Users, p.Groups
+	switch {
+	case !c.Sweep && u != nil && len(u.Users)+len(u.Removed) == 0,
+		!c.Sweep && g != nil && len(g.Groups)+len(g.Removed)+len(g.Members)+len(g.MembersRemoved) == 0:
+	case !insertPage(c):
+		return 0, false
+	case u != nil:
+		if args, ok = s.usersInsert(tenantID, u, c); !ok {
+			return 0, false
+		}
+		q, rows = directoryUserInsert, len(u.Users)
+	default:
+		if args, rows, ok = s.groupsInsert(tenantID, g, c); !ok {
+			return 0, false
+		}
+		q = directoryGroupInsert
+	}
+	s.queueCommit(b, tenantID, c)
+	if q != "" {
+		b.Queue(q, args...)
+	}
+	return rows, true
 }

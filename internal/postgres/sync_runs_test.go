@@ -125,7 +125,7 @@ func TestSyncRunEnd(t *testing.T) {
 			t.Fatalf("lease: %v, %v", taken, err)
 		}
 		run := domain.SyncRun{TenantID: tid, Kind: domain.SyncFull, Outcome: domain.SyncSucceeded, StartedAt: time.Now(), Pages: 2, Upserts: 72}
-		id, err := st.SyncRunEnd(ctx, run, domain.SyncEnd{Interval: time.Hour, LeaseOwner: lease.Owner})
+		id, _, err := st.SyncRunEnd(ctx, run, domain.SyncEnd{Interval: time.Hour, LeaseOwner: lease.Owner}, nil)
 		if err != nil || id == 0 {
 			t.Fatalf("SyncRunEnd: %d, %v", id, err)
 		}

@@ -247,11 +247,14 @@ RETURNING status`
 // that is not failing, the usual case, takes one statement and no explicit
 // transaction.
 func (s *Store) TenantSyncSucceeded(ctx context.Context, id string, next time.Time, leaseOwner string) error {
-	return s.syncSucceeded(ctx, &pgx.Batch{}, id, s.now().UTC(), next, leaseOwner)
+	b := &pgx.Batch{}
+	s.relax(b) // no status change, no event
+	return s.syncSucceeded(ctx, b, id, s.now().UTC(), next, leaseOwner)
 }
 
 // syncSucceeded is TenantSyncSucceeded at now, after the statements queued
-// on b, which commit with it (or, for a failing tenant, before it).
+// on b, which commit with it (or, for a failing tenant, before it); the
+// caller queues relaxCommit on b when they and it write no event.
 func (s *Store) syncSucceeded(ctx context.Context, b *pgx.Batch, id string, now, next time.Time, leaseOwner string) error {
 	var owner *string
 	if leaseOwner != "" {
@@ -259,7 +262,6 @@ func (s *Store) syncSucceeded(ctx context.Context, b *pgx.Batch, id string, now,
 	}
 	var status domain.TenantStatus
 	b.Queue(tenantSyncSucceeded, id, now, next.UTC(), owner, false).QueryRow(func(row pgx.Row) error { return row.Scan(&status) })
-	s.relax(b) // no status change, no event
 	err := s.db.SendBatch(ctx, b).Close()
 	if !errors.Is(err, pgx.ErrNoRows) {
 		if err != nil {
