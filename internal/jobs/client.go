@@ -248,7 +248,7 @@ func NewWorkerClient(pool *pgxpool.Pool, d *Deps, cc ClientConfig) (*river.Clien
 		cc.Concurrency = 8
 	}
 	cfg := &river.Config{
-		Logger:  d.Logger,
+		Logger:  slog.New(quietShutdown{d.Logger.Handler()}),
 		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cc.Concurrency}},
 		Workers: workers,
 		PeriodicJobs: []*river.PeriodicJob{
