@@ -37,7 +37,18 @@ stop_all() {
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 	pids=()
 	if [[ -n "$pg_data" ]]; then
+		local postmaster
+		postmaster=$(head -n 1 "$pg_data/postmaster.pid" 2>/dev/null || true)
 		"${pg_ctl_as[@]}" -D "$pg_data" -m fast -w stop >/dev/null 2>&1 || true
+		# pg_ctl's wait ends when the postmaster removes its pid file, a
+		# moment before the process is gone: wait for that too (at most 10 s),
+		# so that nothing runs once this says "stopped".
+		if [[ "$postmaster" =~ ^[0-9]+$ ]]; then
+			for _ in $(seq 200); do
+				kill -0 "$postmaster" 2>/dev/null || break
+				sleep 0.05
+			done
+		fi
 		pg_data=""
 	fi
 }
