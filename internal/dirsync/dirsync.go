@@ -144,23 +144,13 @@ func (s *Syncer) SyncFrom(ctx context.Context, tenantID string, state []domain.S
 	// Record the run even when ctx was cancelled by shutdown.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err == nil && opt.End != nil {
-		run.Outcome = domain.SyncSucceeded
-		now := s.now()
-		run.FinishedAt = &now
-		run.Pages += len(held)
-		id, a, ferr := s.store.SyncRunEnd(fctx, run, *opt.End, held)
-		switch {
-		case ferr == nil:
-			run.ID, run.Upserts, run.Deletes = id, run.Upserts+a.Upserts, run.Deletes+a.Deletes
-			return run, nil
-		case errors.Is(ferr, domain.ErrHeldPagesRefused), errors.Is(ferr, domain.ErrSyncLeaseLost):
-			// Nothing was written: the pages go one by one, and a lost
-			// lease fails the first, as it would have.
-			run.Pages -= len(held)
-		default:
-			return run, ferr
+	if err == nil && opt.End != nil && len(held) > 0 {
+		ended, ferr := s.endWith(fctx, run, *opt.End, held)
+		if !errors.Is(ferr, domain.ErrHeldPagesRefused) && !errors.Is(ferr, domain.ErrSyncLeaseLost) {
+			return ended, ferr
 		}
+		// Nothing was written: the pages go one by one, and a lost lease
+		// fails the first, as it would have.
 	}
 	// The held pages, applied one by one before the run's end: a later
 	// resource failed (they are still worth keeping), or the store would
@@ -189,6 +179,21 @@ func (s *Syncer) SyncFrom(ctx context.Context, tenantID string, state []domain.S
 		run.ID = id
 	}
 	return run, err
+}
+
+// endWith records run as succeeded and ends its round (Store.SyncRunEnd)
+// with the held pages, committed in the same transaction.
+func (s *Syncer) endWith(ctx context.Context, run domain.SyncRun, end domain.SyncEnd, held []domain.SyncPage) (domain.SyncRun, error) {
+	run.Outcome = domain.SyncSucceeded
+	now := s.now()
+	run.FinishedAt = &now
+	run.Pages += len(held)
+	id, a, err := s.store.SyncRunEnd(ctx, run, end, held)
+	if err != nil {
+		return run, err
+	}
+	run.ID, run.Upserts, run.Deletes = id, run.Upserts+a.Upserts, run.Deletes+a.Deletes
+	return run, nil
 }
 
 // applyHeld applies the held pages one by one, in order, and forgets them.
