@@ -36,12 +36,13 @@ bench: ## run the benchmarks (figures are reported as ratios to baselines measur
 	@./scripts/with-test-db.sh $(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
 
 TENANTS ?= 3000
+ROUNDTRIPS ?= true
 USERS ?= 50
 ROUNDS ?= 1
 .PHONY: bench-fleet
-bench-fleet: ## whole sync rounds of TENANTS (3000) x USERS (50) with the real worker: first sync, then ROUNDS steady rounds; WORKER=/abs/path measures another worker binary; PPROF=/abs/dir saves CPU profiles of the worker
+bench-fleet: ## whole sync rounds of TENANTS (3000) x USERS (50) with the real worker: first sync, then ROUNDS steady rounds; WORKER=/abs/path measures another worker binary; PPROF=/abs/dir saves CPU profiles of the worker; ROUNDTRIPS=false connects the worker to Postgres without the relay that counts its round trips
 	@./scripts/with-test-db.sh $(GO) test -run '^$$' -bench BenchmarkFleetRound -benchtime $(ROUNDS)x -timeout 3h ./internal/fleettest \
-		-args -fleet.tenants=$(TENANTS) -fleet.users=$(USERS) $(if $(WORKER),-fleet.worker=$(WORKER)) $(if $(PPROF),-fleet.pprof=$(PPROF))
+		-args -fleet.tenants=$(TENANTS) -fleet.users=$(USERS) $(if $(WORKER),-fleet.worker=$(WORKER)) $(if $(PPROF),-fleet.pprof=$(PPROF)) -fleet.roundtrips=$(ROUNDTRIPS)
 
 PAIRS ?= 3
 .PHONY: bench-fleet-ab
