@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func scrape(t *testing.T, m *Metrics) string {
@@ -75,4 +77,46 @@ func TestNilMetricsIsANoop(t *testing.T) {
 	m.ObserveGraph("x", 200, 0)
 	m.ObserveThrottled(0)
 	m.ObserveSync("full", "succeeded", 0, 0, 0, 0)
+}
+
+// TestGaugeReadAtMostOncePerMaxAge: scrapes within gaugeMaxAge of a read
+// answer with its values; a later scrape reads again; a failed read is not
+// kept.
+func TestGaugeReadAtMostOncePerMaxAge(t *testing.T) {
+	t.Parallel()
+	m := New()
+	now := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	reads, fail := 0, false
+	g := &scrapeGauge{
+		desc: prometheus.NewDesc("tenantsync_tenants", "Tenants by status.", []string{"status"}, nil),
+		now:  func() time.Time { return now },
+		count: func(context.Context) (map[string]float64, error) {
+			reads++
+			if fail {
+				return nil, errors.New("database down")
+			}
+			return map[string]float64{"active": float64(reads)}, nil
+		},
+	}
+	if err := m.Registry.Register(g); err != nil {
+		t.Fatal(err)
+	}
+	expect := func(what, want string, wantReads int) {
+		t.Helper()
+		out := scrape(t, m)
+		if want != "" && !strings.Contains(out, want) || want == "" && strings.Contains(out, "tenantsync_tenants{") || reads != wantReads {
+			t.Errorf("%s: %d reads (want %d), scrape:\n%s", what, reads, wantReads, out)
+		}
+	}
+	expect("first scrape", `tenantsync_tenants{status="active"} 1`, 1)
+	now = now.Add(gaugeMaxAge - time.Second)
+	expect("within the max age", `tenantsync_tenants{status="active"} 1`, 1)
+	now = now.Add(time.Second)
+	expect("at the max age", `tenantsync_tenants{status="active"} 2`, 2)
+	now = now.Add(gaugeMaxAge)
+	fail = true
+	expect("a failed read", "", 3)
+	expect("right after a failed read", "", 4)
+	fail = false
+	expect("after the failure", `tenantsync_tenants{status="active"} 5`, 5)
 }

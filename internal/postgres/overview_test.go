@@ -109,6 +109,19 @@ func TestFleetOverviewSummaries(t *testing.T) {
 	if wantStatus["pending"] != 1 || wantStatus["active"]+wantStatus["failing"] != 5 {
 		t.Errorf("the moves did not happen: %v", wantStatus)
 	}
+	// The worker's tenantsync_tenants gauge reads the kept counts.
+	byStatus, err := st.TenantCountByStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range domain.TenantStatuses {
+		if got, ok := byStatus[string(s)]; !ok || got != float64(wantStatus[string(s)]) {
+			t.Errorf("TenantCountByStatus %s = %v (present %t), counted %d", s, got, ok, wantStatus[string(s)])
+		}
+	}
+	if len(byStatus) != len(domain.TenantStatuses) {
+		t.Errorf("TenantCountByStatus: %v, want the %d statuses", byStatus, len(domain.TenantStatuses))
+	}
 	hours := `SELECT outcome || '/' || %s, sum(n) FROM (%s) AS r GROUP BY 1 HAVING sum(n) <> 0`
 	wantRuns := counted(t, pool, fmt.Sprintf(hours, "k", `
 SELECT outcome, 'runs' AS k, 1 AS n FROM sync_runs

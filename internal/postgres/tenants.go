@@ -179,13 +179,16 @@ func (s *Store) TenantTransition(ctx context.Context, id string, tr domain.Trans
 	return moved && err == nil, err
 }
 
-// TenantCountByStatus counts tenants per status, every status present.
+// TenantCountByStatus counts tenants per status, every status present. It
+// reads the counts the tenants table's triggers keep (migration 00075, as
+// the console's overview does): counting the table took about 150 ms of
+// Postgres at 100,000 tenants, on every scrape of the worker's /metrics.
 func (s *Store) TenantCountByStatus(ctx context.Context) (map[string]float64, error) {
 	out := map[string]float64{}
 	for _, st := range domain.TenantStatuses {
 		out[string(st)] = 0
 	}
-	if err := s.countBy(ctx, `SELECT status, count(*) FROM tenants GROUP BY status`, out); err != nil {
+	if err := s.countBy(ctx, overviewStatusCounts, out); err != nil {
 		return nil, fmt.Errorf("count tenants: %w", err)
 	}
 	return out, nil
