@@ -391,30 +391,43 @@ func TestSliceEnds(t *testing.T) {
 	jobstest.AssertCopy(t, b.srv, b.store, b.tid)
 }
 
+// leaseTakenByAnother takes b's tenant's lease for held, and returns it
+// with the lease of another job, which does not hold it.
+func leaseTakenByAnother(t *testing.T, b *bundle) (held, other domain.SyncLease) {
+	t.Helper()
+	held = domain.SyncLease{Owner: "00000000-0000-4000-8000-000000000001", TTL: time.Minute}
+	taken, _, err := b.store.SyncLeaseTake(context.Background(), b.tid, held)
+	must(t, err)
+	if !taken {
+		t.Fatal("lease not taken on a free tenant")
+	}
+	return held, domain.SyncLease{Owner: "00000000-0000-4000-8000-000000000002", TTL: time.Minute}
+}
+
+// assertNothingWritten fails when b's tenant has directory rows or events.
+func assertNothingWritten(t *testing.T, b *bundle, what string) {
+	t.Helper()
+	counts, err := b.store.DirectoryCounts(context.Background(), b.tid)
+	must(t, err)
+	if counts.Users != 0 || counts.Groups != 0 {
+		t.Errorf("%s wrote %+v", what, counts)
+	}
+	if evs := directoryEvents(t, b); len(evs) != 0 {
+		t.Errorf("%s wrote events %v", what, eventKeys(t, evs))
+	}
+}
+
 // TestLeaseLost: a sync whose lease is held by another commits nothing.
 func TestLeaseLost(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{})
 	ctx := context.Background()
-	held := domain.SyncLease{Owner: "00000000-0000-4000-8000-000000000001", TTL: time.Minute}
-	taken, _, err := b.store.SyncLeaseTake(ctx, b.tid, held)
-	must(t, err)
-	if !taken {
-		t.Fatal("lease not taken on a free tenant")
-	}
-	other := domain.SyncLease{Owner: "00000000-0000-4000-8000-000000000002", TTL: time.Minute}
-	_, err = b.syncer.Sync(ctx, b.tid, dirsync.Options{Lease: other})
+	held, other := leaseTakenByAnother(t, b)
+	_, err := b.syncer.Sync(ctx, b.tid, dirsync.Options{Lease: other})
 	if !errors.Is(err, domain.ErrSyncLeaseLost) {
 		t.Fatalf("sync without the lease: %v, want ErrSyncLeaseLost", err)
 	}
-	counts, err := b.store.DirectoryCounts(ctx, b.tid)
-	must(t, err)
-	if counts.Users != 0 || counts.Groups != 0 {
-		t.Errorf("a sync without the lease wrote %+v", counts)
-	}
-	if evs := directoryEvents(t, b); len(evs) != 0 {
-		t.Errorf("a sync without the lease wrote events %v", eventKeys(t, evs))
-	}
+	assertNothingWritten(t, b, "a sync without the lease")
 	if _, err := b.syncer.Sync(ctx, b.tid, dirsync.Options{Lease: held}); err != nil {
 		t.Fatalf("sync with the lease: %v", err)
 	}

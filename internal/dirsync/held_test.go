@@ -190,13 +190,7 @@ func TestHeldPagesLeaseLost(t *testing.T) {
 	c := &counting{}
 	b := setup(t, setupOpts{pageSize: 999, wrap: func(s dirsync.Store) dirsync.Store { c.Store = s; return c }})
 	ctx := context.Background()
-	holder := domain.SyncLease{Owner: "00000000-0000-4000-8000-000000000001", TTL: time.Minute}
-	taken, _, err := b.store.SyncLeaseTake(ctx, b.tid, holder)
-	must(t, err)
-	if !taken {
-		t.Fatal("lease not taken on a free tenant")
-	}
-	other := domain.SyncLease{Owner: "00000000-0000-4000-8000-000000000002", TTL: time.Minute}
+	_, other := leaseTakenByAnother(t, b)
 	run, err := b.syncer.Sync(ctx, b.tid, dirsync.Options{Lease: other, End: &domain.SyncEnd{Interval: time.Hour, LeaseOwner: other.Owner}})
 	if !errors.Is(err, domain.ErrSyncLeaseLost) || run.Outcome != domain.SyncFailed || run.ID == 0 {
 		t.Fatalf("sync without the lease: %s run %d, %v; want a failed run recorded, ErrSyncLeaseLost", run.Outcome, run.ID, err)
@@ -204,12 +198,5 @@ func TestHeldPagesLeaseLost(t *testing.T) {
 	if c.held != 2 || c.applied != 1 {
 		t.Errorf("%d pages held, %d applied on their own; want 2 held, then the first applied (and refused)", c.held, c.applied)
 	}
-	counts, err := b.store.DirectoryCounts(ctx, b.tid)
-	must(t, err)
-	if counts.Users != 0 || counts.Groups != 0 {
-		t.Errorf("a sync without the lease wrote %+v", counts)
-	}
-	if evs := directoryEvents(t, b); len(evs) != 0 {
-		t.Errorf("a sync without the lease wrote events %v", eventKeys(t, evs))
-	}
+	assertNothingWritten(t, b, "a sync without the lease")
 }
