@@ -69,13 +69,25 @@ func (s *Store) TenantJobCounts(ctx context.Context, tenantID string) (map[strin
 	return out, nil
 }
 
+// jobCountByState counts each state of River's enum through River's index
+// led by the state (an index-only scan) instead of reading the whole table
+// once: River keeps completed jobs a day (CompletedJobRetentionPeriod), so
+// at 100,000 tenants synced hourly the table holds some 2.4 million jobs of
+// wide rows (args, metadata, errors), and the worker's gauge, read at each
+// scrape, cost about a second of Postgres CPU a read. Measured with
+// BenchmarkJobCountByState (500,000 jobs, vacuumed): 0.22 of the GROUP BY's
+// machine CPU per read. Jobs finished since the last vacuum still cost a
+// heap visit each. A state River adds is counted without a change here.
+const jobCountByState = `SELECT s::text, (SELECT count(*) FROM river_job WHERE state = s)
+FROM unnest(enum_range(NULL::river_job_state)) AS s`
+
 // JobCountByState counts River jobs per state.
 func (s *Store) JobCountByState(ctx context.Context) (map[string]float64, error) {
 	out := map[string]float64{}
 	for _, st := range []string{"available", "cancelled", "completed", "discarded", "pending", "retryable", "running", "scheduled"} {
 		out[st] = 0
 	}
-	if err := s.countBy(ctx, `SELECT state::text, count(*) FROM river_job GROUP BY state`, out); err != nil {
+	if err := s.countBy(ctx, jobCountByState, out); err != nil {
 		return nil, fmt.Errorf("count jobs: %w", err)
 	}
 	return out, nil
