@@ -150,7 +150,7 @@ UNION ALL SELECT outcome, 'token_failed', token_failed FROM sync_run_hours`))
 }
 
 // counted runs a two-column (text, count) query into a map.
-func counted(t *testing.T, pool *pgxpool.Pool, sql string) map[string]int {
+func counted(t testing.TB, pool *pgxpool.Pool, sql string) map[string]int {
 	t.Helper()
 	rows, err := pool.Query(context.Background(), sql)
 	if err != nil {

@@ -34,30 +34,6 @@ FROM generate_series(1, $2::int) AS g`, state, n)
 // read before: one pass over the whole table.
 const groupByState = `SELECT state::text, count(*) FROM river_job GROUP BY state`
 
-func countGrouped(tb testing.TB, pool *pgxpool.Pool) map[string]float64 {
-	tb.Helper()
-	rows, err := pool.Query(context.Background(), groupByState)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer rows.Close()
-	out := map[string]float64{}
-	for rows.Next() {
-		var (
-			s string
-			n int64
-		)
-		if err := rows.Scan(&s, &n); err != nil {
-			tb.Fatal(err)
-		}
-		out[s] = float64(n)
-	}
-	if err := rows.Err(); err != nil {
-		tb.Fatal(err)
-	}
-	return out
-}
-
 // TestJobCountByState: the gauge counts every River state, as a GROUP BY
 // over the table counts it, and says 0 for the states no job is in.
 func TestJobCountByState(t *testing.T) {
@@ -71,7 +47,10 @@ func TestJobCountByState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := countGrouped(t, pool)
+	want := map[string]float64{}
+	for s, n := range counted(t, pool, groupByState) {
+		want[s] = float64(n)
+	}
 	for _, s := range []string{"available", "cancelled", "completed", "discarded", "pending", "retryable", "running", "scheduled"} {
 		if _, ok := want[s]; !ok {
 			want[s] = 0
@@ -125,7 +104,7 @@ func BenchmarkJobCountByState(b *testing.B) {
 		}
 	})
 	b.StopTimer()
-	base, baseWall := cpu(min(b.N, 20), func() { countGrouped(b, pool) })
+	base, baseWall := cpu(min(b.N, 20), func() { counted(b, pool, groupByState) })
 	b.ReportMetric(float64(got.Microseconds())/1000, "cpu-ms/read")
 	b.ReportMetric(float64(base.Microseconds())/1000, "group-by-cpu-ms/read")
 	b.ReportMetric(float64(got)/float64(base), "cpu-ratio-to-group-by")
