@@ -181,8 +181,9 @@ func (s *Store) TenantTransition(ctx context.Context, id string, tr domain.Trans
 
 // TenantCountByStatus counts tenants per status, every status present. It
 // reads the counts the tenants table's triggers keep (migration 00075, as
-// the console's overview does): counting the table took about 150 ms of
-// Postgres at 100,000 tenants, on every scrape of the worker's /metrics.
+// the console's overview does): counting the table took about 200 ms a
+// call at 100,000 tenants (pg_stat_statements, docs/benchmarks.md), on
+// every scrape of the worker's /metrics.
 func (s *Store) TenantCountByStatus(ctx context.Context) (map[string]float64, error) {
 	out := map[string]float64{}
 	for _, st := range domain.TenantStatuses {
